@@ -1,0 +1,1 @@
+"""The orchestrator: domain model, handlers and ports. Imports no cloud SDK."""

@@ -1,0 +1,190 @@
+"""Score a candidate and the champion on the same holdout rows, with paired evidence.
+
+    python -m ml_pipeline.evaluate --candidate DIR --champion DIR|none --data diabetes|PATH.csv --output evaluation.json
+
+The holdout rows are the candidate's (recorded by training). For each model the report
+gives mse/rmse/mae/r2; for the pair, the mean difference (candidate minus champion) of
+per-row squared and absolute errors with paired-bootstrap intervals, and the r2
+difference derived from the squared-error one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml_pipeline.bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_means, percentile_intervals
+from ml_pipeline.dataset import data_fingerprint, load_dataset
+from ml_pipeline.errors import PipelineInputError
+from ml_pipeline.jsonio import read_json, write_json
+from ml_pipeline.metrics import regression_metrics
+from ml_pipeline.split import Split
+from ml_pipeline.train import CARD_FILE, MODEL_FILE
+
+REPORT_VERSION = 1
+NO_CHAMPION = "none"
+# The gate reads "lower is better" for losses and "higher is better" for r2.
+DIRECTIONS = {"mse": "lower_is_better", "mae": "lower_is_better", "r2": "higher_is_better"}
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    directory: Path
+    card: dict[str, Any]
+    estimator: Any
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": str(self.directory),
+            "estimator": self.card.get("estimator"),
+            "params": self.card.get("params"),
+            "data_sha256": self.card.get("data", {}).get("sha256"),
+        }
+
+
+def load_trained_model(directory: Path, role: str) -> TrainedModel:
+    import joblib
+
+    if not (directory / MODEL_FILE).is_file():
+        raise PipelineInputError(f"{role} directory {directory} has no {MODEL_FILE}")
+    card = read_json(directory / CARD_FILE, what=f"{role} model card")
+    try:
+        estimator = joblib.load(directory / MODEL_FILE)
+    except Exception as exc:  # a corrupt pickle can raise nearly anything
+        raise PipelineInputError(f"cannot load {role} model {directory / MODEL_FILE}: {exc}") from None
+    return TrainedModel(directory, card, estimator)
+
+
+def compare_predictions(
+    y_true: np.ndarray,
+    candidate_pred: np.ndarray,
+    champion_pred: np.ndarray | None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    """Metrics for both models and paired-bootstrap differences (candidate minus champion)."""
+    report: dict[str, Any] = {
+        "n": int(y_true.size),
+        "metrics": {"candidate": regression_metrics(y_true, candidate_pred), "champion": None},
+        "differences": None,
+    }
+    if champion_pred is None:
+        return report
+    report["metrics"]["champion"] = regression_metrics(y_true, champion_pred)
+    candidate_err, champion_err = candidate_pred - y_true, champion_pred - y_true
+    per_row = np.column_stack([candidate_err**2 - champion_err**2, np.abs(candidate_err) - np.abs(champion_err)])
+    estimates = per_row.mean(axis=0)
+    samples = bootstrap_means(per_row, resamples, seed)
+    bootstrap = {"resamples": resamples, "seed": seed, "method": "paired percentile bootstrap"}
+    differences = {
+        "mse": {"estimate": float(estimates[0]), "intervals": percentile_intervals(samples[:, 0])},
+        "mae": {"estimate": float(estimates[1]), "intervals": percentile_intervals(samples[:, 1])},
+    }
+    # r2 = 1 - mse / var(y) on the same rows, so its difference is the mse one scaled by -1/var(y).
+    variance = float(np.mean((y_true - y_true.mean()) ** 2))
+    if variance > 0:
+        differences["r2"] = {
+            "estimate": -differences["mse"]["estimate"] / variance,
+            "intervals": {
+                level: [-high / variance, -low / variance]
+                for level, (low, high) in differences["mse"]["intervals"].items()
+            },
+        }
+    for metric, entry in differences.items():
+        entry["direction"] = DIRECTIONS[metric]
+        entry["definition"] = "candidate minus champion"
+    report["differences"] = differences
+    report["bootstrap"] = bootstrap
+    return report
+
+
+def evaluate(
+    candidate_dir: Path,
+    champion_dir: Path | None,
+    data: str,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
+    candidate = load_trained_model(candidate_dir, "candidate")
+    champion = load_trained_model(champion_dir, "champion") if champion_dir else None
+    frame = load_dataset(data)
+    fingerprint = data_fingerprint(frame)
+    if fingerprint != candidate.card["data"]["sha256"]:
+        raise PipelineInputError(
+            f"data {data!r} is not the data the candidate was trained on (sha256 {fingerprint[:12]} vs "
+            f"{candidate.card['data']['sha256'][:12]}); its recorded holdout rows would not be held out"
+        )
+    split = Split.from_json(candidate.card["split"])
+    holdout = np.asarray(split.holdout_index)
+    target = candidate.card["target"]
+    y_true = frame[target].to_numpy(dtype=np.float64)[holdout]
+
+    def predict(model: TrainedModel) -> np.ndarray:
+        features = model.card["features"]
+        missing = [c for c in features if c not in frame.columns]
+        if missing:
+            raise PipelineInputError(f"{model.directory} needs columns the data lacks: {', '.join(missing)}")
+        return np.asarray(model.estimator.predict(frame[features].to_numpy(dtype=np.float64)[holdout]), dtype=float)
+
+    comparison = compare_predictions(
+        y_true, predict(candidate), predict(champion) if champion else None, resamples, seed
+    )
+    compared: dict[str, Any] = {
+        "candidate": candidate.describe(),
+        "champion": champion.describe() if champion else None,
+        "data": {"source": data, "sha256": fingerprint},
+        "holdout": {"rows": int(holdout.size), "seed": split.seed, "fraction": split.holdout_fraction},
+    }
+    if champion is None:
+        note = "no champion: nothing to compare against; only the candidate's metrics are reported"
+    elif champion.card.get("data", {}).get("sha256") == fingerprint:
+        overlap = np.intersect1d(Split.from_json(champion.card["split"]).train_index, holdout).size
+        compared["champion_trained_on_holdout_rows"] = int(overlap)
+        note = "champion and candidate scored on the same holdout rows" + (
+            f"; the champion saw {overlap} of them in training, which favours it" if overlap else ""
+        )
+    else:
+        note = "champion and candidate scored on the same holdout rows; the champion was trained on other data"
+    return {"version": REPORT_VERSION, "compared": compared, "note": note, **comparison}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml_pipeline.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--candidate", required=True, type=Path, help="training output directory")
+    parser.add_argument("--champion", required=True, help="champion's training output directory, or 'none'")
+    parser.add_argument("--data", required=True, help="'diabetes' or the CSV the candidate was trained on")
+    parser.add_argument("--output", required=True, type=Path, help="where to write evaluation.json")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap seed")
+    args = parser.parse_args(argv)
+    champion_dir = None if args.champion.lower() == NO_CHAMPION else Path(args.champion)
+    try:
+        report = evaluate(args.candidate, champion_dir, args.data, args.resamples, args.seed)
+    except PipelineInputError as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    write_json(args.output, report)
+    cand = report["metrics"]["candidate"]
+    print(
+        f"evaluate: {report['n']} holdout rows; "
+        f"candidate mse={cand['mse']:.1f} mae={cand['mae']:.2f} r2={cand['r2']:.3f}"
+    )
+    if report["differences"]:
+        champ = report["metrics"]["champion"]
+        diff = report["differences"]["mse"]
+        low, high = diff["intervals"]["0.95"]
+        print(
+            f"evaluate: champion mse={champ['mse']:.1f}; difference (candidate - champion) "
+            f"{diff['estimate']:+.1f}, 95% CI [{low:+.1f}, {high:+.1f}]"
+        )
+    print(f"evaluate: {report['note']}; report at {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Train a regressor and write the model with its metrics, data profile and model card.
+
+    python -m ml_pipeline.train --data diabetes|PATH.csv --output DIR [--params PARAMS.json] [--param alpha=0.5]
+
+Outputs in DIR: model.joblib, metrics.json (holdout mse/rmse/mae/r2), profile.json (the
+reference profile for data_checks) and model_card.json (params, split, data hash, row
+counts, library versions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from ml_pipeline.dataset import DEFAULT_TARGET, data_fingerprint, feature_columns, load_dataset, require_target
+from ml_pipeline.errors import PipelineInputError
+from ml_pipeline.estimators import build_estimator, resolve_params
+from ml_pipeline.jsonio import read_json, write_json
+from ml_pipeline.metrics import regression_metrics
+from ml_pipeline.profile import build_profile
+from ml_pipeline.split import DEFAULT_HOLDOUT_FRACTION, DEFAULT_SEED, make_split
+
+MODEL_FILE = "model.joblib"
+METRICS_FILE = "metrics.json"
+PROFILE_FILE = "profile.json"
+CARD_FILE = "model_card.json"
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import numpy
+    import pandas
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "scikit-learn": sklearn.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def train(
+    data: str,
+    output: Path,
+    params_document: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    target: str = DEFAULT_TARGET,
+    seed: int = DEFAULT_SEED,
+    holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION,
+) -> dict[str, Any]:
+    """Train, write the outputs to ``output`` and return the model card."""
+    import joblib
+    import numpy as np
+
+    frame = load_dataset(data)
+    require_target(frame, target)
+    features = feature_columns(frame, target)
+    try:
+        x = frame[features].to_numpy(dtype=np.float64)
+        y = frame[target].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise PipelineInputError(f"data must be numeric to train on: {exc}") from None
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise PipelineInputError("data has missing or infinite values; run ml_pipeline.data_checks for details")
+    try:
+        split = make_split(len(frame), seed, holdout_fraction)
+    except ValueError as exc:
+        raise PipelineInputError(str(exc)) from None
+    spec = resolve_params(params_document, overrides)
+    estimator = build_estimator(spec, seed)
+
+    train_rows, holdout_rows = split.train_index, np.asarray(split.holdout_index)
+    try:
+        estimator.fit(x[train_rows], y[train_rows])
+    except ValueError as exc:
+        raise PipelineInputError(f"training failed: {exc}") from None
+    metrics = regression_metrics(y[holdout_rows], estimator.predict(x[holdout_rows]))
+    metrics.update(n_train=int(train_rows.size), n_holdout=int(holdout_rows.size))
+
+    card = {
+        "estimator": spec["estimator"],
+        "params": spec["params"],
+        "target": target,
+        "features": features,
+        "data": {"source": data, "sha256": data_fingerprint(frame), "n_rows": len(frame)},
+        "split": split.to_json(),
+        "rows": {"train": int(train_rows.size), "holdout": int(holdout_rows.size)},
+        "metrics": {k: metrics[k] for k in ("mse", "rmse", "mae", "r2")},
+        "libraries": library_versions(),
+    }
+    output.mkdir(parents=True, exist_ok=True)
+    joblib.dump(estimator, output / MODEL_FILE)
+    write_json(output / METRICS_FILE, metrics)
+    write_json(output / PROFILE_FILE, build_profile(frame.iloc[train_rows], target))
+    write_json(output / CARD_FILE, card)
+    return card
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse, else kept as strings."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise PipelineInputError(f"--param expects key=value, got {pair!r}")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ml_pipeline.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="'diabetes' or a CSV path")
+    parser.add_argument("--output", required=True, type=Path, help="directory for the model and its records")
+    parser.add_argument("--params", help='JSON file: {"estimator": "sklearn....", "params": {...}}')
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
+    parser.add_argument("--target", default=DEFAULT_TARGET)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="split and estimator seed")
+    parser.add_argument("--holdout-fraction", type=float, default=DEFAULT_HOLDOUT_FRACTION)
+    args = parser.parse_args(argv)
+    try:
+        document = read_json(args.params, what="params file") if args.params else None
+        card = train(
+            args.data, args.output, document, parse_overrides(args.param), args.target, args.seed, args.holdout_fraction
+        )
+    except PipelineInputError as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    metrics = card["metrics"]
+    print(
+        f"train: {card['estimator']} {json.dumps(card['params'])} on {card['rows']['train']} rows; "
+        f"holdout ({card['rows']['holdout']} rows) mse={metrics['mse']:.1f} rmse={metrics['rmse']:.2f} "
+        f"mae={metrics['mae']:.2f} r2={metrics['r2']:.3f}; written to {args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Entry script for the Azure ML inference server (azmlinfsrv): init() once, run() per request.
+
+Request:  {"data": [[10 numbers], ...]}      Response: {"result": [prediction, ...]}
+Bad input gets HTTP 400 with {"error": "..."} saying what is wrong; each request logs one
+JSON line (request id, rows, milliseconds, status).
+
+Settings (environment): AZUREML_MODEL_DIR (set by Azure ML; the model may sit at its root
+or under <name>/<version>/), SCORING_MAX_ROWS (default 10000).
+"""
+
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import joblib
+import numpy as np
+
+try:  # the package azmlinfsrv ships in
+    from azureml_inference_server_http.api.aml_response import AMLResponse
+except ImportError:  # older Azure ML images ship it under azureml-contrib-services
+    from azureml.contrib.services.aml_response import AMLResponse
+
+MODEL_FILE = "model.joblib"
+DEFAULT_MAX_ROWS = 10_000
+
+logger = logging.getLogger("scoring")
+model: Any = None
+n_features: int = 0
+max_rows: int = DEFAULT_MAX_ROWS
+
+
+class BadRequest(ValueError):
+    """The request cannot be scored; the message goes back to the caller."""
+
+
+def find_model_file(model_dir: Path) -> Path:
+    """The model file at the root of AZUREML_MODEL_DIR or under <name>/<version>/."""
+    direct = model_dir / MODEL_FILE
+    if direct.is_file():
+        return direct
+    nested = sorted(model_dir.glob(f"*/*/{MODEL_FILE}")) or sorted(model_dir.glob(f"*/{MODEL_FILE}"))
+    if len(nested) == 1:
+        return nested[0]
+    if not nested:
+        raise FileNotFoundError(f"no {MODEL_FILE} under AZUREML_MODEL_DIR={model_dir}")
+    raise FileNotFoundError(f"several models under AZUREML_MODEL_DIR={model_dir}: {', '.join(str(p) for p in nested)}")
+
+
+def _configure_logging() -> None:
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def init() -> None:
+    global model, n_features, max_rows
+    _configure_logging()
+    model_dir = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
+    model_path = find_model_file(model_dir)
+    model = joblib.load(model_path)
+    n_features = int(getattr(model, "n_features_in_", 0))
+    raw_max = os.environ.get("SCORING_MAX_ROWS", str(DEFAULT_MAX_ROWS))
+    try:
+        max_rows = int(raw_max)
+    except ValueError:
+        raise ValueError(f"SCORING_MAX_ROWS must be an integer, got {raw_max!r}") from None
+    logger.info(json.dumps({"event": "init", "model": str(model_path), "features": n_features, "max_rows": max_rows}))
+
+
+def parse_rows(raw_data: str) -> np.ndarray:
+    """The request body as a 2-D float array, or BadRequest naming what is wrong."""
+    try:
+        body = json.loads(raw_data)
+    except (ValueError, TypeError):
+        raise BadRequest('request body is not valid JSON; expected {"data": [[...], ...]}') from None
+    if not isinstance(body, dict) or "data" not in body:
+        raise BadRequest('expected a JSON object with a "data" field: {"data": [[...], ...]}')
+    data = body["data"]
+    if not isinstance(data, list) or not data:
+        raise BadRequest('"data" must be a non-empty list of rows')
+    if len(data) > max_rows:
+        raise BadRequest(f'"data" has {len(data)} rows; at most {max_rows} per request')
+    try:
+        rows = np.array(data)
+    except ValueError:
+        raise BadRequest(
+            f'every row of "data" must be a list of {n_features} numbers (rows differ in length)'
+        ) from None
+    # numpy turns true/false into numbers beside floats, so look for them; the text test keeps it cheap.
+    if rows.dtype.kind not in "if" or (("true" in raw_data or "false" in raw_data) and _has_bool(data)):
+        raise BadRequest(f'"data" must hold only numbers; found {_first_non_number(data)}')
+    if rows.ndim != 2 or (n_features and rows.shape[1] != n_features):
+        shape = "x".join(map(str, rows.shape))
+        raise BadRequest(f'"data" must be a list of rows of {n_features} numbers; got shape {shape}')
+    rows = rows.astype(np.float64, copy=False)
+    if not np.isfinite(rows).all():
+        raise BadRequest('"data" holds NaN or Infinity; every value must be a finite number')
+    return rows
+
+
+def _has_bool(data: list) -> bool:
+    return any(isinstance(v, bool) for row in data for v in (row if isinstance(row, list) else [row]))
+
+
+def _first_non_number(data: list) -> str:
+    for row in data:
+        for value in row if isinstance(row, list) else [row]:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"{json.dumps(value)[:40]} ({type(value).__name__})"
+    return "a value that is not a number"
+
+
+def run(raw_data: str, request_headers: Optional[dict] = None) -> Any:
+    started = time.perf_counter()
+    headers = request_headers or {}
+    request_id = headers.get("X-Request-Id") or headers.get("x-request-id") or str(uuid.uuid4())
+    rows = 0
+    try:
+        features = parse_rows(raw_data)
+        rows = len(features)
+        result = {"result": model.predict(features).tolist()}
+        status = 200
+    except BadRequest as exc:
+        result = AMLResponse({"error": str(exc)}, 400, json_str=True)
+        status = 400
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    logger.info(
+        '{"event": "score", "request_id": %s, "rows": %d, "ms": %.3f, "status": %d}',
+        json.dumps(request_id),
+        rows,
+        elapsed_ms,
+        status,
+    )
+    return result
