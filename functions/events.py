@@ -1,0 +1,303 @@
+"""Event Grid / CloudEvents payloads parsed into typed domain events.
+
+Accepts both schemas Event Grid delivers: the Event Grid schema (`eventType`, `eventTime`,
+`topic`, `dataVersion`) and CloudEvents 1.0 (`specversion`, `type`, `time`, `source`).
+Payload fields are read exactly as Azure sends them: Azure ML run events are camelCase,
+model events PascalCase, `ModelVersion` may be a number or a string, `dataVersion` may be
+empty. A payload that cannot be understood raises InvalidEvent with the reason; the
+caller dead-letters it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+BUILD_COMPLETED = "MLOps.BuildCompleted"
+RELEASE_STATE_CHANGED = "MLOps.ReleaseStateChanged"
+RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
+RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
+MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
+DATASET_DRIFT_DETECTED = "Microsoft.MachineLearningServices.DatasetDriftDetected"
+IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
+IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"
+
+RELEASE_PREFIX = "rel-"
+_UNSAFE = re.compile(r"[^a-z0-9-]+")
+MAX_RELEASE_ID = 48
+
+
+class InvalidEvent(ValueError):
+    """The payload is not an event this app can process; the message says why."""
+
+
+@dataclass(frozen=True)
+class DomainEvent:
+    id: str
+    type: str
+    subject: str
+    time: str
+    source: str
+    data: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def release_id(self) -> str | None:
+        return None
+
+
+@dataclass(frozen=True)
+class BuildCompleted(DomainEvent):
+    build_id: str = ""
+    build_number: str = ""
+    result: str = ""
+    commit: str = ""
+    branch: str = ""
+    repository: str = ""
+    requested_by: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def release_id(self) -> str:
+        return release_id_for_build(self.build_id)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result.lower() in ("succeeded", "partiallysucceeded")
+
+    def trigger(self) -> dict[str, Any]:
+        return {
+            "kind": "build",
+            "buildId": self.build_id,
+            "buildNumber": self.build_number,
+            "result": self.result,
+            "sourceVersion": self.commit,
+            "sourceBranch": self.branch,
+            "repository": self.repository,
+            "requestedFor": self.requested_by,
+            "parameters": dict(self.parameters),
+        }
+
+
+@dataclass(frozen=True)
+class RunFinished(DomainEvent):
+    """RunCompleted, or RunStatusChanged; `status` is "Completed" for the former."""
+
+    run_id: str = ""
+    experiment_name: str = ""
+    status: str = ""
+    tags: Mapping[str, Any] = field(default_factory=dict)
+    properties: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def release_id(self) -> str | None:
+        value = self.tags.get("release_id")
+        return str(value) if value else None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status.lower() == "completed"
+
+    @property
+    def failed(self) -> bool:
+        return self.status.lower() in ("failed", "canceled", "cancelled")
+
+
+@dataclass(frozen=True)
+class ModelRegistered(DomainEvent):
+    model_name: str = ""
+    model_version: str = ""
+    tags: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def release_id(self) -> str | None:
+        value = self.tags.get("release_id")
+        return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class DriftDetected(DomainEvent):
+    drift_name: str = ""
+    drift_coefficient: float = 0.0
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class ImageEvent(DomainEvent):
+    """ImagePushed or ImageDeleted from Azure Container Registry."""
+
+    action: str = ""
+    repository: str = ""
+    tag: str = ""
+    digest: str = ""
+
+    @property
+    def release_id(self) -> str | None:
+        return release_id_from_image_tag(self.tag)
+
+
+def release_id_for_build(build_id: str) -> str:
+    """A release id from a build id, safe for image tags: same build, same release."""
+    cleaned = _UNSAFE.sub("-", build_id.lower()).strip("-")
+    if not cleaned or cleaned != build_id.lower() or len(cleaned) > MAX_RELEASE_ID - 12:
+        suffix = hashlib.sha256(build_id.encode()).hexdigest()[:8]
+        cleaned = f"{cleaned[: MAX_RELEASE_ID - 14]}-{suffix}".strip("-")
+    return RELEASE_PREFIX + cleaned
+
+
+def image_tag(model_version: str, release_id: str) -> str:
+    return f"{model_version}-{release_id}"
+
+
+def release_id_from_image_tag(tag: str) -> str | None:
+    version, sep, rest = tag.partition("-")
+    if sep and version.isdigit() and rest.startswith(RELEASE_PREFIX):
+        return rest
+    return None
+
+
+def _require_text(data: Mapping[str, Any], key: str, event_type: str) -> str:
+    value = data.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidEvent(f"{event_type} event has no {key}")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise InvalidEvent(f"{event_type} field {key} must be a string, got {type(value).__name__}")
+    return str(value)
+
+
+def _mapping(data: Mapping[str, Any], key: str, event_type: str) -> Mapping[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise InvalidEvent(f"{event_type} field {key} must be an object")
+    return value
+
+
+def envelope(payload: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a payload into its common envelope fields and its data, for either schema."""
+    if not isinstance(payload, Mapping):
+        raise InvalidEvent(f"an event must be a JSON object, got {type(payload).__name__}")
+    if "specversion" in payload:
+        if str(payload["specversion"]) != "1.0":
+            raise InvalidEvent(f"unsupported CloudEvents specversion {payload['specversion']!r}")
+        fields = {
+            "id": payload.get("id"),
+            "type": payload.get("type"),
+            "subject": payload.get("subject") or "",
+            "time": payload.get("time") or "",
+            "source": payload.get("source") or "",
+        }
+    else:
+        fields = {
+            "id": payload.get("id"),
+            "type": payload.get("eventType"),
+            "subject": payload.get("subject") or "",
+            "time": payload.get("eventTime") or "",
+            "source": payload.get("topic") or "",
+        }
+    for key in ("id", "type"):
+        if not isinstance(fields[key], str) or not fields[key]:
+            raise InvalidEvent(f"event has no {'id' if key == 'id' else 'event type'}")
+    data = payload.get("data")
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidEvent(f"{fields['type']} event data must be an object")
+    return fields, dict(data)
+
+
+def parse_event(payload: Any) -> DomainEvent:
+    fields, data = envelope(payload)
+    event_type = fields["type"]
+    parser = _PARSERS.get(event_type)
+    if parser is None:
+        raise InvalidEvent(f"unhandled event type {event_type}")
+    return parser(fields, data)
+
+
+def _parse_build(fields: dict[str, Any], data: dict[str, Any]) -> BuildCompleted:
+    parameters = _mapping(data, "parameters", BUILD_COMPLETED)
+    return BuildCompleted(
+        **fields,
+        data=data,
+        build_id=_require_text(data, "buildId", BUILD_COMPLETED),
+        build_number=str(data.get("buildNumber") or ""),
+        result=_require_text(data, "result", BUILD_COMPLETED),
+        commit=str(data.get("sourceVersion") or ""),
+        branch=str(data.get("sourceBranch") or ""),
+        repository=str(data.get("repository") or ""),
+        requested_by=str(data.get("requestedFor") or ""),
+        parameters=dict(parameters),
+    )
+
+
+def _parse_run(fields: dict[str, Any], data: dict[str, Any]) -> RunFinished:
+    event_type = fields["type"]
+    status = "Completed" if event_type == RUN_COMPLETED else _require_text(data, "runStatus", event_type)
+    return RunFinished(
+        **fields,
+        data=data,
+        run_id=_require_text(data, "runId", event_type),
+        experiment_name=str(data.get("experimentName") or ""),
+        status=status,
+        tags=dict(_mapping(data, "runTags", event_type)),
+        properties=dict(_mapping(data, "runProperties", event_type)),
+    )
+
+
+def _parse_model(fields: dict[str, Any], data: dict[str, Any]) -> ModelRegistered:
+    return ModelRegistered(
+        **fields,
+        data=data,
+        model_name=_require_text(data, "ModelName", MODEL_REGISTERED),
+        model_version=_require_text(data, "ModelVersion", MODEL_REGISTERED),
+        tags=dict(_mapping(data, "ModelTags", MODEL_REGISTERED)),
+    )
+
+
+def _parse_drift(fields: dict[str, Any], data: dict[str, Any]) -> DriftDetected:
+    try:
+        coefficient = float(data.get("DriftCoefficient") or 0.0)
+    except (TypeError, ValueError):
+        raise InvalidEvent("DatasetDriftDetected field DriftCoefficient must be a number") from None
+    return DriftDetected(
+        **fields,
+        data=data,
+        drift_name=str(data.get("DataDriftName") or data.get("DataDriftId") or ""),
+        drift_coefficient=coefficient,
+        run_id=str(data.get("RunId") or ""),
+    )
+
+
+def _parse_image(fields: dict[str, Any], data: dict[str, Any]) -> ImageEvent:
+    event_type = fields["type"]
+    target = _mapping(data, "target", event_type)
+    if not target:
+        raise InvalidEvent(f"{event_type} event has no target")
+    return ImageEvent(
+        **fields,
+        data=data,
+        action=str(data.get("action") or ""),
+        repository=_require_text(target, "repository", event_type),
+        tag=str(target.get("tag") or ""),
+        digest=str(target.get("digest") or ""),
+    )
+
+
+_PARSERS = {
+    BUILD_COMPLETED: _parse_build,
+    RUN_COMPLETED: _parse_run,
+    RUN_STATUS_CHANGED: _parse_run,
+    MODEL_REGISTERED: _parse_model,
+    DATASET_DRIFT_DETECTED: _parse_drift,
+    IMAGE_PUSHED: _parse_image,
+    IMAGE_DELETED: _parse_image,
+}
+
+# Which Event Grid function (subscription) handles which event types.
+FUNCTION_EVENT_TYPES = {
+    "on_build_event": (BUILD_COMPLETED,),
+    "on_ml_event": (RUN_COMPLETED, RUN_STATUS_CHANGED, MODEL_REGISTERED, DATASET_DRIFT_DETECTED),
+    "on_registry_event": (IMAGE_PUSHED, IMAGE_DELETED),
+}

@@ -1,0 +1,156 @@
+"""The ports the orchestrator talks through. Adapters live in platforms/<name>/.
+
+Every call that starts work on a platform carries the release id, so the events that come
+back (run completed, model registered, image pushed) find their release without guessing:
+job tags ``release_id``, model tags ``release_id``, image tag ``<model version>-<release id>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from functions.release import Release
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    # Where the model's files are: a local directory, or an azureml:// URI.
+    location: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    repository: str
+    tag: str
+    digest: str = ""
+    # Local platform: the build context directory; Azure: the login server.
+    location: str = ""
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    scoring_url: str
+    version: str = ""  # the deployment/slot behind the URL
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # "running" | "completed" | "failed" | "canceled" | "unknown"
+    detail: str = ""
+    portal_url: str = ""
+
+
+@dataclass(frozen=True)
+class TestReport:
+    passed: bool
+    summary: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Training(Protocol):
+    def submit(self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None) -> str:
+        """Start data checks -> train -> evaluate for a release; return the job name.
+        RunCompleted / RunStatusChanged (failed) follows with runTags.release_id."""
+
+    def status(self, job_name: str) -> JobStatus: ...
+
+    def evaluation(self, job_name: str) -> dict[str, Any]:
+        """The evaluation report the job wrote (ml_pipeline.evaluate's output)."""
+
+    def model_location(self, job_name: str) -> str:
+        """Where the job's trained model is, for registration."""
+
+
+class Registry(Protocol):
+    def register(self, release_id: str, job_name: str, location: str, tags: dict[str, str]) -> ModelRef:
+        """Register the job's model; ModelRegistered follows."""
+
+    def champion(self) -> ModelRef | None:
+        """The model version in production, if any."""
+
+    def set_champion(self, model: ModelRef) -> None: ...
+
+
+class Images(Protocol):
+    def build(self, release_id: str, model: ModelRef) -> ImageRef:
+        """Package model + score.py into an image tagged <version>-<release id>; ImagePushed follows."""
+
+    def lookup(self, repository: str, tag: str) -> ImageRef | None:
+        """The pushed image, if it exists (used by reconcile when ImagePushed was missed)."""
+
+
+class Deployer(Protocol):
+    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint: ...
+
+    def remove_staging(self, release_id: str) -> None: ...
+
+    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        """Deploy beside the current production version and switch traffic; the previous one stays."""
+
+    def rollback_production(self, release_id: str) -> Endpoint | None:
+        """Route production back to the previous version; None if there is none."""
+
+
+class EndpointTester(Protocol):
+    def smoke(self, endpoint: Endpoint) -> TestReport: ...
+
+    def integration(self, endpoint: Endpoint, model: ModelRef) -> TestReport:
+        """Score known rows and compare with the model's own predictions; bad input must get 4xx."""
+
+
+class Notifier(Protocol):
+    def notify(self, release_id: str, subject: str, body: str) -> None: ...
+
+
+class Publisher(Protocol):
+    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
+        """Send one event (Event Grid schema) to the custom topic; return its id."""
+
+
+class ConcurrencyError(Exception):
+    """The release changed since it was loaded: reload and decide again."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    event_id: str
+    event_type: str
+    function: str
+    reason: str
+    received_at: str
+    payload: Any
+
+
+class ReleaseStore(Protocol):
+    def get(self, release_id: str) -> Release | None: ...
+
+    def create(self, release: Release) -> bool:
+        """Insert a new release; False if one with that id exists already."""
+
+    def save(self, release: Release) -> None:
+        """Write if the stored version still equals release.version (then bump it), else ConcurrencyError."""
+
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+        """Newest first."""
+
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+        """Keep an event that arrived before its release was ready for it."""
+
+    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
+        """Remove and return the parked events of a release, oldest first."""
+
+    def add_dead_letter(self, letter: DeadLetter) -> bool:
+        """Record a dead letter once per (event id, function); False if already recorded."""
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...

@@ -1,0 +1,291 @@
+"""The Release aggregate: one model's way from a build to production, as a state machine.
+
+Pure: no I/O, no clock (callers pass `now`). Every transition checks the state it starts
+from and raises InvalidTransition otherwise, so a handler can never skip a step. States
+ending in "-ing" are claimed steps: the handler that saved the claim owns the step, and
+reconcile retries it when it stays there too long.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    QUEUED = "queued"  # release created, pipeline not yet submitted
+    TRAINING = "training"  # pipeline running: data checks -> train -> evaluate
+    REGISTERING = "registering"  # claimed: gate passed, registering and packaging
+    PACKAGING = "packaging"  # image build requested, waiting for ImagePushed
+    DEPLOYING_STAGING = "deploying_staging"  # claimed: staging deploy + tests
+    AWAITING_APPROVAL = "awaiting_approval"
+    PROMOTING = "promoting"  # claimed: production deploy + tests
+    LIVE = "live"
+    REJECTED = "rejected"  # the gate said no (a normal outcome)
+    DECLINED = "declined"  # a human said no
+    EXPIRED = "expired"  # nobody decided before the deadline
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"  # production tests failed; previous model restored
+    SUPERSEDED = "superseded"  # a newer release took its place
+
+
+FINAL_STATES = frozenset(
+    {State.REJECTED, State.DECLINED, State.EXPIRED, State.FAILED, State.ROLLED_BACK, State.SUPERSEDED}
+)
+AT_REST = FINAL_STATES | {State.AWAITING_APPROVAL, State.LIVE}
+# The order a release moves in; an event meant for a later step than the current one is
+# early (kept until the release catches up), one for an earlier step is stale.
+PROGRESS = (
+    State.QUEUED,
+    State.TRAINING,
+    State.REGISTERING,
+    State.PACKAGING,
+    State.DEPLOYING_STAGING,
+    State.AWAITING_APPROVAL,
+    State.PROMOTING,
+    State.LIVE,
+)
+
+
+class InvalidTransition(Exception):
+    """The release is not in a state that allows this step."""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+@dataclass
+class Release:
+    id: str
+    state: State
+    trigger: dict[str, Any]
+    params: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+    step_started_at: str = ""
+    step_attempts: int = 0
+    job: dict[str, Any] | None = None
+    candidate: dict[str, Any] | None = None
+    champion: dict[str, Any] | None = None
+    gate: dict[str, Any] | None = None
+    image: dict[str, Any] | None = None
+    staging: dict[str, Any] | None = None
+    approval: dict[str, Any] | None = None
+    production: dict[str, Any] | None = None
+    error: str | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    handled_events: list[str] = field(default_factory=list)
+    version: int = 0  # optimistic concurrency: the store's version of this record
+
+    # ---- creation -------------------------------------------------------------------
+    @classmethod
+    def create(cls, release_id: str, trigger: dict[str, Any], params: dict[str, Any], now: datetime) -> Release:
+        release = cls(id=release_id, state=State.QUEUED, trigger=trigger, params=dict(params))
+        release.created_at = _iso(now)
+        release._moved(now, "created", _describe_trigger(trigger))
+        return release
+
+    # ---- bookkeeping ----------------------------------------------------------------
+    def note(self, now: datetime, step: str, detail: str) -> None:
+        """Add a timeline entry without changing state (duplicates, stale events...)."""
+        self.timeline.append({"at": _iso(now), "step": step, "detail": detail})
+        self.updated_at = _iso(now)
+
+    def has_handled(self, event_id: str) -> bool:
+        return event_id in self.handled_events
+
+    def mark_handled(self, event_id: str) -> None:
+        if event_id not in self.handled_events:
+            self.handled_events.append(event_id)
+
+    def _moved(self, now: datetime, step: str, detail: str, new_state: State | None = None) -> None:
+        if new_state is not None and new_state != self.state:
+            self.state = new_state
+            self.step_started_at = _iso(now)
+            self.step_attempts = 0
+        elif not self.step_started_at:
+            self.step_started_at = _iso(now)
+        self.note(now, step, detail)
+
+    def _require(self, *states: State) -> None:
+        if self.state not in states:
+            allowed = " or ".join(s.value for s in states)
+            raise InvalidTransition(f"release {self.id} is {self.state.value}, not {allowed}")
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def progress(self) -> int:
+        return PROGRESS.index(self.state) if self.state in PROGRESS else len(PROGRESS)
+
+    def step_age(self, now: datetime) -> timedelta:
+        return now - datetime.fromisoformat(self.step_started_at or self.created_at)
+
+    # ---- transitions ----------------------------------------------------------------
+    def training_submitted(self, now: datetime, job_name: str, champion: dict[str, Any] | None) -> None:
+        self._require(State.QUEUED)
+        self.job = {"name": job_name, "portal_url": ""}
+        self.champion = champion
+        against = f"champion {champion['name']}:{champion['version']}" if champion else "no champion"
+        self._moved(now, "training_submitted", f"pipeline job {job_name} submitted ({against})", State.TRAINING)
+
+    def training_failed(self, now: datetime, detail: str, portal_url: str = "") -> None:
+        self._require(State.QUEUED, State.TRAINING)
+        if self.job is not None:
+            self.job["portal_url"] = portal_url
+        self.fail(now, f"training failed: {detail}" + (f" ({portal_url})" if portal_url else ""))
+
+    def evaluation_started(self, now: datetime) -> None:
+        """Claim the gate step after RunCompleted."""
+        self._require(State.TRAINING)
+        self._moved(now, "run_completed", f"pipeline job {self.job_name} completed", State.REGISTERING)
+
+    def gate_decided(
+        self, now: datetime, decision: dict[str, Any], candidate_metrics: dict[str, Any], evaluation: dict[str, Any]
+    ) -> None:
+        self._require(State.REGISTERING)
+        self.gate = {**decision, "evaluation": evaluation}
+        self.candidate = {**(self.candidate or {}), "metrics": candidate_metrics}
+        if decision["promote"]:
+            self.note(now, "gate_passed", decision["reason"])
+        else:
+            self._moved(now, "gate_rejected", decision["reason"], State.REJECTED)
+
+    def packaging_requested(self, now: datetime, model: dict[str, Any], image: dict[str, Any]) -> None:
+        self._require(State.REGISTERING)
+        self.candidate = {**(self.candidate or {}), "model": model}
+        self.image = {**image, "pushed": False}
+        registered = f"model {model['name']}:{model['version']} registered"
+        requested = f"image {image['repository']}:{image['tag']} requested"
+        self._moved(now, "packaging", f"{registered}; {requested}", State.PACKAGING)
+
+    def image_pushed(self, now: datetime, repository: str, tag: str, digest: str) -> None:
+        """Claim the staging step."""
+        self._require(State.PACKAGING)
+        self.image = {**(self.image or {}), "repository": repository, "tag": tag, "digest": digest, "pushed": True}
+        self._moved(now, "image_pushed", f"{repository}:{tag} {digest[:19]}", State.DEPLOYING_STAGING)
+
+    def staging_tested(self, now: datetime, endpoint: dict[str, Any], reports: list[dict[str, Any]]) -> None:
+        self._require(State.DEPLOYING_STAGING)
+        passed = all(r["passed"] for r in reports)
+        self.staging = {"endpoint": endpoint, "tests": reports, "passed": passed}
+        summary = "; ".join(r["summary"] for r in reports)
+        if passed:
+            self.note(now, "staging_passed", f"{endpoint['scoring_url']}: {summary}")
+        else:
+            self.fail(now, f"staging tests failed: {summary}")
+
+    def approval_requested(self, now: datetime, deadline: datetime) -> None:
+        self._require(State.DEPLOYING_STAGING)
+        self.approval = {"requested_at": _iso(now), "deadline": _iso(deadline), "decision": None}
+        self._moved(now, "approval_requested", f"waiting for approval until {_iso(deadline)}", State.AWAITING_APPROVAL)
+
+    def approve(self, now: datetime, by: str, comment: str) -> None:
+        """Claim the production step."""
+        self._require(State.AWAITING_APPROVAL)
+        self.approval = {**(self.approval or {}), "decision": "approved", "by": by, "comment": comment,
+                         "decided_at": _iso(now)}  # fmt: skip
+        self._moved(now, "approved", f"approved by {by}" + (f": {comment}" if comment else ""), State.PROMOTING)
+
+    def decline(self, now: datetime, by: str, comment: str) -> None:
+        self._require(State.AWAITING_APPROVAL)
+        self.approval = {**(self.approval or {}), "decision": "declined", "by": by, "comment": comment,
+                         "decided_at": _iso(now)}  # fmt: skip
+        self._moved(now, "declined", f"declined by {by}: {comment}", State.DECLINED)
+
+    def expire(self, now: datetime) -> None:
+        self._require(State.AWAITING_APPROVAL)
+        self.approval = {**(self.approval or {}), "decision": "expired", "decided_at": _iso(now)}
+        self._moved(now, "expired", "no decision before the approval deadline", State.EXPIRED)
+
+    def production_tested(
+        self, now: datetime, endpoint: dict[str, Any], reports: list[dict[str, Any]], rolled_back_to: str | None
+    ) -> None:
+        self._require(State.PROMOTING)
+        passed = all(r["passed"] for r in reports)
+        self.production = {"endpoint": endpoint, "tests": reports, "passed": passed}
+        summary = "; ".join(r["summary"] for r in reports)
+        if passed:
+            self._moved(now, "live", f"serving at {endpoint['scoring_url']}: {summary}", State.LIVE)
+            return
+        self.production["rolled_back_to"] = rolled_back_to
+        target = f"rolled back to {rolled_back_to}" if rolled_back_to else "no previous version to roll back to"
+        self.error = f"production tests failed: {summary}"
+        self._moved(now, "rolled_back", f"{self.error}; {target}", State.ROLLED_BACK)
+
+    def supersede(self, now: datetime, by_release: str) -> None:
+        self._require(State.AWAITING_APPROVAL, State.LIVE)
+        self._moved(now, "superseded", f"superseded by {by_release}", State.SUPERSEDED)
+
+    def fail(self, now: datetime, reason: str) -> None:
+        if self.is_final:
+            raise InvalidTransition(f"release {self.id} is already {self.state.value}")
+        if self.state == State.LIVE:
+            raise InvalidTransition(f"release {self.id} is live; it can only be superseded")
+        self.error = reason
+        self._moved(now, "failed", reason, State.FAILED)
+
+    def step_error(self, now: datetime, error: str) -> None:
+        """A claimed step raised; reconcile retries it later."""
+        self.step_attempts += 1
+        self.note(now, "step_error", f"{self.state.value} attempt {self.step_attempts}: {error}")
+
+    def retry_step(self, now: datetime) -> None:
+        """Reconcile found the claimed step stuck: count the attempt and restart its clock."""
+        self.step_attempts += 1
+        self.step_started_at = _iso(now)
+        self.note(now, "retry", f"{self.state.value} made no progress; attempt {self.step_attempts + 1}")
+
+    # ---- views ----------------------------------------------------------------------
+    @property
+    def job_name(self) -> str:
+        return (self.job or {}).get("name", "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "state": self.state.value,
+            "trigger": self.trigger,
+            "params": self.params,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "step_started_at": self.step_started_at,
+            "step_attempts": self.step_attempts,
+            "job": self.job,
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "gate": self.gate,
+            "image": self.image,
+            "staging": self.staging,
+            "approval": self.approval,
+            "production": self.production,
+            "error": self.error,
+            "timeline": self.timeline,
+            "handled_events": self.handled_events,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Release:
+        fields = copy.deepcopy(document)
+        fields["state"] = State(fields["state"])
+        return cls(**fields)
+
+
+def _describe_trigger(trigger: dict[str, Any]) -> str:
+    if trigger.get("kind") == "build":
+        commit = (trigger.get("sourceVersion") or "")[:12]
+        parts = [f"build {trigger.get('buildNumber') or trigger.get('buildId')}"]
+        if commit:
+            parts.append(f"commit {commit}")
+        if trigger.get("requestedFor"):
+            parts.append(f"by {trigger['requestedFor']}")
+        if trigger.get("parameters"):
+            parts.append(f"parameters {trigger['parameters']}")
+        return ", ".join(parts)
+    return f"{trigger.get('kind', 'manual')}: {trigger.get('reason', '')}".rstrip(": ")

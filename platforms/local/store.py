@@ -1,0 +1,156 @@
+"""Release store on SQLite (WAL): safe for concurrent handlers in threads and processes.
+
+Each save is a compare-and-set on the record's version inside one transaction, so two
+handlers that loaded the same version cannot both write; the loser gets ConcurrencyError.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from functions.ports import ConcurrencyError, DeadLetter
+from functions.release import Release
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    document TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS releases_created ON releases (created_at);
+CREATE TABLE IF NOT EXISTS parked_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    release_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    UNIQUE (release_id, event_id)
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL,
+    function TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    UNIQUE (event_id, function)
+);
+"""
+
+
+class SqliteReleaseStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connect() as connection:
+            connection.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        # One connection per thread: sqlite3 connections must not cross threads.
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            self._local.connection = connection
+        return connection
+
+    def get(self, release_id: str) -> Release | None:
+        row = self._connect().execute("SELECT document, version FROM releases WHERE id = ?", (release_id,)).fetchone()
+        return _release(row) if row else None
+
+    def create(self, release: Release) -> bool:
+        release.version = 1
+        document = json.dumps(release.to_json())
+        cursor = self._connect().execute(
+            "INSERT OR IGNORE INTO releases (id, version, state, created_at, document) VALUES (?, 1, ?, ?, ?)",
+            (release.id, release.state.value, release.created_at, document),
+        )
+        if cursor.rowcount == 0:
+            release.version = 0
+            return False
+        return True
+
+    def save(self, release: Release) -> None:
+        expected = release.version
+        release.version = expected + 1
+        cursor = self._connect().execute(
+            "UPDATE releases SET version = ?, state = ?, document = ? WHERE id = ? AND version = ?",
+            (release.version, release.state.value, json.dumps(release.to_json()), release.id, expected),
+        )
+        if cursor.rowcount != 1:
+            release.version = expected
+            raise ConcurrencyError(f"release {release.id} changed since version {expected}")
+
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+        query = "SELECT document, version FROM releases"
+        params: list[Any] = []
+        wanted = list(states or [])
+        if wanted:
+            query += f" WHERE state IN ({', '.join('?' for _ in wanted)})"
+            params.extend(wanted)
+        query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+        return [_release(row) for row in self._connect().execute(query, params)]
+
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+        self._connect().execute(
+            "INSERT OR IGNORE INTO parked_events (release_id, event_id, payload) VALUES (?, ?, ?)",
+            (release_id, event_id, json.dumps(payload)),
+        )
+
+    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
+        connection = self._connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            rows = connection.execute(
+                "SELECT seq, payload FROM parked_events WHERE release_id = ? ORDER BY seq", (release_id,)
+            ).fetchall()
+            connection.execute("DELETE FROM parked_events WHERE release_id = ?", (release_id,))
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        return [json.loads(payload) for _, payload in rows]
+
+    def add_dead_letter(self, letter: DeadLetter) -> bool:
+        cursor = self._connect().execute(
+            "INSERT OR IGNORE INTO dead_letters (event_id, function, event_type, reason, received_at, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                letter.event_id,
+                letter.function,
+                letter.event_type,
+                letter.reason,
+                letter.received_at,
+                json.dumps(letter.payload, default=str),
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        rows = self._connect().execute(
+            "SELECT event_id, event_type, function, reason, received_at, payload FROM dead_letters "
+            "ORDER BY seq DESC LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(event_id, event_type, function, reason, received_at, json.loads(payload))
+            for event_id, event_type, function, reason, received_at, payload in rows
+        ]
+
+
+def _release(row: tuple[str, int]) -> Release:
+    document, version = row
+    release = Release.from_json(json.loads(document))
+    release.version = version
+    return release

@@ -1,0 +1,211 @@
+"""Fakes that implement the orchestrator's ports, for unit tests (no mocks)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from functions.events import image_tag
+from functions.ports import ConcurrencyError, DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
+from functions.release import Release
+from ml_pipeline.evaluate import compare_predictions
+
+
+def evaluation_report(candidate_error: float, champion_error: float | None, n: int = 300) -> dict[str, Any]:
+    """A real evaluation report for synthetic predictions with the given error scales."""
+    rng = np.random.default_rng(5)
+    y = rng.normal(150.0, 60.0, size=n)
+    noise = rng.normal(0.0, 1.0, size=n)
+    champion = None if champion_error is None else y + champion_error * rng.normal(0.0, 1.0, size=n)
+    report = compare_predictions(y, y + candidate_error * noise, champion, resamples=200, seed=1)
+    report["compared"] = {"data": {"sha256": "ab" * 32}}
+    return report
+
+
+class InMemoryReleaseStore:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.releases: dict[str, dict[str, Any]] = {}
+        self.parked: list[tuple[str, str, dict[str, Any]]] = []
+        self.letters: list[DeadLetter] = []
+
+    def get(self, release_id: str) -> Release | None:
+        with self._lock:
+            document = self.releases.get(release_id)
+            return Release.from_json(copy.deepcopy(document)) if document else None
+
+    def create(self, release: Release) -> bool:
+        with self._lock:
+            if release.id in self.releases:
+                return False
+            release.version = 1
+            self.releases[release.id] = copy.deepcopy(release.to_json())
+            return True
+
+    def save(self, release: Release) -> None:
+        with self._lock:
+            stored = self.releases.get(release.id)
+            if stored is None or stored["version"] != release.version:
+                raise ConcurrencyError(release.id)
+            release.version += 1
+            self.releases[release.id] = copy.deepcopy(release.to_json())
+
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+        wanted = set(states or [])
+        with self._lock:
+            documents = [copy.deepcopy(d) for d in self.releases.values() if not wanted or d["state"] in wanted]
+        documents.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
+        return [Release.from_json(d) for d in documents[:limit]]
+
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            if not any(r == release_id and e == event_id for r, e, _ in self.parked):
+                self.parked.append((release_id, event_id, copy.deepcopy(payload)))
+
+    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            taken = [p for r, _, p in self.parked if r == release_id]
+            self.parked = [item for item in self.parked if item[0] != release_id]
+            return taken
+
+    def add_dead_letter(self, letter: DeadLetter) -> bool:
+        with self._lock:
+            if any(x.event_id == letter.event_id and x.function == letter.function for x in self.letters):
+                return False
+            self.letters.append(letter)
+            return True
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        return list(reversed(self.letters))[:limit]
+
+
+@dataclass
+class Calls:
+    log: list[tuple[str, ...]] = field(default_factory=list)
+
+    def add(self, *call: str) -> None:
+        self.log.append(call)
+
+    def count(self, name: str) -> int:
+        return sum(1 for call in self.log if call[0] == name)
+
+
+class FakeTraining:
+    def __init__(self, calls: Calls, report: dict[str, Any] | None = None) -> None:
+        self.calls = calls
+        self.report = report or evaluation_report(40.0, None)
+        self.status_by_job: dict[str, JobStatus] = {}
+        self.fail_submit = False
+
+    def submit(self, release_id: str, build: dict, params: dict, champion: ModelRef | None) -> str:
+        if self.fail_submit:
+            raise RuntimeError("compute cluster unavailable")
+        self.calls.add("submit", release_id)
+        return f"job-{release_id}"
+
+    def status(self, job_name: str) -> JobStatus:
+        return self.status_by_job.get(job_name, JobStatus("running", portal_url=f"https://ml.example/{job_name}"))
+
+    def evaluation(self, job_name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.report)
+
+    def model_location(self, job_name: str) -> str:
+        return f"/jobs/{job_name}/model"
+
+
+class FakeRegistry:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.by_release: dict[str, ModelRef] = {}
+        self.current: ModelRef | None = None
+
+    def register(self, release_id: str, job_name: str, location: str, tags: dict[str, str]) -> ModelRef:
+        self.calls.add("register", release_id)
+        if release_id not in self.by_release:
+            self.by_release[release_id] = ModelRef("diabetes-model", "1", location, tags)
+        return self.by_release[release_id]
+
+    def champion(self) -> ModelRef | None:
+        return self.current
+
+    def set_champion(self, model: ModelRef) -> None:
+        self.calls.add("set_champion", model.version)
+        self.current = model
+
+
+class FakeImages:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.pushed: dict[str, ImageRef] = {}
+
+    def build(self, release_id: str, model: ModelRef) -> ImageRef:
+        self.calls.add("build", release_id)
+        return ImageRef("diabetes-scoring", image_tag(model.version, release_id), "", f"/images/{release_id}")
+
+    def lookup(self, repository: str, tag: str) -> ImageRef | None:
+        return self.pushed.get(tag)
+
+
+class FakeDeployer:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.production: list[str] = []
+
+    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        self.calls.add("deploy_staging", release_id)
+        return Endpoint(f"staging-{release_id}", f"http://127.0.0.1:9/{release_id}/score", release_id)
+
+    def remove_staging(self, release_id: str) -> None:
+        self.calls.add("remove_staging", release_id)
+
+    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        self.calls.add("deploy_production", release_id)
+        self.production.append(release_id)
+        return Endpoint("production", "http://127.0.0.1:5101/score", release_id)
+
+    def rollback_production(self, release_id: str) -> Endpoint | None:
+        self.calls.add("rollback_production", release_id)
+        self.production.remove(release_id)
+        if not self.production:
+            return None
+        return Endpoint("production", "http://127.0.0.1:5101/score", self.production[-1])
+
+
+class FakeTester:
+    def __init__(self, calls: Calls) -> None:
+        self.calls = calls
+        self.failing_urls: set[str] = set()
+
+    def smoke(self, endpoint: Endpoint) -> TestReport:
+        self.calls.add("smoke", endpoint.name)
+        return self._report("smoke", endpoint)
+
+    def integration(self, endpoint: Endpoint, model: ModelRef) -> TestReport:
+        self.calls.add("integration", endpoint.name)
+        return self._report("integration", endpoint)
+
+    def _report(self, name: str, endpoint: Endpoint) -> TestReport:
+        passed = endpoint.name not in self.failing_urls
+        return TestReport(passed, f"{name} {'passed' if passed else 'failed'}", [{"name": name, "passed": passed}])
+
+
+class FakeNotifier:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str, str]] = []
+
+    def notify(self, release_id: str, subject: str, body: str) -> None:
+        self.messages.append((release_id, subject, body))
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+
+    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
+        self.events.append((event_type, subject, data))
+        return f"evt-{len(self.events)}"

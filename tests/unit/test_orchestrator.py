@@ -1,0 +1,339 @@
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from functions.events import image_tag, release_id_for_build
+from functions.orchestrator import Conflict, NotFound, Orchestrator, Outcome, Ports, Timeouts
+from functions.ports import JobStatus
+from functions.release import State
+from tests import payloads as p
+from tests.fakes import (
+    Calls,
+    FakeDeployer,
+    FakeImages,
+    FakeNotifier,
+    FakePublisher,
+    FakeRegistry,
+    FakeTester,
+    FakeTraining,
+    InMemoryReleaseStore,
+    evaluation_report,
+)
+
+RELEASE = release_id_for_build("1234")
+JOB = f"job-{RELEASE}"
+TAG = image_tag("1", RELEASE)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+@pytest.fixture
+def world():
+    calls = Calls()
+    clock = Clock()
+    ports = Ports(
+        store=InMemoryReleaseStore(),
+        training=FakeTraining(calls),
+        registry=FakeRegistry(calls),
+        images=FakeImages(calls),
+        deployer=FakeDeployer(calls),
+        tester=FakeTester(calls),
+        notifier=FakeNotifier(),
+        publisher=FakePublisher(),
+    )
+    orchestrator = Orchestrator(ports, clock=clock, timeouts=Timeouts(approval=timedelta(hours=1)))
+    return orchestrator, ports, calls, clock
+
+
+def to_approval(orchestrator: Orchestrator) -> None:
+    orchestrator.receive("on_build_event", p.build_completed("1234", parameters={"alpha": 0.5}))
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))
+    orchestrator.receive("on_ml_event", p.model_registered(1, RELEASE))
+    orchestrator.receive("on_registry_event", p.image_pushed(TAG))
+
+
+def state(ports: Ports, release_id: str = RELEASE) -> State:
+    return ports.store.get(release_id).state
+
+
+def test_build_to_awaiting_approval(world):
+    orchestrator, ports, calls, _ = world
+    to_approval(orchestrator)
+    release = ports.store.get(RELEASE)
+    assert release.state == State.AWAITING_APPROVAL
+    assert release.params == {"alpha": 0.5}
+    assert release.trigger["sourceVersion"].startswith("3f2a9c1d")
+    assert release.gate["promote"] is True and "no champion" in release.gate["reason"]
+    assert release.candidate["model"]["version"] == "1" and release.image["tag"] == TAG
+    assert release.staging["passed"] is True
+    assert [c[0] for c in calls.log] == ["submit", "register", "build", "deploy_staging", "smoke", "integration"]
+    assert any("approve with: curl -X POST" in body for _, _, body in ports.notifier.messages)
+    assert [step["step"] for step in release.timeline] == [
+        "created", "training_submitted", "run_completed", "gate_passed", "packaging", "model_registered",
+        "image_pushed", "staging_passed", "approval_requested",
+    ]  # fmt: skip
+
+
+def test_approve_goes_live_and_crowns_the_champion(world):
+    orchestrator, ports, calls, _ = world
+    to_approval(orchestrator)
+    release = orchestrator.approve(RELEASE, "bob@example.com", "looks good")
+    assert release.state == State.LIVE
+    assert release.approval["by"] == "bob@example.com" and release.approval["decision"] == "approved"
+    assert release.production["endpoint"]["scoring_url"] == "http://127.0.0.1:5101/score"
+    assert ports.registry.champion().version == "1"
+    assert ("remove_staging", RELEASE) in calls.log
+    assert (
+        "MLOps.ReleaseStateChanged",
+        f"releases/{RELEASE}",
+        {"releaseId": RELEASE, "state": "live", "error": None},
+    ) in (ports.publisher.events)
+
+
+def test_approving_twice_or_too_early_is_a_conflict(world):
+    orchestrator, ports, _, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    with pytest.raises(Conflict, match="training, not awaiting_approval"):
+        orchestrator.approve(RELEASE, "bob", "")
+    with pytest.raises(NotFound):
+        orchestrator.approve("rel-nope", "bob", "")
+
+
+def test_decline(world):
+    orchestrator, ports, calls, _ = world
+    to_approval(orchestrator)
+    release = orchestrator.decline(RELEASE, "carol", "not this week")
+    assert release.state == State.DECLINED and release.approval["comment"] == "not this week"
+    assert ("remove_staging", RELEASE) in calls.log
+    with pytest.raises(Conflict):
+        orchestrator.approve(RELEASE, "bob", "")
+
+
+def test_gate_rejection_is_recorded_with_evidence(world):
+    orchestrator, ports, calls, _ = world
+    ports.training.report = evaluation_report(candidate_error=60.0, champion_error=40.0)
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))
+    release = ports.store.get(RELEASE)
+    assert release.state == State.REJECTED
+    assert release.gate["promote"] is False and release.gate["reason"].startswith("not better")
+    assert release.gate["evidence"]["interval"][1] < 0
+    assert release.gate["evaluation"]["metrics"]["champion"]["mse"] > 0
+    assert calls.count("register") == 0
+    assert any("rejected" in subject for _, subject, _ in ports.notifier.messages)
+
+
+def test_failed_training_run_fails_the_release(world):
+    orchestrator, ports, _, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    orchestrator.receive("on_ml_event", p.run_status_changed(JOB, RELEASE, "Failed"))
+    release = ports.store.get(RELEASE)
+    assert release.state == State.FAILED and "training failed" in release.error
+    assert "https://ml.example/" in release.error
+
+
+def test_running_status_is_ignored(world):
+    orchestrator, ports, _, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    assert orchestrator.receive("on_ml_event", p.run_status_changed(JOB, RELEASE, "Running")) is Outcome.IGNORED
+    assert state(ports) == State.TRAINING
+
+
+def test_unsuccessful_build_starts_nothing(world):
+    orchestrator, ports, calls, _ = world
+    assert orchestrator.receive("on_build_event", p.build_completed("9", result="failed")) is Outcome.IGNORED
+    assert ports.store.list() == [] and calls.log == []
+
+
+def test_staging_test_failure_fails_the_release(world):
+    orchestrator, ports, _, _ = world
+    ports.tester.failing_urls.add(f"staging-{RELEASE}")
+    to_approval(orchestrator)
+    release = ports.store.get(RELEASE)
+    assert release.state == State.FAILED and release.error.startswith("staging tests failed")
+
+
+def test_production_test_failure_rolls_back_to_the_previous_release(world):
+    orchestrator, ports, calls, _ = world
+    to_approval(orchestrator)
+    orchestrator.approve(RELEASE, "bob", "")
+    second = release_id_for_build("5678")
+    ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
+    orchestrator.receive("on_build_event", p.build_completed("5678"))
+    orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
+    orchestrator.receive("on_registry_event", p.image_pushed(image_tag("1", second)))
+    assert state(ports, second) == State.AWAITING_APPROVAL
+    ports.tester.failing_urls.add("production")
+    release = orchestrator.approve(second, "bob", "")
+    assert release.state == State.ROLLED_BACK
+    assert release.production["rolled_back_to"] == RELEASE
+    assert state(ports) == State.LIVE  # the first release still serves
+    assert ports.registry.champion().tags["release_id"] == RELEASE
+
+
+def test_going_live_supersedes_the_previous_live_release(world):
+    orchestrator, ports, _, _ = world
+    to_approval(orchestrator)
+    orchestrator.approve(RELEASE, "bob", "")
+    second = release_id_for_build("5678")
+    ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
+    orchestrator.receive("on_build_event", p.build_completed("5678"))
+    orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
+    orchestrator.receive("on_registry_event", p.image_pushed(image_tag("1", second)))
+    orchestrator.approve(second, "bob", "")
+    assert state(ports, second) == State.LIVE and state(ports) == State.SUPERSEDED
+
+
+def test_duplicate_events_act_once_and_are_noted(world):
+    orchestrator, ports, calls, _ = world
+    build = p.build_completed("1234")
+    run = p.run_completed(JOB, RELEASE)
+    pushed = p.image_pushed(TAG)
+    assert orchestrator.receive("on_build_event", build) is Outcome.HANDLED
+    assert orchestrator.receive("on_build_event", build) is Outcome.DUPLICATE
+    orchestrator.receive("on_ml_event", run)
+    assert orchestrator.receive("on_ml_event", run) is Outcome.DUPLICATE
+    for _ in range(3):
+        orchestrator.receive("on_registry_event", pushed)
+    assert calls.count("submit") == 1 and calls.count("register") == 1 and calls.count("deploy_staging") == 1
+    steps = [e["step"] for e in ports.store.get(RELEASE).timeline]
+    assert steps.count("duplicate_event") == 4
+
+
+def test_a_new_push_of_the_same_image_after_staging_is_stale(world):
+    orchestrator, ports, calls, _ = world
+    to_approval(orchestrator)
+    assert orchestrator.receive("on_registry_event", p.image_pushed(TAG)) is Outcome.STALE
+    assert calls.count("deploy_staging") == 1 and state(ports) == State.AWAITING_APPROVAL
+
+
+def test_early_events_are_parked_and_replayed(world):
+    orchestrator, ports, calls, _ = world
+    assert orchestrator.receive("on_registry_event", p.image_pushed(TAG)) is Outcome.PARKED
+    assert orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE)) is Outcome.PARKED
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    assert state(ports) == State.AWAITING_APPROVAL
+    assert calls.count("deploy_staging") == 1
+
+
+def test_events_without_a_release_tag_are_ignored(world):
+    orchestrator, ports, _, _ = world
+    assert orchestrator.receive("on_registry_event", p.image_pushed("latest")) is Outcome.IGNORED
+    assert orchestrator.receive("on_ml_event", p.model_registered(3, "")) is Outcome.IGNORED
+
+
+@pytest.mark.parametrize(
+    "function, payload, reason",
+    [
+        (
+            "on_build_event",
+            {"id": "x1", "eventType": "MLOps.BuildCompleted", "data": {"result": "succeeded"}},
+            "no buildId",
+        ),
+        ("on_build_event", ["not", "an", "object"], "must be a JSON object"),
+        ("on_ml_event", {"id": "x2", "eventType": "Microsoft.Storage.BlobCreated", "data": {}}, "unhandled event type"),
+        ("on_ml_event", p.build_completed("77", event_id="x3"), "not handled by on_ml_event"),
+        ("on_registry_event", {"eventType": "Microsoft.ContainerRegistry.ImagePushed", "data": {}}, "no id"),
+    ],
+)
+def test_bad_events_are_dead_lettered_once_and_acknowledged(world, function, payload, reason):
+    orchestrator, ports, _, _ = world
+    assert orchestrator.receive(function, payload) is Outcome.DEAD_LETTERED
+    orchestrator.receive(function, payload)
+    letters = ports.store.dead_letters()
+    assert len(letters) == 1 and reason in letters[0].reason and letters[0].function == function
+
+
+def test_concurrent_deliveries_of_one_event_act_once(world):
+    orchestrator, ports, calls, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    run = p.run_completed(JOB, RELEASE)
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def deliver() -> None:
+        barrier.wait()
+        outcomes.append(orchestrator.receive("on_ml_event", run))
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == sorted([Outcome.HANDLED] + [Outcome.DUPLICATE] * 3)
+    assert calls.count("register") == 1 and calls.count("build") == 1
+
+
+def test_reconcile_expires_approvals_past_their_deadline(world):
+    orchestrator, ports, calls, clock = world
+    to_approval(orchestrator)
+    clock.advance(minutes=59)
+    assert orchestrator.reconcile()["expired"] == 0
+    clock.advance(minutes=2)
+    assert orchestrator.reconcile()["expired"] == 1
+    assert state(ports) == State.EXPIRED and ("remove_staging", RELEASE) in calls.log
+
+
+def test_reconcile_recovers_a_missed_run_completed(world):
+    orchestrator, ports, calls, clock = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    clock.advance(minutes=5)
+    orchestrator.reconcile()
+    assert state(ports) == State.TRAINING  # not stuck long enough to ask the platform
+    ports.training.status_by_job[JOB] = JobStatus("completed")
+    clock.advance(minutes=20)
+    assert orchestrator.reconcile()["rechecked"] == 1
+    assert state(ports) == State.PACKAGING and calls.count("build") == 1
+
+
+def test_reconcile_fails_a_vanished_training_job(world):
+    orchestrator, ports, _, clock = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    ports.training.status_by_job[JOB] = JobStatus("failed", "job process vanished")
+    clock.advance(minutes=20)
+    orchestrator.reconcile()
+    assert state(ports) == State.FAILED and "vanished" in ports.store.get(RELEASE).error
+
+
+def test_reconcile_recovers_a_missed_image_pushed(world):
+    orchestrator, ports, calls, clock = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))
+    clock.advance(minutes=6)
+    assert orchestrator.reconcile()["rechecked"] == 1 and state(ports) == State.PACKAGING
+    ports.images.pushed[TAG] = ports.images.build(RELEASE, ports.registry.by_release[RELEASE])
+    orchestrator.reconcile()
+    assert state(ports) == State.AWAITING_APPROVAL
+
+
+def test_a_failing_step_is_retried_by_reconcile_then_failed(world):
+    orchestrator, ports, calls, clock = world
+    ports.training.fail_submit = True
+    assert orchestrator.receive("on_build_event", p.build_completed("1234")) is Outcome.HANDLED
+    release = ports.store.get(RELEASE)
+    assert release.state == State.QUEUED and release.step_attempts == 1
+    assert "compute cluster unavailable" in release.timeline[-1]["detail"]
+    ports.training.fail_submit = False
+    clock.advance(minutes=11)
+    assert orchestrator.reconcile()["retried"] == 1
+    assert state(ports) == State.TRAINING
+
+    ports.training.fail_submit = True
+    orchestrator.receive("on_build_event", p.build_completed("999"))
+    for _ in range(4):
+        clock.advance(minutes=11)
+        orchestrator.reconcile()
+    failed = ports.store.get(release_id_for_build("999"))
+    assert failed.state == State.FAILED and "compute cluster unavailable" in failed.error

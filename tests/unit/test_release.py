@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from functions.release import InvalidTransition, Release, State
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+MODEL = {"name": "m", "version": "1", "location": "/m", "tags": {}}
+IMAGE = {"repository": "r", "tag": "1-rel-1", "digest": "", "location": ""}
+ENDPOINT = {"name": "e", "scoring_url": "http://127.0.0.1:1/score", "version": "rel-1"}
+PASS = [{"passed": True, "summary": "ok"}]
+FAIL = [{"passed": False, "summary": "bad"}]
+PROMOTE = {"promote": True, "reason": "better", "evidence": {}}
+
+TRANSITIONS = {
+    "training_submitted": lambda r: r.training_submitted(NOW, "job", None),
+    "training_failed": lambda r: r.training_failed(NOW, "boom"),
+    "evaluation_started": lambda r: r.evaluation_started(NOW),
+    "gate_decided": lambda r: r.gate_decided(NOW, PROMOTE, {}, {}),
+    "packaging_requested": lambda r: r.packaging_requested(NOW, MODEL, IMAGE),
+    "image_pushed": lambda r: r.image_pushed(NOW, "r", "1-rel-1", "sha256:x"),
+    "staging_tested": lambda r: r.staging_tested(NOW, ENDPOINT, PASS),
+    "approval_requested": lambda r: r.approval_requested(NOW, NOW + timedelta(hours=1)),
+    "approve": lambda r: r.approve(NOW, "bob", ""),
+    "decline": lambda r: r.decline(NOW, "bob", "no"),
+    "expire": lambda r: r.expire(NOW),
+    "production_tested": lambda r: r.production_tested(NOW, ENDPOINT, PASS, None),
+    "supersede": lambda r: r.supersede(NOW, "rel-2"),
+    "fail": lambda r: r.fail(NOW, "reason"),
+}
+ALLOWED = {
+    State.QUEUED: {"training_submitted", "training_failed", "fail"},
+    State.TRAINING: {"training_failed", "evaluation_started", "fail"},
+    State.REGISTERING: {"gate_decided", "packaging_requested", "fail"},
+    State.PACKAGING: {"image_pushed", "fail"},
+    State.DEPLOYING_STAGING: {"staging_tested", "approval_requested", "fail"},
+    State.AWAITING_APPROVAL: {"approve", "decline", "expire", "supersede", "fail"},
+    State.PROMOTING: {"production_tested", "fail"},
+    State.LIVE: {"supersede"},
+    **{
+        s: set()
+        for s in (State.REJECTED, State.DECLINED, State.EXPIRED, State.FAILED, State.ROLLED_BACK, State.SUPERSEDED)
+    },  # fmt: skip
+}
+
+
+def release_in(state: State) -> Release:
+    release = Release.create("rel-1", {"kind": "build", "buildId": "1"}, {}, NOW)
+    release.state = state
+    return release
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("name", list(TRANSITIONS))
+def test_every_transition_is_allowed_only_from_its_states(state, name):
+    release = release_in(state)
+    if name in ALLOWED[state]:
+        TRANSITIONS[name](release)
+    else:
+        with pytest.raises(InvalidTransition):
+            TRANSITIONS[name](release)
+
+
+def test_the_happy_path_moves_through_every_state_with_a_timeline():
+    release = Release.create("rel-1", {"kind": "build", "buildId": "1", "buildNumber": "20261126.1"}, {}, NOW)
+    seen = [release.state]
+    for name in ("training_submitted", "evaluation_started", "gate_decided", "packaging_requested", "image_pushed",
+                 "staging_tested", "approval_requested", "approve", "production_tested"):  # fmt: skip
+        TRANSITIONS[name](release)
+        if release.state != seen[-1]:
+            seen.append(release.state)
+    assert seen == [
+        State.QUEUED, State.TRAINING, State.REGISTERING, State.PACKAGING, State.DEPLOYING_STAGING,
+        State.AWAITING_APPROVAL, State.PROMOTING, State.LIVE,
+    ]  # fmt: skip
+    assert release.timeline[0] == {
+        "at": NOW.isoformat(timespec="seconds"),
+        "step": "created",
+        "detail": "build 20261126.1",
+    }
+    assert all({"at", "step", "detail"} == set(entry) for entry in release.timeline)
+
+
+def test_gate_rejection_is_final():
+    release = release_in(State.REGISTERING)
+    release.gate_decided(NOW, {"promote": False, "reason": "not better: ...", "evidence": {}}, {"mse": 1.0}, {})
+    assert release.state == State.REJECTED and release.is_final
+
+
+def test_failed_staging_tests_fail_the_release():
+    release = release_in(State.DEPLOYING_STAGING)
+    release.staging_tested(NOW, ENDPOINT, FAIL)
+    assert release.state == State.FAILED and release.error == "staging tests failed: bad"
+
+
+def test_failed_production_tests_roll_back():
+    release = release_in(State.PROMOTING)
+    release.production_tested(NOW, ENDPOINT, FAIL, "rel-0")
+    assert release.state == State.ROLLED_BACK and release.production["rolled_back_to"] == "rel-0"
+
+
+def test_json_round_trip():
+    release = release_in(State.AWAITING_APPROVAL)
+    release.note(NOW, "x", "y")
+    assert Release.from_json(release.to_json()).to_json() == release.to_json()
