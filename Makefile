@@ -11,10 +11,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --editable .
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m devhost.pipeline_demo
+	$(VENV)/bin/mlops demo
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -27,6 +28,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks.scoring
 	$(PY) -m benchmarks.gate
+	$(PY) -m benchmarks.events
+	$(PY) -m benchmarks.cold_start
 
 clean:
+	-$(VENV)/bin/mlops down
 	rm -rf $(VENV) .mlops .pytest_cache .ruff_cache

@@ -1,13 +1,5 @@
-"""Where local state lives: $MLOPS_HOME, default ./.mlops."""
+"""Paths the local tooling needs; settings of the app itself live in functions/settings.py."""
 
-from __future__ import annotations
+from platforms.local.paths import REPO_ROOT, SCORE_SCRIPT
 
-import os
-from pathlib import Path
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCORE_SCRIPT = REPO_ROOT / "scoring" / "score.py"
-
-
-def mlops_home() -> Path:
-    return Path(os.environ.get("MLOPS_HOME", ".mlops")).resolve()
+__all__ = ["REPO_ROOT", "SCORE_SCRIPT"]

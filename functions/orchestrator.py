@@ -93,6 +93,8 @@ class Orchestrator:
     # ---- Event Grid entry point -----------------------------------------------------
     def receive(self, function_name: str, payload: Any) -> Outcome:
         """One delivered event; never raises for a bad event (it is dead-lettered)."""
+        if isinstance(payload, dict) and ev.RELEASE_STATE_CHANGED in (payload.get("eventType"), payload.get("type")):
+            return Outcome.IGNORED  # our own notification to other systems, echoed back by a catch-all route
         try:
             event = ev.parse_event(payload)
         except ev.InvalidEvent as exc:
@@ -151,7 +153,8 @@ class Orchestrator:
             existing = self._get(release_id)
             if existing.has_handled(event_id):
                 return self._note(existing, "duplicate_event", f"event {event_id} delivered again", Outcome.DUPLICATE)
-            return self._note(existing, "stale_event", f"build event {event_id} for an existing release", Outcome.STALE)
+            why = f"build event {event_id} for an existing release"
+            return self._note(existing, "stale_event", why, Outcome.STALE, event_id)
         self._advance(release)
         return Outcome.HANDLED
 
@@ -165,7 +168,7 @@ class Orchestrator:
             return self._park(event, payload)
         if release.state != State.TRAINING or event.run_id != release.job_name:
             why = f"run {event.run_id} {event.status} while the release is {release.state.value}"
-            return self._note(release, "stale_event", why, Outcome.STALE)
+            return self._note(release, "stale_event", why, Outcome.STALE, event.id)
         release.mark_handled(event.id)
         if event.failed:
             detail = str(event.properties.get("error") or event.properties.get("failed_step") or event.status)
@@ -198,7 +201,7 @@ class Orchestrator:
         expected_tag = (release.image or {}).get("tag")
         if release.state != State.PACKAGING or event.tag != expected_tag:
             why = f"image {event.repository}:{event.tag} pushed while the release is {release.state.value}"
-            return self._note(release, "stale_event", why, Outcome.STALE)
+            return self._note(release, "stale_event", why, Outcome.STALE, event.id)
         release.mark_handled(event.id)
         release.image_pushed(self.clock(), event.repository, event.tag, event.digest)
         self.ports.store.save(release)  # claim the staging step
@@ -440,7 +443,10 @@ class Orchestrator:
         for payload in self.ports.store.take_parked(release_id):
             self.handle(ev.parse_event(payload), payload)
 
-    def _note(self, release: Release, step: str, detail: str, outcome: Outcome) -> Outcome:
+    def _note(self, release: Release, step: str, detail: str, outcome: Outcome, event_id: str = "") -> Outcome:
+        """Record without acting; an event id given is marked handled, so a redelivery is a plain duplicate."""
+        if event_id:
+            release.mark_handled(event_id)
         release.note(self.clock(), step, detail)
         self.ports.store.save(release)
         return outcome

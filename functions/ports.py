@@ -53,6 +53,8 @@ class JobStatus:
 
 @dataclass(frozen=True)
 class TestReport:
+    __test__ = False  # not a pytest test class
+
     passed: bool
     summary: str
     checks: list[dict[str, Any]] = field(default_factory=list)
@@ -115,7 +117,7 @@ class Notifier(Protocol):
 
 class Publisher(Protocol):
     def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
-        """Send one event (Event Grid schema) to the custom topic; return its id."""
+        """Send one event (Event Grid schema) to where its subscribers listen; return its id."""
 
 
 class ConcurrencyError(Exception):

@@ -127,7 +127,7 @@ def test_empty_data_version_is_fine():
                 "data": {"buildId": "1", "result": "succeeded", "parameters": [1]},
             },
             "must be an object",
-        ),  # fmt: skip
+        ),
         ({"specversion": "0.3", "id": "1", "type": "MLOps.BuildCompleted"}, "specversion"),
         ({"id": "1", "eventType": "Microsoft.ContainerRegistry.ImagePushed", "data": {}}, "no target"),
         (

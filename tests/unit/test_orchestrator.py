@@ -103,7 +103,7 @@ def test_approve_goes_live_and_crowns_the_champion(world):
 
 
 def test_approving_twice_or_too_early_is_a_conflict(world):
-    orchestrator, ports, _, _ = world
+    orchestrator, _ports, _, _ = world
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     with pytest.raises(Conflict, match="training, not awaiting_approval"):
         orchestrator.approve(RELEASE, "bob", "")
@@ -112,7 +112,7 @@ def test_approving_twice_or_too_early_is_a_conflict(world):
 
 
 def test_decline(world):
-    orchestrator, ports, calls, _ = world
+    orchestrator, _ports, calls, _ = world
     to_approval(orchestrator)
     release = orchestrator.decline(RELEASE, "carol", "not this week")
     assert release.state == State.DECLINED and release.approval["comment"] == "not this week"
@@ -166,7 +166,7 @@ def test_staging_test_failure_fails_the_release(world):
 
 
 def test_production_test_failure_rolls_back_to_the_previous_release(world):
-    orchestrator, ports, calls, _ = world
+    orchestrator, ports, _calls, _ = world
     to_approval(orchestrator)
     orchestrator.approve(RELEASE, "bob", "")
     second = release_id_for_build("5678")
@@ -229,7 +229,7 @@ def test_early_events_are_parked_and_replayed(world):
 
 
 def test_events_without_a_release_tag_are_ignored(world):
-    orchestrator, ports, _, _ = world
+    orchestrator, _ports, _, _ = world
     assert orchestrator.receive("on_registry_event", p.image_pushed("latest")) is Outcome.IGNORED
     assert orchestrator.receive("on_ml_event", p.model_registered(3, "")) is Outcome.IGNORED
 
@@ -257,7 +257,7 @@ def test_bad_events_are_dead_lettered_once_and_acknowledged(world, function, pay
 
 
 def test_concurrent_deliveries_of_one_event_act_once(world):
-    orchestrator, ports, calls, _ = world
+    orchestrator, _ports, calls, _ = world
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     run = p.run_completed(JOB, RELEASE)
     barrier = threading.Barrier(4)
@@ -308,7 +308,7 @@ def test_reconcile_fails_a_vanished_training_job(world):
 
 
 def test_reconcile_recovers_a_missed_image_pushed(world):
-    orchestrator, ports, calls, clock = world
+    orchestrator, ports, _calls, clock = world
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))
     clock.advance(minutes=6)
@@ -319,7 +319,7 @@ def test_reconcile_recovers_a_missed_image_pushed(world):
 
 
 def test_a_failing_step_is_retried_by_reconcile_then_failed(world):
-    orchestrator, ports, calls, clock = world
+    orchestrator, ports, _calls, clock = world
     ports.training.fail_submit = True
     assert orchestrator.receive("on_build_event", p.build_completed("1234")) is Outcome.HANDLED
     release = ports.store.get(RELEASE)

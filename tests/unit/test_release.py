@@ -42,7 +42,7 @@ ALLOWED = {
     **{
         s: set()
         for s in (State.REJECTED, State.DECLINED, State.EXPIRED, State.FAILED, State.ROLLED_BACK, State.SUPERSEDED)
-    },  # fmt: skip
+    },
 }
 
 

@@ -1,0 +1,324 @@
+"""`mlops`: run the release loop on this machine and drive it.
+
+mlops up [--port 7071] [--detach]    serve function_app.py like Core Tools (127.0.0.1)
+mlops down                           stop the host and every process it started
+mlops demo                           the whole release loop, end to end
+mlops trigger build [--commit SHA] [--param key=value ...]
+mlops releases [--json] | show ID [--json] | dead-letters [--json]
+mlops approve ID --by NAME [--comment TEXT] | reject ID --by NAME --comment TEXT
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from devhost.client import HostClient, HostError
+from devhost.settings import REPO_ROOT
+from functions.settings import Settings, SettingsError
+
+console = Console(highlight=False)
+DEFAULT_PORT = 7071
+
+
+def _settings_for_port(port: int) -> Settings:
+    """Point the app (its event bus and its approval links) at the port we serve on."""
+    os.environ.setdefault("MLOPS_HOST_URL", f"http://127.0.0.1:{port}")
+    return Settings.from_env()
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.home / "host.pid"
+
+
+# ---- up / down -------------------------------------------------------------------------
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = _settings_for_port(args.port)
+    client = HostClient(settings.host_url)
+    if client.healthy():
+        console.print(f"a host is already serving at {settings.host_url}")
+        return 0
+    if args.detach:
+        return _start_detached(settings, args.port)
+    from devhost.host import load_function_app, serve
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    _pid_file(settings).write_text(str(os.getpid()))
+    os.chdir(REPO_ROOT)
+    app = load_function_app(str(REPO_ROOT / "function_app.py"))
+    console.print(f"[bold]mlops host[/] on {settings.host_url} (state in {settings.home}); Ctrl-C stops it")
+    for function in app.get_functions():
+        console.print(f"  {function.get_function_name()}: {function.get_trigger().get_binding_name()}")
+    try:
+        serve(app, host="127.0.0.1", port=args.port)
+    finally:
+        _pid_file(settings).unlink(missing_ok=True)
+        _stop_deployments(settings)
+    return 0
+
+
+def _start_detached(settings: Settings, port: int) -> int:
+    log_path = settings.home / "logs" / "host.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "devhost", "up", "--port", str(port)],
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, "MLOPS_HOST_URL": settings.host_url, "MLOPS_HOME": str(settings.home)},
+        )  # fmt: skip
+    client = HostClient(settings.host_url)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            console.print(f"[red]host exited with code {process.returncode}; see {log_path}[/]")
+            return 1
+        if client.healthy():
+            console.print(f"host serving at {settings.host_url} (pid {process.pid}, log {log_path})")
+            return 0
+        time.sleep(0.2)
+    console.print(f"[red]host did not become healthy within 60 s; see {log_path}[/]")
+    return 1
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    pid_file = _pid_file(settings)
+    if pid_file.exists():
+        pid = int(pid_file.read_text() or 0)
+        _terminate(pid)
+        pid_file.unlink(missing_ok=True)
+        console.print(f"host (pid {pid}) stopped")
+    stopped = _stop_deployments(settings)
+    console.print(f"stopped {len(stopped)} endpoint process(es)" if stopped else "no endpoint processes running")
+    return 0
+
+
+def _terminate(pid: int, timeout_s: float = 10.0) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child (mlops demo): reap it
+                return
+        except ChildProcessError:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.1)
+
+
+def _stop_deployments(settings: Settings) -> list[str]:
+    from platforms.local.deployer import LocalDeployer
+
+    return LocalDeployer(settings.home, production_port=settings.production_port).stop_all()
+
+
+# ---- driving a running host -------------------------------------------------------------
+def build_completed_event(commit: str | None, params: dict[str, Any], build_id: str | None = None) -> dict[str, Any]:
+    from platforms.local.events import build_event
+
+    build_id = build_id or f"local-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
+    data: dict[str, Any] = {
+        "buildId": build_id,
+        "buildNumber": build_id,
+        "result": "succeeded",
+        "sourceVersion": commit or _git_head(),
+        "sourceBranch": "refs/heads/main",
+        "repository": REPO_ROOT.name,
+        "requestedFor": os.environ.get("USER", "local"),
+    }
+    if params:
+        data["parameters"] = params
+    return build_event("MLOps.BuildCompleted", f"builds/{build_id}", data)
+
+
+def _git_head() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--param expects key=value, got {pair!r}")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+def cmd_trigger(args: argparse.Namespace) -> int:
+    from functions.events import release_id_for_build
+
+    event = build_completed_event(args.commit, parse_params(args.param), args.build_id)
+    HostClient().deliver("on_build_event", [event])
+    release_id = release_id_for_build(event["data"]["buildId"])
+    console.print(f"build {event['data']['buildId']} delivered; release [bold]{release_id}[/]")
+    return 0
+
+
+def cmd_releases(args: argparse.Namespace) -> int:
+    releases = HostClient().releases(limit=args.limit)
+    if args.json:
+        print(json.dumps(releases, indent=2))
+        return 0
+    table = Table(title="Releases")
+    for column in ("id", "state", "trigger", "candidate mse", "gate", "updated"):
+        table.add_column(column)
+    for release in releases:
+        metrics = (release.get("candidate") or {}).get("metrics") or {}
+        gate = release.get("gate") or {}
+        table.add_row(
+            release["id"], _state(release["state"]), _trigger(release["trigger"]),
+            f"{metrics['mse']:.1f}" if "mse" in metrics else "",
+            ("promote" if gate.get("promote") else "reject") if gate else "", release.get("updated_at", ""),
+        )  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    release = HostClient().release(args.id)
+    if args.json:
+        print(json.dumps(release, indent=2))
+        return 0
+    console.print(f"[bold]{release['id']}[/] {_state(release['state'])}  {_trigger(release['trigger'])}")
+    if release.get("gate"):
+        console.print(f"gate: {release['gate']['reason']}")
+    if release.get("error"):
+        console.print(f"[red]error: {release['error']}[/]")
+    table = Table(title="Timeline")
+    for column in ("at", "step", "detail"):
+        table.add_column(column)
+    for entry in release["timeline"]:
+        table.add_row(entry["at"], entry["step"], entry["detail"])
+    console.print(table)
+    return 0
+
+
+def cmd_approve(args: argparse.Namespace) -> int:
+    release = HostClient().approve(args.id, args.by, args.comment or "")
+    console.print(f"{release['id']}: {_state(release['state'])}")
+    return 0
+
+
+def cmd_reject(args: argparse.Namespace) -> int:
+    release = HostClient().reject(args.id, args.by, args.comment)
+    console.print(f"{release['id']}: {_state(release['state'])}")
+    return 0
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    letters = HostClient().dead_letters()
+    if args.json:
+        print(json.dumps(letters, indent=2))
+        return 0
+    table = Table(title="Dead letters")
+    for column in ("received", "function", "event id", "type", "reason"):
+        table.add_column(column)
+    for letter in letters:
+        table.add_row(letter["received_at"], letter["function"], letter["event_id"], letter["event_type"],
+                      letter["reason"])  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from devhost.demo import run_demo
+
+    return run_demo(port=args.port, keep_running=not args.stop)
+
+
+def _state(state: str) -> str:
+    colour = {"live": "green", "awaiting_approval": "cyan", "rejected": "yellow", "failed": "red",
+              "rolled_back": "red", "declined": "yellow", "expired": "yellow"}.get(state, "white")  # fmt: skip
+    return f"[{colour}]{state}[/]"
+
+
+def _trigger(trigger: dict[str, Any]) -> str:
+    if trigger.get("kind") == "build":
+        params = f" {json.dumps(trigger['parameters'])}" if trigger.get("parameters") else ""
+        return f"build {trigger.get('buildNumber') or trigger.get('buildId')}{params}"
+    return str(trigger.get("kind"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlops", description="Run and drive the ML release loop locally.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="serve function_app.py like Core Tools on 127.0.0.1")
+    up.add_argument("--port", type=int, default=DEFAULT_PORT)
+    up.add_argument("--detach", action="store_true", help="run in the background")
+    up.set_defaults(handler=cmd_up)
+    commands.add_parser("down", help="stop the host and every process it started").set_defaults(handler=cmd_down)
+
+    demo = commands.add_parser("demo", help="the whole release loop, end to end")
+    demo.add_argument("--port", type=int, default=DEFAULT_PORT)
+    demo.add_argument("--stop", action="store_true", help="stop the host and endpoints at the end")
+    demo.set_defaults(handler=cmd_demo)
+
+    trigger = commands.add_parser("trigger", help="send an event as CI would")
+    trigger_kinds = trigger.add_subparsers(dest="kind", required=True)
+    build = trigger_kinds.add_parser("build", help="MLOps.BuildCompleted")
+    build.add_argument("--commit")
+    build.add_argument("--build-id")
+    build.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    build.set_defaults(handler=cmd_trigger)
+
+    releases = commands.add_parser("releases", help="list releases")
+    releases.add_argument("--json", action="store_true")
+    releases.add_argument("--limit", type=int, default=50)
+    releases.set_defaults(handler=cmd_releases)
+
+    show = commands.add_parser("show", help="one release and its timeline")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_show)
+
+    approve = commands.add_parser("approve", help="approve a release awaiting approval")
+    approve.add_argument("id")
+    approve.add_argument("--by", required=True)
+    approve.add_argument("--comment")
+    approve.set_defaults(handler=cmd_approve)
+
+    reject = commands.add_parser("reject", help="decline a release awaiting approval")
+    reject.add_argument("id")
+    reject.add_argument("--by", required=True)
+    reject.add_argument("--comment", required=True)
+    reject.set_defaults(handler=cmd_reject)
+
+    letters = commands.add_parser("dead-letters", help="events that could not be processed")
+    letters.add_argument("--json", action="store_true")
+    letters.set_defaults(handler=cmd_dead_letters)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (HostError, SettingsError) as exc:
+        console.print(f"[red]mlops: {exc}[/]")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""`mlops demo` / `make demo`: the whole release loop on this machine, over HTTP.
+
+build event -> retraining pipeline -> gate -> register -> image -> staging + tests ->
+approval requested -> approved over HTTP -> production + tests -> live; then a second
+build with worse training parameters, rejected by the gate with its evidence.
+Starts from a clean $MLOPS_HOME and leaves the host and production endpoint running
+(`mlops down` stops them) unless asked to stop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Any
+
+import requests
+from rich.table import Table
+
+from devhost import cli
+from devhost.client import HostClient
+from functions.events import release_id_for_build
+from functions.settings import Settings
+
+console = cli.console
+AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
+WORSE_PARAMS = {"alpha": 5.0}
+ROWS_TO_SCORE = 3
+
+
+def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> int:
+    started = time.monotonic()
+    settings = cli._settings_for_port(port)
+    console.rule("[bold]ML release loop, locally: build → train → gate → staging → approval → production")
+    _reset_home(settings)
+    if cli._start_detached(settings, port) != 0:
+        return 1
+    client = HostClient(settings.host_url)
+    try:
+        first = _run_build(client, {}, "awaiting_approval", timeout_s)
+        if first["state"] != "awaiting_approval":
+            return _failed(first)
+        approve_url = f"{settings.host_url}/api/releases/{first['id']}/approve"
+        console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} by demo@example.com")
+        first = client.approve(first["id"], "demo@example.com", "metrics and staging tests look good")
+        _print_timeline(first, already=_count_before(first, "approved"))
+        if first["state"] != "live":
+            return _failed(first)
+        production_url = first["production"]["endpoint"]["scoring_url"]
+        _score_production(first, production_url)
+
+        second = _run_build(client, WORSE_PARAMS, "rejected", timeout_s)
+        if second["state"] != "rejected":
+            return _failed(second)
+        _summary([first, second], production_url)
+        console.print(f"\n[dim]whole demo: {time.monotonic() - started:.0f} s[/]")
+    finally:
+        if not keep_running:
+            cli.cmd_down(None)  # type: ignore[arg-type]
+    if keep_running:
+        console.print(f"host and production endpoint still running; stop them with: {cli_hint('down')}")
+    return 0
+
+
+def cli_hint(command: str) -> str:
+    return f".venv/bin/python -m devhost {command}"
+
+
+def _reset_home(settings: Settings) -> None:
+    cli.cmd_down(None)  # type: ignore[arg-type]
+    if settings.home.exists():
+        shutil.rmtree(settings.home)
+    settings.home.mkdir(parents=True)
+    console.print(f"state in {settings.home} (reset)")
+
+
+def _run_build(client: HostClient, params: dict[str, Any], expected: str, timeout_s: float) -> dict[str, Any]:
+    event = cli.build_completed_event(None, params)
+    build_id = event["data"]["buildId"]
+    release_id = release_id_for_build(build_id)
+    shown = f" with parameters {json.dumps(params)}" if params else ""
+    console.rule(f"[bold]build {build_id}{shown}")
+    console.print(
+        f"→ MLOps.BuildCompleted to /runtime/webhooks/eventgrid?functionName=on_build_event; release {release_id}"
+    )
+    client.deliver("on_build_event", [event])
+    return _follow(client, release_id, timeout_s)
+
+
+def _follow(client: HostClient, release_id: str, timeout_s: float) -> dict[str, Any]:
+    """Print timeline entries as they happen until the release comes to rest."""
+    deadline = time.monotonic() + timeout_s
+    printed = 0
+    with console.status(f"waiting for {release_id}…") as status:
+        while True:
+            release = client.release(release_id)
+            printed = _print_timeline(release, already=printed)
+            status.update(f"{release_id}: {release['state']}…")
+            if release["state"] in AT_REST or time.monotonic() > deadline:
+                return release
+            time.sleep(0.3)
+
+
+def _print_timeline(release: dict[str, Any], already: int) -> int:
+    for entry in release["timeline"][already:]:
+        mark = "[red]✘[/]" if entry["step"] in ("failed", "gate_rejected", "rolled_back") else "[green]✔[/]"
+        console.print(f"{mark} {entry['at'][11:19]} [bold]{entry['step']}[/]: {entry['detail']}")
+    return len(release["timeline"])
+
+
+def _count_before(release: dict[str, Any], step: str) -> int:
+    steps = [entry["step"] for entry in release["timeline"]]
+    return steps.index(step) if step in steps else len(steps)
+
+
+def _score_production(release: dict[str, Any], production_url: str) -> None:
+    import joblib
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+
+    rows = load_diabetes().data[:ROWS_TO_SCORE]
+    response = requests.post(production_url, json={"data": rows.tolist()}, timeout=30)
+    response.raise_for_status()
+    served = response.json()["result"]
+    model_dir = release["candidate"]["model"]["location"]
+    expected = joblib.load(os.path.join(model_dir, "model.joblib")).predict(np.asarray(rows)).tolist()
+    same = "equal to" if served == expected else "[red]DIFFERENT from[/]"
+    console.print(f"✔ production {production_url} scored {ROWS_TO_SCORE} rows: {[round(v, 2) for v in served]} "
+                  f"({same} the registered model's predictions)")  # fmt: skip
+
+
+def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
+    table = Table(title="Releases")
+    for column in ("release", "state", "challenger mse", "champion mse", "difference, 95% CI"):
+        table.add_column(column)
+    for release in releases:
+        gate = release.get("gate") or {}
+        evidence = gate.get("evidence") or {}
+        difference = ((gate.get("evaluation") or {}).get("differences") or {}).get("mse") or {}
+        interval = (difference.get("intervals") or {}).get("0.95")
+        diff_text = f"{difference['estimate']:+.1f} [{interval[0]:+.1f}, {interval[1]:+.1f}]" if interval else "—"
+        champion = evidence.get("champion")
+        table.add_row(
+            release["id"], cli._state(release["state"]), f"{evidence.get('candidate', float('nan')):.1f}",
+            f"{champion:.1f}" if champion is not None else "none", diff_text,
+        )  # fmt: skip
+    console.print(table)
+    for release in releases:
+        console.print(f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}")
+    console.print(f"production URL: {production_url}")
+    row = ", ".join(f"{v:.4f}" for v in _first_row())
+    console.print(
+        f"try it: curl -s -X POST {production_url} -H 'Content-Type: application/json' -d '{{\"data\": [[{row}]]}}'"
+    )
+
+
+def _first_row() -> list[float]:
+    from sklearn.datasets import load_diabetes
+
+    return load_diabetes().data[0].tolist()
+
+
+def _failed(release: dict[str, Any]) -> int:
+    console.print(f"[red]✘ release {release['id']} ended {release['state']}: {release.get('error')}[/]")
+    return 1

@@ -1,0 +1,96 @@
+"""Every setting the app reads, read in one place. A bad value fails at start-up, naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from functions.gate import GateConfigError, GatePolicy
+
+PLATFORMS = ("local", "azure")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    platform: str = "local"
+    home: Path = field(default_factory=lambda: Path(".mlops").resolve())
+    host_url: str = "http://127.0.0.1:7071"
+    public_url: str = "http://127.0.0.1:7071"
+    production_port: int = 5101
+    training_data: str = "diabetes"
+    approval_timeout: timedelta = timedelta(hours=72)
+    gate_policy: GatePolicy = field(default_factory=GatePolicy)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        platform = env.get("MLOPS_PLATFORM", "local").strip().lower()
+        if platform not in PLATFORMS:
+            raise SettingsError(f"MLOPS_PLATFORM must be one of {', '.join(PLATFORMS)}, got {platform!r}")
+        host_url = _url(env, "MLOPS_HOST_URL", "http://127.0.0.1:7071")
+        return cls(
+            platform=platform,
+            home=Path(env.get("MLOPS_HOME") or ".mlops").resolve(),
+            host_url=host_url,
+            public_url=_url(env, "MLOPS_PUBLIC_URL", host_url),
+            production_port=_int(env, "MLOPS_PRODUCTION_PORT", 5101, 1, 65535),
+            training_data=env.get("MLOPS_TRAINING_DATA") or "diabetes",
+            approval_timeout=timedelta(hours=_float(env, "MLOPS_APPROVAL_TIMEOUT_HOURS", 72.0)),
+            gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY")),
+        )
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).rstrip("/")
+    if not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _gate_policy(raw: str | None) -> GatePolicy:
+    if not raw:
+        return GatePolicy()
+    try:
+        document: Any = json.loads(raw)
+        if not isinstance(document, dict):
+            raise SettingsError("MLOPS_GATE_POLICY must be a JSON object")
+        return GatePolicy.from_mapping(document)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"MLOPS_GATE_POLICY is not valid JSON: {exc}") from None
+    except (GateConfigError, TypeError) as exc:
+        raise SettingsError(f"MLOPS_GATE_POLICY: {exc}") from None

@@ -1,0 +1,44 @@
+"""SQLite connections for the local registry and image index: WAL, a busy timeout, explicit transactions.
+
+Each call opens its own connection (sqlite3 connections must not cross threads); WAL lets the
+CLI read while the host writes, and ``BEGIN IMMEDIATE`` takes the write lock up front so two
+writers queue on the busy timeout instead of failing half-way through a read-modify-write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def connect(path: Path, schema: str) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection.executescript(schema)
+    return connection
+
+
+@contextmanager
+def write_transaction(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
+    """A connection inside BEGIN IMMEDIATE: committed when the block ends, rolled back if it raises."""
+    with closing(connect(path, schema)) as connection:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+
+@contextmanager
+def read_connection(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
+    with closing(connect(path, schema)) as connection:
+        yield connection

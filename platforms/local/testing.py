@@ -1,0 +1,141 @@
+"""Endpoint tests over HTTP: a smoke test and an integration test against the model's own predictions.
+
+Works for any endpoint that speaks score.py's contract (local azmlinfsrv, the production
+router, ACI/AKS given a reachable URL). An endpoint that is down, slow or wrong gives a failed
+TestReport whose checks say what went wrong; these tests never raise for the endpoint's sake.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from functions.ports import Endpoint, ModelRef, TestReport
+
+MODEL_FILE = "model.joblib"
+TOLERANCE = 1e-9
+WRONG_SHAPE = b'{"data": [[1, 2]]}'
+NOT_JSON = b"this is not JSON"
+
+
+def health_url(scoring_url: str) -> str:
+    """The server's root (its health probe), e.g. http://host:5001/score -> http://host:5001/."""
+    parts = urlsplit(scoring_url)
+    return urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+
+
+class HttpEndpointTester:
+    """EndpointTester port, with ``rows`` rows of ``data`` (the pipeline's data source) as test input."""
+
+    def __init__(self, data: str = "diabetes", rows: int = 20, timeout_s: float = 10.0) -> None:
+        self.data = data
+        self.rows = rows
+        self.timeout_s = timeout_s
+
+    def smoke(self, endpoint: Endpoint) -> TestReport:
+        checks = [
+            _check("health", lambda: self._health(endpoint)),
+            _check("score_one_row", lambda: self._score_one_row(endpoint)),
+        ]
+        return _report(f"smoke test of {endpoint.name} ({endpoint.scoring_url})", checks)
+
+    def integration(self, endpoint: Endpoint, model: ModelRef) -> TestReport:
+        checks = [
+            _check("predictions_match_model", lambda: self._predictions_match(endpoint, model)),
+            _check("wrong_shape_rejected", lambda: self._rejected(endpoint, WRONG_SHAPE)),
+            _check("non_json_rejected", lambda: self._rejected(endpoint, NOT_JSON)),
+        ]
+        return _report(
+            f"integration test of {endpoint.name} ({endpoint.scoring_url}) against {model.name}:{model.version}", checks
+        )
+
+    def _health(self, endpoint: Endpoint) -> tuple[bool, str]:
+        url = health_url(endpoint.scoring_url)
+        response = requests.get(url, timeout=self.timeout_s)
+        return response.status_code == 200, f"GET {url} -> {response.status_code}"
+
+    def _score_one_row(self, endpoint: Endpoint) -> tuple[bool, str]:
+        response = self._post(endpoint, {"data": self._features[:1].tolist()})
+        if response.status_code != 200:
+            return False, f"POST 1 row -> {response.status_code}: {response.text[:200]}"
+        result = _json(response).get("result")
+        ok = isinstance(result, list) and len(result) == 1 and _finite(result[0])
+        return ok, f"POST 1 row -> 200 {response.text[:200]}" + ("" if ok else ' (expected {"result": [a number]})')
+
+    def _predictions_match(self, endpoint: Endpoint, model: ModelRef) -> tuple[bool, str]:
+        import joblib
+
+        rows = self._features[: self.rows]
+        expected = joblib.load(Path(model.location) / MODEL_FILE).predict(rows).tolist()
+        response = self._post(endpoint, {"data": rows.tolist()})
+        if response.status_code != 200:
+            return False, f"POST {len(rows)} rows -> {response.status_code}: {response.text[:200]}"
+        result = _json(response).get("result")
+        if not isinstance(result, list) or len(result) != len(expected):
+            return False, f"expected {len(expected)} predictions, got {response.text[:200]}"
+        if not all(_finite(value) for value in result):
+            return False, f"non-numeric predictions: {response.text[:200]}"
+        differences = [abs(got - want) for got, want in zip(result, expected, strict=True)]
+        wrong = sum(difference > TOLERANCE for difference in differences)
+        if wrong:
+            return (
+                False,
+                f"{wrong}/{len(expected)} predictions differ from the model's (max |diff| {max(differences):.4g})",
+            )
+        return True, f"{len(expected)} predictions equal the model's (max |diff| {max(differences):.1e})"
+
+    def _rejected(self, endpoint: Endpoint, body: bytes) -> tuple[bool, str]:
+        response = requests.post(
+            endpoint.scoring_url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout_s
+        )
+        detail = f"POST {body[:40]!r} -> {response.status_code}: {response.text[:120]}"
+        return 400 <= response.status_code < 500, detail + ("" if response.status_code < 500 else " (expected a 4xx)")
+
+    def _post(self, endpoint: Endpoint, document: dict[str, Any]) -> requests.Response:
+        return requests.post(endpoint.scoring_url, json=document, timeout=self.timeout_s)
+
+    @cached_property
+    def _features(self) -> Any:
+        """The data's feature rows as floats, columns in the data's order (scikit-learn's for diabetes)."""
+        import numpy as np
+
+        from ml_pipeline.dataset import DEFAULT_TARGET, feature_columns, load_dataset
+
+        frame = load_dataset(self.data)
+        return frame[feature_columns(frame, DEFAULT_TARGET)].to_numpy(dtype=np.float64)
+
+
+def _check(name: str, run: Callable[[], tuple[bool, str]]) -> dict[str, Any]:
+    try:
+        passed, detail = run()
+    except requests.RequestException as exc:
+        passed, detail = False, f"request failed: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # e.g. a model file that cannot be loaded: a failed check, not a crash
+        passed, detail = False, f"{type(exc).__name__}: {exc}"
+    return {"name": name, "passed": passed, "detail": detail}
+
+
+def _report(title: str, checks: list[dict[str, Any]]) -> TestReport:
+    failed = [check for check in checks if not check["passed"]]
+    if not failed:
+        return TestReport(True, f"{title}: all {len(checks)} checks passed", checks)
+    reasons = " ".join("; ".join(f"{check['name']}: {check['detail']}" for check in failed).split())
+    return TestReport(False, f"{title}: {len(failed)}/{len(checks)} checks failed ({reasons})", checks)
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        document = response.json()
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

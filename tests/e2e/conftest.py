@@ -1,0 +1,73 @@
+"""A real `mlops up` host on a free 127.0.0.1 port with its own $MLOPS_HOME."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.client import HostClient
+from devhost.settings import REPO_ROOT
+from platforms.local.inference_server import free_port
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
+    home = tmp_path_factory.mktemp("mlops-home")
+    port, production_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(home),
+        "MLOPS_HOST_URL": f"http://127.0.0.1:{port}",
+        "MLOPS_PRODUCTION_PORT": str(production_port),
+    }
+    log = open(home / "host.log", "wb")  # noqa: SIM115 - closed in the finally below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devhost", "up", "--port", str(port)],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    client = HostClient(f"http://127.0.0.1:{port}", timeout_s=120)
+    client.home = Path(home)  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 60
+        while not client.healthy():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"host did not start:\n{(home / 'host.log').read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield client
+    finally:
+        subprocess.run([sys.executable, "-m", "devhost", "down"], cwd=REPO_ROOT, env=env, check=False,
+                       capture_output=True, timeout=60)  # fmt: skip
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+        log.close()
+
+
+def wait_for_state(client: HostClient, release_id: str, states: set[str], timeout_s: float = 120) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            release = client.release(release_id)
+            if release["state"] in states:
+                return release
+        except Exception:
+            release = None
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{release_id} did not reach {states}: {release}")
+        time.sleep(0.3)
+
+
+def post_webhook(client: HostClient, function: str, body: bytes | str, event_type: str | None = "Notification"):
+    headers = {"Content-Type": "application/json"}
+    if event_type is not None:
+        headers["aeg-event-type"] = event_type
+    return requests.post(
+        f"{client.base_url}/runtime/webhooks/eventgrid?functionName={function}", data=body, headers=headers, timeout=60
+    )

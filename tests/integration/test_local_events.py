@@ -1,0 +1,192 @@
+"""LocalEventBus against a real HTTP server on 127.0.0.1 standing in for the host's Event Grid webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from platforms.local.events import LocalEventBus
+from platforms.local.inference_server import free_port
+
+pytestmark = pytest.mark.integration
+RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
+
+
+class FakeHost(ThreadingHTTPServer):
+    """Answers each POST with the next scripted status (the last one repeats) and records the request."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, statuses: list[int]) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.statuses = list(statuses)
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+
+    def next_status(self) -> int:
+        with self.lock:
+            return self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeHost
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        url = urlsplit(self.path)
+        status = self.server.next_status()
+        with self.server.lock:
+            self.server.requests.append(
+                {
+                    "path": url.path,
+                    "query": parse_qs(url.query),
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "body": json.loads(body),
+                    "status": status,
+                }
+            )
+        payload = b'{"error": "scripted"}' if status >= 400 else b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def fake_host(statuses: list[int], port: int = 0) -> Iterator[FakeHost]:
+    server = FakeHost(port, statuses)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def make_bus(tmp_path: Path) -> Iterator:
+    buses: list[LocalEventBus] = []
+
+    def make(host_url: str, **options: float) -> LocalEventBus:
+        options = {"first_backoff_s": 0.05, "max_backoff_s": 0.2, "request_timeout_s": 5.0, **options}
+        bus = LocalEventBus(tmp_path, host_url, **options)
+        buses.append(bus)
+        return bus
+
+    yield make
+    for bus in buses:
+        bus.close(timeout_s=0)
+
+
+def undelivered(tmp_path: Path) -> list[dict[str, Any]]:
+    path = tmp_path / "undelivered.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def host_url(server: FakeHost) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_retries_server_errors_then_delivers_once_like_event_grid(make_bus, tmp_path):
+    with fake_host([500, 500, 202]) as server:
+        bus = make_bus(host_url(server))
+        event_id = bus.publish(RUN_COMPLETED, "experiments/e/runs/r", {"runId": "r"})
+        assert bus.flush(timeout_s=10)
+    assert [r["status"] for r in server.requests] == [500, 500, 202]
+    for request in server.requests:
+        assert request["path"] == "/runtime/webhooks/eventgrid"
+        assert request["query"] == {"functionName": ["on_ml_event"]}
+        assert request["headers"]["aeg-event-type"] == "Notification"
+        assert request["headers"]["content-type"] == "application/json"
+        [event] = request["body"]
+        assert event["id"] == event_id  # a retry is the same event, so the handler can deduplicate
+        assert event["eventType"] == RUN_COMPLETED
+        assert event["data"] == {"runId": "r"}
+    assert undelivered(tmp_path) == []
+
+
+def test_delivers_once_the_host_comes_up(make_bus, tmp_path):
+    port = free_port()
+    bus = make_bus(f"http://127.0.0.1:{port}")
+    bus.publish("MLOps.BuildCompleted", "builds/1234", {"buildId": "1234", "result": "succeeded"})
+    time.sleep(0.3)  # a few refused connections first
+    with fake_host([202], port) as server:
+        assert bus.flush(timeout_s=10)
+    assert len(server.requests) == 1
+    assert server.requests[0]["query"] == {"functionName": ["on_build_event"]}
+    assert undelivered(tmp_path) == []
+
+
+def test_client_errors_are_not_retried_and_are_recorded(make_bus, tmp_path):
+    with fake_host([400, 202]) as server:
+        bus = make_bus(host_url(server))
+        event_id = bus.publish("Microsoft.ContainerRegistry.ImagePushed", "repo:1-r", {"action": "push"})
+        assert bus.flush(timeout_s=10)
+    assert len(server.requests) == 1
+    assert server.requests[0]["query"] == {"functionName": ["on_registry_event"]}
+    [record] = undelivered(tmp_path)
+    assert record["event"]["id"] == event_id
+    assert "HTTP 400" in record["reason"] and "not retried" in record["reason"]
+    assert record["function"] == "on_registry_event"
+    assert record["attempts"] == 1
+
+
+def test_gives_up_after_the_retry_window_and_records_why(make_bus, tmp_path):
+    with fake_host([503]) as server:
+        bus = make_bus(host_url(server), give_up_after_s=0.5)
+        bus.publish(RUN_COMPLETED, "experiments/e/runs/r", {})
+        assert bus.flush(timeout_s=10)
+    [record] = undelivered(tmp_path)
+    assert record["reason"].startswith("gave up after")
+    assert "HTTP 503" in record["reason"]
+    assert record["attempts"] == len(server.requests) >= 3
+
+
+def test_a_slow_retry_does_not_hold_back_other_events(make_bus, tmp_path):
+    # Event Grid delivers events independently; one event's backoff must not delay the next.
+    with fake_host([500, 202]) as server:
+        bus = make_bus(host_url(server), first_backoff_s=1.0)
+        first = bus.publish(RUN_COMPLETED, "experiments/e/runs/1", {})
+        second = bus.publish(RUN_COMPLETED, "experiments/e/runs/2", {})
+        assert bus.flush(timeout_s=10)
+    delivered = [r["body"][0]["id"] for r in server.requests if r["status"] == 202]
+    assert delivered == [second, first]
+
+
+def test_close_records_what_was_not_delivered_and_refuses_new_events(tmp_path):
+    bus = LocalEventBus(tmp_path, f"http://127.0.0.1:{free_port()}", first_backoff_s=0.05, max_backoff_s=0.1)
+    event_id = bus.publish(RUN_COMPLETED, "experiments/e/runs/r", {})
+    bus.close(timeout_s=0.3)
+    [record] = undelivered(tmp_path)
+    assert record["event"]["id"] == event_id
+    assert "closed before delivery" in record["reason"]
+    assert "ConnectionError" in record["reason"]
+    with pytest.raises(RuntimeError, match="closed"):
+        bus.publish(RUN_COMPLETED, "experiments/e/runs/r", {})
+
+
+def test_flush_returns_false_when_time_runs_out(make_bus):
+    bus = make_bus(f"http://127.0.0.1:{free_port()}")
+    bus.publish(RUN_COMPLETED, "experiments/e/runs/r", {})
+    started = time.monotonic()
+    assert bus.flush(timeout_s=0.2) is False
+    assert time.monotonic() - started < 2
+
+
+def test_unroutable_event_type_is_refused_at_publish(make_bus):
+    bus = make_bus("http://127.0.0.1:9")
+    with pytest.raises(ValueError, match=r"no subscription takes event type 'Contoso\.Thing'"):
+        bus.publish("Contoso.Thing", "x", {})
