@@ -153,16 +153,14 @@ def _git_head() -> str:
 
 
 def parse_params(pairs: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--param expects key=value, got {pair!r}")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
+    """``key=value`` pairs as train's ``--param`` reads them (values are JSON when they parse)."""
+    from ml_pipeline.errors import PipelineInputError
+    from ml_pipeline.train import parse_overrides
+
+    try:
+        return parse_overrides(pairs)
+    except PipelineInputError as exc:
+        raise SystemExit(f"mlops: {exc}") from None
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:

@@ -165,8 +165,8 @@ def test_staging_test_failure_fails_the_release(world):
     assert release.state == State.FAILED and release.error.startswith("staging tests failed")
 
 
-def test_production_test_failure_rolls_back_to_the_previous_release(world):
-    orchestrator, ports, _calls, _ = world
+def second_release_awaiting_approval(orchestrator: Orchestrator, ports: Ports) -> str:
+    """The first release live, then a better second one waiting for approval."""
     to_approval(orchestrator)
     orchestrator.approve(RELEASE, "bob", "")
     second = release_id_for_build("5678")
@@ -175,6 +175,12 @@ def test_production_test_failure_rolls_back_to_the_previous_release(world):
     orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
     orchestrator.receive("on_registry_event", p.image_pushed(image_tag("1", second)))
     assert state(ports, second) == State.AWAITING_APPROVAL
+    return second
+
+
+def test_production_test_failure_rolls_back_to_the_previous_release(world):
+    orchestrator, ports, _, _ = world
+    second = second_release_awaiting_approval(orchestrator, ports)
     ports.tester.failing_urls.add("production")
     release = orchestrator.approve(second, "bob", "")
     assert release.state == State.ROLLED_BACK
@@ -185,13 +191,7 @@ def test_production_test_failure_rolls_back_to_the_previous_release(world):
 
 def test_going_live_supersedes_the_previous_live_release(world):
     orchestrator, ports, _, _ = world
-    to_approval(orchestrator)
-    orchestrator.approve(RELEASE, "bob", "")
-    second = release_id_for_build("5678")
-    ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
-    orchestrator.receive("on_build_event", p.build_completed("5678"))
-    orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
-    orchestrator.receive("on_registry_event", p.image_pushed(image_tag("1", second)))
+    second = second_release_awaiting_approval(orchestrator, ports)
     orchestrator.approve(second, "bob", "")
     assert state(ports, second) == State.LIVE and state(ports) == State.SUPERSEDED
 
