@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -53,6 +54,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return _start_detached(settings, args.port)
     from devhost.host import load_function_app, serve
 
+    if not _port_free(args.port):
+        console.print(f"[red]127.0.0.1:{args.port} is in use by another program; choose another --port[/]")
+        return 1
     settings.home.mkdir(parents=True, exist_ok=True)
     _pid_file(settings).write_text(str(os.getpid()))
     os.chdir(REPO_ROOT)
@@ -95,13 +99,35 @@ def cmd_down(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     pid_file = _pid_file(settings)
     if pid_file.exists():
-        pid = int(pid_file.read_text() or 0)
-        _terminate(pid)
+        pid = _host_pid(pid_file)
+        if pid:
+            _terminate(pid)
+            console.print(f"host (pid {pid}) stopped")
         pid_file.unlink(missing_ok=True)
-        console.print(f"host (pid {pid}) stopped")
     stopped = _stop_deployments(settings)
     console.print(f"stopped {len(stopped)} endpoint process(es)" if stopped else "no endpoint processes running")
     return 0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _host_pid(pid_file: Path) -> int | None:
+    """The pid in the file if that process is still our host; a stale file must not kill a stranger."""
+    text = pid_file.read_text().strip()
+    if not text.isdecimal() or int(text) <= 0:
+        return None
+    try:
+        command_line = Path(f"/proc/{text}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return None
+    return int(text) if b"devhost" in command_line or b"mlops" in command_line else None
 
 
 def _terminate(pid: int, timeout_s: float = 10.0) -> None:

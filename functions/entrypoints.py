@@ -62,7 +62,7 @@ def health(_: func.HttpRequest) -> func.HttpResponse:
 
 def list_releases(req: func.HttpRequest) -> func.HttpResponse:
     raw_limit = req.params.get("limit", "50")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIST:
+    if not (raw_limit.isascii() and raw_limit.isdecimal()) or not 1 <= int(raw_limit) <= MAX_LIST:
         return _error(400, f"limit must be an integer between 1 and {MAX_LIST}")
     states = [s for s in req.params.get("state", "").split(",") if s]
     releases = orchestrator().ports.store.list(limit=int(raw_limit), states=states or None)

@@ -165,7 +165,7 @@ class Orchestrator:
         if not isinstance(release, Release):
             return release
         if release.state == State.QUEUED:
-            return self._park(event, payload)
+            return self._park(event, payload, release)
         if release.state != State.TRAINING or event.run_id != release.job_name:
             why = f"run {event.run_id} {event.status} while the release is {release.state.value}"
             return self._note(release, "stale_event", why, Outcome.STALE, event.id)
@@ -197,7 +197,7 @@ class Orchestrator:
         if not isinstance(release, Release):
             return release
         if release.state in (State.QUEUED, State.TRAINING, State.REGISTERING):
-            return self._park(event, payload)
+            return self._park(event, payload, release)
         expected_tag = (release.image or {}).get("tag")
         if release.state != State.PACKAGING or event.tag != expected_tag:
             why = f"image {event.repository}:{event.tag} pushed while the release is {release.state.value}"
@@ -233,6 +233,9 @@ class Orchestrator:
 
     def approve(self, release_id: str, by: str, comment: str = "") -> Release:
         def claim(release: Release) -> None:
+            promoting = [r.id for r in self.ports.store.list(states=[State.PROMOTING.value]) if r.id != release_id]
+            if promoting:
+                raise Conflict(f"release {promoting[0]} is being promoted to production; approve when it is done")
             release.approve(self.clock(), by, comment)
 
         release = self._command(release_id, claim)
@@ -244,7 +247,6 @@ class Orchestrator:
             release.decline(self.clock(), by, comment)
 
         release = self._command(release_id, decline)
-        self.ports.deployer.remove_staging(release_id)
         self._announce(release)
         return release
 
@@ -273,11 +275,12 @@ class Orchestrator:
         }.get(release.state)
         if step is None:
             return
+        state = release.state
         try:
             step(release)
         except Exception as exc:  # a platform error must not strand the event in a retry storm
-            log.exception("release %s: step %s failed", release.id, release.state.value)
-            self._step_error(release.id, release.state, f"{type(exc).__name__}: {exc}")
+            log.exception("release %s: step %s failed", release.id, state.value)
+            self._step_error(release.id, state, f"{type(exc).__name__}: {exc}")
 
     def _submit_training(self, release: Release) -> None:
         champion = self.ports.registry.champion()
@@ -353,7 +356,7 @@ class Orchestrator:
     # ---- reconcile (timer) ----------------------------------------------------------
     def reconcile(self) -> dict[str, int]:
         """Expire approvals, re-check stuck steps against the platform, retry claimed steps."""
-        counts = {"expired": 0, "rechecked": 0, "retried": 0, "failed": 0}
+        counts = {"expired": 0, "rechecked": 0, "retried": 0, "failed": 0, "errors": 0}
         now = self.clock()
         open_states = [s.value for s in State if s not in AT_REST] + [State.AWAITING_APPROVAL.value]
         for release in self.ports.store.list(limit=1000, states=open_states):
@@ -361,6 +364,9 @@ class Orchestrator:
                 counts_key = self._reconcile_one(release, now)
             except ConcurrencyError:
                 continue  # someone else is working on it right now
+            except Exception:  # one broken release must not stop the pass for the others
+                log.exception("reconcile: release %s", release.id)
+                counts_key = "errors"
             if counts_key:
                 counts[counts_key] += 1
         return counts
@@ -372,7 +378,6 @@ class Orchestrator:
             if now < deadline:
                 return None
             updated = self._update(release, State.AWAITING_APPROVAL, lambda r: r.expire(now))
-            self.ports.deployer.remove_staging(release.id)
             self._announce(updated)
             return "expired"
         if release.state == State.TRAINING and age >= t.training_check:
@@ -386,8 +391,9 @@ class Orchestrator:
                 reason = f"step {release.state.value} did not finish after {release.step_attempts} attempts"
                 self._fail(release, reason)
                 return "failed"
-            self._update(release, release.state, lambda r: r.retry_step(now))
-            self._advance(self._get(release.id))
+            release.retry_step(now)
+            self.ports.store.save(release)  # the claim; a concurrent pass gets ConcurrencyError and skips
+            self._advance(release)
             return "retried"
         return None
 
@@ -429,19 +435,28 @@ class Orchestrator:
             return Outcome.IGNORED  # not started by this orchestrator (no release tag)
         release = self.ports.store.get(release_id)
         if release is None:
-            return self._park(event, payload)
+            return self._park(event, payload, None)
         if release.has_handled(event.id):
             return self._note(release, "duplicate_event", f"event {event.id} delivered again", Outcome.DUPLICATE)
         return release
 
-    def _park(self, event: ev.DomainEvent, payload: dict[str, Any]) -> Outcome:
+    def _park(self, event: ev.DomainEvent, payload: dict[str, Any], seen: Release | None) -> Outcome:
+        """Keep an early event. If the release moved while we parked, the handler that moved it
+        may already have replayed the parked events, so replay them here too."""
         assert event.release_id
         self.ports.store.park(event.release_id, event.id, payload)
+        current = self.ports.store.get(event.release_id)
+        if current is not None and (seen is None or current.version != seen.version):
+            self._replay_parked(event.release_id)
         return Outcome.PARKED
 
     def _replay_parked(self, release_id: str) -> None:
         for payload in self.ports.store.take_parked(release_id):
-            self.handle(ev.parse_event(payload), payload)
+            try:
+                self.handle(ev.parse_event(payload), payload)
+            except Exception:  # keep it for the next replay rather than lose it
+                log.exception("release %s: replaying parked event %s failed", release_id, payload.get("id"))
+                self.ports.store.park(release_id, str(payload.get("id")), payload)
 
     def _note(self, release: Release, step: str, detail: str, outcome: Outcome, event_id: str = "") -> Outcome:
         """Record without acting; an event id given is marked handled, so a redelivery is a plain duplicate."""
@@ -452,8 +467,8 @@ class Orchestrator:
         return outcome
 
     def _update(self, release: Release, expected: State, mutate: Callable[[Release], None]) -> Release:
-        """Apply a transition and save; on a concurrent note, reload and apply it again."""
-        current = release
+        """Apply a transition to a copy and save it; on a concurrent note, reload and apply it again."""
+        current = Release.from_json(release.to_json())
         for _ in range(CONFLICT_RETRIES):
             if current.state != expected:
                 raise ConcurrencyError(f"release {release.id} moved to {current.state.value}")
@@ -475,6 +490,9 @@ class Orchestrator:
             self._fail(updated, f"step {state.value} failed {updated.step_attempts} times; last error: {error}")
 
     def _fail(self, release: Release, reason: str) -> None:
+        if release.state == State.PROMOTING:  # do not leave a half-promoted model serving
+            previous = self.ports.deployer.rollback_production(release.id)
+            reason += f"; production rolled back to {previous.version}" if previous else ""
         updated = self._update(release, release.state, lambda r: r.fail(self.clock(), reason))
         self._announce(updated)
 
@@ -505,7 +523,13 @@ class Orchestrator:
             self.ports.deployer.remove_staging(release.id)
 
     def _announce(self, release: Release) -> None:
-        """Tell subscribers (MLOps.ReleaseStateChanged) and people (notifier) about a state change."""
+        """Tell subscribers (MLOps.ReleaseStateChanged) and people (notifier) about a state change;
+        a release that is over gives back its staging endpoint."""
+        if release.is_final:
+            try:
+                self.ports.deployer.remove_staging(release.id)
+            except Exception:
+                log.exception("release %s: could not remove its staging endpoint", release.id)
         data = {"releaseId": release.id, "state": release.state.value, "error": release.error}
         try:
             self.ports.publisher.publish(ev.RELEASE_STATE_CHANGED, f"releases/{release.id}", data)

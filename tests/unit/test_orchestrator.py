@@ -337,3 +337,85 @@ def test_a_failing_step_is_retried_by_reconcile_then_failed(world):
         orchestrator.reconcile()
     failed = ports.store.get(release_id_for_build("999"))
     assert failed.state == State.FAILED and "compute cluster unavailable" in failed.error
+
+
+# ---- regressions found in review ----------------------------------------------------------
+def test_an_event_parked_after_the_release_moved_on_is_replayed_at_once(world):
+    orchestrator, ports, _, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    seen_while_registering = ports.store.get(RELEASE)  # what a concurrent ImagePushed handler loaded
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))  # moves on and replays (nothing yet)
+    pushed = p.image_pushed(TAG)
+    from functions.events import parse_event
+
+    assert orchestrator._park(parse_event(pushed), pushed, seen_while_registering) is Outcome.PARKED
+    assert state(ports) == State.AWAITING_APPROVAL and ports.store.take_parked(RELEASE) == []
+
+
+def test_a_replay_that_fails_keeps_the_event_parked(world):
+    orchestrator, ports, _, _ = world
+    original_handle = orchestrator.handle
+    image_calls = []
+
+    def flaky_handle(event, payload):
+        if event.type == "Microsoft.ContainerRegistry.ImagePushed":
+            image_calls.append(event.id)
+            if len(image_calls) == 2:  # the first replay
+                raise OSError("disk full")
+        return original_handle(event, payload)
+
+    orchestrator.handle = flaky_handle  # type: ignore[method-assign]
+    orchestrator.receive("on_registry_event", p.image_pushed(TAG))
+    orchestrator.receive("on_build_event", p.build_completed("1234"))  # its replay fails: event kept
+    assert state(ports) == State.TRAINING and len(ports.store.parked) == 1
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))  # the next replay succeeds
+    assert state(ports) == State.AWAITING_APPROVAL and ports.store.parked == []
+
+
+def test_one_broken_release_does_not_stop_reconcile_for_the_others(world):
+    orchestrator, ports, _, clock = world
+    to_approval(orchestrator)
+    orchestrator.receive("on_build_event", p.build_completed("777"))  # newer, listed first
+
+    def broken_status(job_name):
+        raise ValueError("corrupt status.json")
+
+    ports.training.status = broken_status  # type: ignore[method-assign]
+    clock.advance(hours=2)
+    counts = orchestrator.reconcile()
+    assert counts["errors"] == 1 and counts["expired"] == 1 and state(ports) == State.EXPIRED
+
+
+def test_only_one_release_is_promoted_at_a_time(world):
+    orchestrator, ports, _, _ = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    first = ports.store.get(RELEASE)
+    first.state = State.PROMOTING  # as if its promotion were still running
+    ports.store.save(first)
+    with pytest.raises(Conflict, match=f"{RELEASE} is being promoted"):
+        orchestrator.approve(second, "bob", "")
+    assert state(ports, second) == State.AWAITING_APPROVAL
+
+
+def test_a_promotion_that_keeps_failing_is_rolled_back_and_failed(world):
+    orchestrator, ports, calls, clock = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+
+    def broken_set_champion(model):
+        raise RuntimeError("registry unavailable")
+
+    ports.registry.set_champion = broken_set_champion  # type: ignore[method-assign]
+    assert orchestrator.approve(second, "bob", "").state == State.PROMOTING
+    for _ in range(4):
+        clock.advance(minutes=11)
+        orchestrator.reconcile()
+    release = ports.store.get(second)
+    assert release.state == State.FAILED and "rolled back to" in release.error
+    assert ("rollback_production", second) in calls.log and state(ports) == State.LIVE
+
+
+def test_a_release_that_ends_gives_back_its_staging_endpoint(world):
+    orchestrator, ports, calls, _ = world
+    ports.tester.failing_urls.add(f"staging-{RELEASE}")
+    to_approval(orchestrator)
+    assert state(ports) == State.FAILED and ("remove_staging", RELEASE) in calls.log
