@@ -132,7 +132,7 @@ def _score_production(release: dict[str, Any], production_url: str) -> None:
 
 def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
     table = Table(title="Releases")
-    for column in ("release", "state", "challenger mse", "champion mse", "difference, 95% CI"):
+    for column in ("release", "state", "challenger mse", "champion mse", "difference, 95% CI", "production URL"):
         table.add_column(column)
     for release in releases:
         gate = release.get("gate") or {}
@@ -144,6 +144,7 @@ def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
         table.add_row(
             release["id"], cli._state(release["state"]), f"{evidence.get('candidate', float('nan')):.1f}",
             f"{champion:.1f}" if champion is not None else "none", diff_text,
+            production_url if release["state"] == "live" else "",
         )  # fmt: skip
     console.print(table)
     for release in releases:
