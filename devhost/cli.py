@@ -60,6 +60,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     settings.home.mkdir(parents=True, exist_ok=True)
     _pid_file(settings).write_text(str(os.getpid()))
     os.chdir(REPO_ROOT)
+    _restore_production(settings)
     app = load_function_app(str(REPO_ROOT / "function_app.py"))
     console.print(f"[bold]mlops host[/] on {settings.host_url} (state in {settings.home}); Ctrl-C stops it")
     for function in app.get_functions():
@@ -70,6 +71,29 @@ def cmd_up(args: argparse.Namespace) -> int:
         _pid_file(settings).unlink(missing_ok=True)
         _stop_deployments(settings)
     return 0
+
+
+def _restore_production(settings: Settings) -> None:
+    """After `mlops down`, the live release's endpoint is gone: bring it back at the stable URL."""
+    import requests
+
+    from functions.bootstrap import build_orchestrator
+    from functions.orchestrator import image_of, model_of
+
+    orchestrator = build_orchestrator(settings)
+    live = orchestrator.ports.store.list(limit=1, states=["live"])
+    if not live:
+        return
+    endpoint_base = f"http://127.0.0.1:{settings.production_port}"
+    try:
+        if requests.get(f"{endpoint_base}/", timeout=2).status_code == 200:
+            return
+    except requests.RequestException:
+        pass
+    release = live[0]
+    with console.status(f"restoring production: {release.id}…"):
+        endpoint = orchestrator.ports.deployer.deploy_production(release.id, image_of(release), model_of(release))
+    console.print(f"production restored: {release.id} at {endpoint.scoring_url}")
 
 
 def _start_detached(settings: Settings, port: int) -> int:
@@ -213,7 +237,8 @@ def cmd_releases(args: argparse.Namespace) -> int:
         table.add_row(
             release["id"], _state(release["state"]), _trigger(release["trigger"]),
             f"{metrics['mse']:.1f}" if "mse" in metrics else "",
-            ("promote" if gate.get("promote") else "reject") if gate else "", release.get("updated_at", ""),
+            ("promote" if gate.get("promote") else "reject") if gate else "",
+            release.get("updated_at", "")[:16].replace("T", " "),
         )  # fmt: skip
     console.print(table)
     return 0

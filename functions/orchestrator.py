@@ -310,7 +310,7 @@ class Orchestrator:
         self._update(release, State.REGISTERING, record)
 
     def _deploy_staging(self, release: Release) -> None:
-        model, image = _model_of(release), _image_of(release)
+        model, image = model_of(release), image_of(release)
         endpoint = self.ports.deployer.deploy_staging(release.id, image, model)
         reports = [asdict(self.ports.tester.smoke(endpoint)), asdict(self.ports.tester.integration(endpoint, model))]
         now = self.clock()
@@ -335,7 +335,7 @@ class Orchestrator:
         self._announce(updated)
 
     def _promote(self, release: Release) -> None:
-        model, image = _model_of(release), _image_of(release)
+        model, image = model_of(release), image_of(release)
         endpoint = self.ports.deployer.deploy_production(release.id, image, model)
         reports = [asdict(self.ports.tester.smoke(endpoint)), asdict(self.ports.tester.integration(endpoint, model))]
         rolled_back_to = None
@@ -550,12 +550,12 @@ class Orchestrator:
         return Outcome.DEAD_LETTERED
 
 
-def _model_of(release: Release) -> ModelRef:
+def model_of(release: Release) -> ModelRef:
     model = (release.candidate or {}).get("model") or {}
     return ModelRef(model["name"], str(model["version"]), model["location"], dict(model.get("tags") or {}))
 
 
-def _image_of(release: Release) -> ImageRef:
+def image_of(release: Release) -> ImageRef:
     image = release.image or {}
     return ImageRef(image["repository"], image["tag"], image.get("digest", ""), image.get("location", ""))
 
