@@ -271,8 +271,9 @@ class Release:
         }
 
     @classmethod
-    def from_json(cls, document: dict[str, Any]) -> Release:
-        fields = copy.deepcopy(document)
+    def from_json(cls, document: dict[str, Any], *, copy_document: bool = True) -> Release:
+        """``copy_document=False`` for a document nobody else holds (fresh from json.loads)."""
+        fields = copy.deepcopy(document) if copy_document else dict(document)
         fields["state"] = State(fields["state"])
         return cls(**fields)
 

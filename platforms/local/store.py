@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS releases (
     document TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS releases_created ON releases (created_at);
+CREATE INDEX IF NOT EXISTS releases_state ON releases (state, created_at);
 CREATE TABLE IF NOT EXISTS parked_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     release_id TEXT NOT NULL,
@@ -151,6 +152,6 @@ class SqliteReleaseStore:
 
 def _release(row: tuple[str, int]) -> Release:
     document, version = row
-    release = Release.from_json(json.loads(document))
+    release = Release.from_json(json.loads(document), copy_document=False)
     release.version = version
     return release

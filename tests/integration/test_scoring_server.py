@@ -84,3 +84,10 @@ def test_each_request_is_logged_as_one_json_line(server):
         json.loads(line) for line in server.log_file.read_text().splitlines() if '"request_id": "trace-me-7"' in line
     ]
     assert lines and lines[-1]["rows"] == 1 and lines[-1]["status"] == 200
+
+
+def test_without_a_request_id_the_log_uses_the_servers_own(server):
+    response = requests.post(server.score_url, json={"data": [ROW]}, timeout=30)
+    server_id = response.headers["x-request-id"]
+    logged = [line for line in server.log_file.read_text().splitlines() if f'"request_id": "{server_id}"' in line]
+    assert len(logged) == 1 and json.loads(logged[0])["status"] == 200

@@ -1,0 +1,206 @@
+"""Lean no-op platform adapters for the event benchmarks: every port answers at once and does nothing.
+
+They implement functions/ports.py's Protocols with the same naming conventions as tests/fakes.py (job
+``job-<release>``, model ``diabetes-model:1``, image tag ``1-<release>``), so the events built by
+tests/payloads.py for a release match what the orchestrator expects. Instead of a call log they keep one
+counter per (port call, release id), enough to prove each step ran exactly once per release.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from functions.events import image_tag
+from functions.orchestrator import Orchestrator, Ports
+from functions.ports import ConcurrencyError, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
+from functions.release import Release
+from platforms.local.store import SqliteReleaseStore
+
+# A fixed clock makes runs comparable: every release gets the same created_at, so which release stays
+# awaiting approval (the newest by (created_at, id)) does not depend on when an event happened to arrive.
+FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+MODEL_NAME = "diabetes-model"
+MODEL_VERSION = "1"
+REPOSITORY = "diabetes-scoring"
+COUNTED = ("submit", "register", "build", "deploy_staging", "remove_staging", "smoke", "integration")
+
+
+def fixed_clock() -> datetime:
+    return FIXED_NOW
+
+
+@cache
+def passing_report() -> dict[str, Any]:
+    """A real evaluation report (no champion, so the default gate promotes), computed once."""
+    import numpy as np
+
+    from ml_pipeline.evaluate import compare_predictions
+
+    rng = np.random.default_rng(5)
+    y = rng.normal(150.0, 60.0, size=300)
+    report = compare_predictions(y, y + 40.0 * rng.normal(0.0, 1.0, size=300), None, resamples=200, seed=1)
+    report["compared"] = {"data": {"sha256": "ab" * 32}}
+    return report
+
+
+class CallCounts:
+    """Thread-safe counters of (call, release id); the host runs handlers in a thread pool."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, call: str, release_id: str) -> None:
+        with self._lock:
+            self.counts[(call, release_id)] += 1
+
+    def per_release(self, call: str) -> dict[str, int]:
+        with self._lock:
+            return {release: n for (name, release), n in self.counts.items() if name == call}
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        return {call: self.per_release(call) for call in COUNTED}
+
+
+class NoopTraining:
+    def __init__(self, calls: CallCounts) -> None:
+        self.calls = calls
+        self.report = passing_report()
+
+    def submit(self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None) -> str:
+        self.calls.add("submit", release_id)
+        return f"job-{release_id}"
+
+    def status(self, job_name: str) -> JobStatus:
+        return JobStatus("completed")
+
+    def evaluation(self, job_name: str) -> dict[str, Any]:
+        return self.report  # the orchestrator only reads it
+
+    def model_location(self, job_name: str) -> str:
+        return f"/jobs/{job_name}/model"
+
+
+class NoopRegistry:
+    def __init__(self, calls: CallCounts) -> None:
+        self.calls = calls
+
+    def register(self, release_id: str, job_name: str, location: str, tags: dict[str, str]) -> ModelRef:
+        self.calls.add("register", release_id)
+        return ModelRef(MODEL_NAME, MODEL_VERSION, location, tags)
+
+    def champion(self) -> ModelRef | None:
+        return None
+
+    def set_champion(self, model: ModelRef) -> None:
+        return None
+
+
+class NoopImages:
+    def __init__(self, calls: CallCounts) -> None:
+        self.calls = calls
+
+    def build(self, release_id: str, model: ModelRef) -> ImageRef:
+        self.calls.add("build", release_id)
+        return ImageRef(REPOSITORY, image_tag(model.version, release_id), "", f"/images/{release_id}")
+
+    def lookup(self, repository: str, tag: str) -> ImageRef | None:
+        return None
+
+
+class NoopDeployer:
+    def __init__(self, calls: CallCounts) -> None:
+        self.calls = calls
+
+    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        self.calls.add("deploy_staging", release_id)
+        return Endpoint(f"staging-{release_id}", f"http://127.0.0.1:9/{release_id}/score", release_id)
+
+    def remove_staging(self, release_id: str) -> None:
+        self.calls.add("remove_staging", release_id)
+
+    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        return Endpoint("production", "http://127.0.0.1:9/score", release_id)
+
+    def rollback_production(self, release_id: str) -> Endpoint | None:
+        return None
+
+
+class NoopTester:
+    def __init__(self, calls: CallCounts) -> None:
+        self.calls = calls
+
+    def smoke(self, endpoint: Endpoint) -> TestReport:
+        self.calls.add("smoke", endpoint.version)
+        return TestReport(True, "smoke passed", [{"name": "smoke", "passed": True}])
+
+    def integration(self, endpoint: Endpoint, model: ModelRef) -> TestReport:
+        self.calls.add("integration", endpoint.version)
+        return TestReport(True, "integration passed", [{"name": "integration", "passed": True}])
+
+
+class NoopNotifier:
+    def notify(self, release_id: str, subject: str, body: str) -> None:
+        return None
+
+
+class NoopPublisher:
+    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
+        return ""
+
+
+class CountingStore(SqliteReleaseStore):
+    """The real SqliteReleaseStore, counting its calls: loads, saves, version conflicts, rows listed."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._lock = threading.Lock()
+        self.ops: Counter[str] = Counter()
+
+    def _count(self, op: str, n: int = 1) -> None:
+        with self._lock:
+            self.ops[op] += n
+
+    def get(self, release_id: str) -> Release | None:
+        self._count("get")
+        return super().get(release_id)
+
+    def save(self, release: Release) -> None:
+        self._count("save")
+        try:
+            super().save(release)
+        except ConcurrencyError:
+            self._count("save conflict")
+            raise
+
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+        releases = super().list(limit, states)
+        self._count("list")
+        self._count("rows listed", len(releases))
+        return releases
+
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+        self._count("park")
+        super().park(release_id, event_id, payload)
+
+
+def noop_orchestrator(store: SqliteReleaseStore) -> tuple[Orchestrator, CallCounts]:
+    """An orchestrator over ``store`` with no-op adapters and the fixed clock, and its call counters."""
+    calls = CallCounts()
+    ports = Ports(
+        store=store,
+        training=NoopTraining(calls),
+        registry=NoopRegistry(calls),
+        images=NoopImages(calls),
+        deployer=NoopDeployer(calls),
+        tester=NoopTester(calls),
+        notifier=NoopNotifier(),
+        publisher=NoopPublisher(),
+    )
+    return Orchestrator(ports, clock=fixed_clock), calls
