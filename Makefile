@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
+NODE_STAMP := node_modules/.package-lock.json
+
 .PHONY: demo test lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -17,7 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 demo: $(STAMP)
 	$(VENV)/bin/mlops demo
 
-test: $(STAMP)
+# Azurite (the Table Storage emulator the store contract tests run against) comes from npm.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -33,4 +40,4 @@ bench: $(STAMP)
 
 clean:
 	-$(VENV)/bin/mlops down
-	rm -rf $(VENV) .mlops .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .mlops .pytest_cache .ruff_cache

@@ -6,7 +6,7 @@ orchestrator and its adapters are built on first use.
 
 import azure.functions as func
 
-from functions import entrypoints
+from functions import entrypoints, hooks
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
@@ -73,3 +73,17 @@ def reject_release(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="dead-letters", methods=["GET"])
 def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     return entrypoints.dead_letters(req)
+
+
+@app.function_name("azure_devops_hook")
+@app.route(route="hooks/azure-devops", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def azure_devops_hook(req: func.HttpRequest) -> func.HttpResponse:
+    """Azure DevOps build.complete service hook (basic auth or X-MLOps-Secret, checked in functions.hooks)."""
+    return hooks.azure_devops(req)
+
+
+@app.function_name("github_hook")
+@app.route(route="hooks/github", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def github_hook(req: func.HttpRequest) -> func.HttpResponse:
+    """GitHub workflow_run webhook (X-Hub-Signature-256 verified in functions.hooks)."""
+    return hooks.github(req)

@@ -4,6 +4,7 @@ mlops up [--port 7071] [--detach]    serve function_app.py like Core Tools (127.
 mlops down                           stop the host and every process it started
 mlops demo                           the whole release loop, end to end
 mlops trigger build [--commit SHA] [--param key=value ...]
+mlops publish build-completed --build-id ID --result succeeded [...]   what CI sends to the custom topic
 mlops releases [--json] | show ID [--json] | dead-letters [--json]
 mlops approve ID --by NAME [--comment TEXT] | reject ID --by NAME --comment TEXT
 """
@@ -19,15 +20,20 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
+from devhost.azure_bootstrap import add_parser as add_azure_parser
 from devhost.client import HostClient, HostError
 from devhost.settings import REPO_ROOT
 from functions.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from functions.ports import Publisher
 
 console = Console(highlight=False)
 DEFAULT_PORT = 7071
@@ -223,6 +229,111 @@ def cmd_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- publish build-completed (what a CI system runs) --------------------------------------
+# Where a CI system keeps what the build resource says: Azure DevOps' predefined variables (as
+# environment variables) first, then GitHub Actions'. An explicit option always wins.
+CI_ENV: dict[str, tuple[str, ...]] = {
+    "build_id": ("BUILD_BUILDID", "GITHUB_RUN_ID"),
+    "build_number": ("BUILD_BUILDNUMBER", "GITHUB_RUN_NUMBER"),
+    "commit": ("BUILD_SOURCEVERSION", "GITHUB_SHA"),
+    "branch": ("BUILD_SOURCEBRANCH", "GITHUB_REF"),
+    "repository": ("BUILD_REPOSITORY_NAME", "GITHUB_REPOSITORY"),
+    "requested_for": ("BUILD_REQUESTEDFOREMAIL", "BUILD_REQUESTEDFOR", "GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
+}
+# Build results as Azure DevOps names them; also Agent.JobStatus and GitHub's job.status words.
+BUILD_RESULTS = {
+    "succeeded": "succeeded",
+    "success": "succeeded",
+    "partiallysucceeded": "partiallySucceeded",
+    "succeededwithissues": "partiallySucceeded",
+    "failed": "failed",
+    "failure": "failed",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+}
+
+
+def build_completed_data(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
+    """MLOps.BuildCompleted data from the options, defaulting to the CI system's own variables."""
+
+    def pick(explicit: str | None, key: str) -> str:
+        if explicit:
+            return explicit.strip()
+        return next((env[name].strip() for name in CI_ENV[key] if (env.get(name) or "").strip()), "")
+
+    build_id = pick(args.build_id, "build_id")
+    if not build_id:
+        raise SettingsError("--build-id is required (or BUILD_BUILDID / GITHUB_RUN_ID in the environment)")
+    raw_result = (args.result or env.get("AGENT_JOBSTATUS") or "").strip()
+    if not raw_result:
+        raise SettingsError("--result is required: succeeded, partiallySucceeded, failed or canceled")
+    result = BUILD_RESULTS.get(raw_result.lower())
+    if result is None:
+        raise SettingsError(f"--result {raw_result!r}: use succeeded, partiallySucceeded, failed or canceled")
+    data: dict[str, Any] = {"buildId": build_id, "buildNumber": pick(args.build_number, "build_number") or build_id,
+                            "result": result}  # fmt: skip
+    for field, key in (("sourceVersion", "commit"), ("sourceBranch", "branch"), ("repository", "repository"),
+                       ("requestedFor", "requested_for")):  # fmt: skip
+        value = pick(getattr(args, key), key)
+        if value:
+            data[field] = value
+    params = parse_params(args.param)
+    if params:
+        data["parameters"] = params
+    return data
+
+
+def _topic_publisher(endpoint: str, env: Mapping[str, str]) -> Publisher:
+    from platforms.azure.publisher import EventGridPublisher, credential_for
+
+    # A topic access key for CI systems without an Azure identity; never printed or logged.
+    return EventGridPublisher(endpoint, credential_for(env.get("EVENTGRID_TOPIC_KEY") or None))
+
+
+def cmd_publish_build(
+    args: argparse.Namespace, publisher: Publisher | None = None, env: Mapping[str, str] | None = None
+) -> int:
+    """Send MLOps.BuildCompleted to the custom topic (or, with --to-host, to a local host's webhook)."""
+    from functions.events import BUILD_COMPLETED, release_id_for_build
+
+    env = os.environ if env is None else env
+    data = build_completed_data(args, env)
+    subject = f"builds/{data['buildId']}"
+    if args.to_host:
+        from platforms.local.events import build_event
+
+        event = build_event(BUILD_COMPLETED, subject, data)
+        HostClient(args.to_host).deliver("on_build_event", [event])
+        event_id, where = event["id"], args.to_host
+    else:
+        where = (args.topic_endpoint or env.get("EVENTGRID_TOPIC_ENDPOINT") or "").strip()
+        if publisher is None:
+            if not where.startswith("https://"):
+                raise SettingsError(
+                    "no Event Grid topic: pass --topic-endpoint https://... or set EVENTGRID_TOPIC_ENDPOINT "
+                    "(or --to-host URL to deliver to a local host)"
+                )
+            publisher = _topic_publisher(where, env)
+        from azure.core.exceptions import AzureError
+
+        try:
+            event_id = publisher.publish(BUILD_COMPLETED, subject, data)
+        except AzureError as exc:
+            console.print(f"[red]mlops: publishing to {where} failed: {type(exc).__name__}: {exc}[/]", soft_wrap=True)
+            return 1
+        finally:
+            close = getattr(publisher, "close", None)
+            if callable(close):
+                close()
+    console.print(f"event {event_id}: {BUILD_COMPLETED} for build {data['buildId']} ({data['result']}) "
+                  f"sent to {where or 'the custom topic'}", soft_wrap=True, markup=False)  # fmt: skip
+    if data["result"] in ("succeeded", "partiallySucceeded"):
+        console.print(f"release {release_id_for_build(data['buildId'])}", soft_wrap=True, markup=False)
+    else:
+        console.print(f"no release: a {data['result']} build starts none", soft_wrap=True, markup=False)
+    return 0
+
+
 def cmd_releases(args: argparse.Namespace) -> int:
     releases = HostClient().releases(limit=args.limit)
     if args.json:
@@ -332,6 +443,24 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     build.set_defaults(handler=cmd_trigger)
 
+    publish = commands.add_parser("publish", help="send an event to the Event Grid custom topic, as CI does")
+    publish_kinds = publish.add_subparsers(dest="kind", required=True)
+    completed = publish_kinds.add_parser(
+        "build-completed", help="MLOps.BuildCompleted; defaults from Azure DevOps / GitHub Actions variables"
+    )
+    completed.add_argument("--build-id", help="default: BUILD_BUILDID or GITHUB_RUN_ID")
+    completed.add_argument("--result", help="succeeded, partiallySucceeded, failed, canceled; default: AGENT_JOBSTATUS")
+    completed.add_argument("--build-number", help="default: BUILD_BUILDNUMBER or GITHUB_RUN_NUMBER, else the build id")
+    completed.add_argument("--commit", help="default: BUILD_SOURCEVERSION or GITHUB_SHA")
+    completed.add_argument("--branch", help="default: BUILD_SOURCEBRANCH or GITHUB_REF")
+    completed.add_argument("--repository", help="default: BUILD_REPOSITORY_NAME or GITHUB_REPOSITORY")
+    completed.add_argument("--requested-for", help="default: BUILD_REQUESTEDFOREMAIL or GITHUB_ACTOR")
+    completed.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    target = completed.add_mutually_exclusive_group()
+    target.add_argument("--topic-endpoint", help="default: EVENTGRID_TOPIC_ENDPOINT (key: EVENTGRID_TOPIC_KEY)")
+    target.add_argument("--to-host", metavar="URL", help="deliver to a local host's webhook instead (try it locally)")
+    completed.set_defaults(handler=cmd_publish_build)
+
     releases = commands.add_parser("releases", help="list releases")
     releases.add_argument("--json", action="store_true")
     releases.add_argument("--limit", type=int, default=50)
@@ -353,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("--by", required=True)
     reject.add_argument("--comment", required=True)
     reject.set_defaults(handler=cmd_reject)
+
+    add_azure_parser(commands)
 
     letters = commands.add_parser("dead-letters", help="events that could not be processed")
     letters.add_argument("--json", action="store_true")

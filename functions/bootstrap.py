@@ -5,15 +5,12 @@ from __future__ import annotations
 from functools import cache
 
 from functions.orchestrator import Orchestrator, Ports, Timeouts
-from functions.settings import Settings, SettingsError
+from functions.settings import Settings
 
 
 def build_orchestrator(settings: Settings | None = None) -> Orchestrator:
     settings = settings or Settings.from_env()
-    if settings.platform == "local":
-        ports = _local_ports(settings)
-    else:
-        raise SettingsError("MLOPS_PLATFORM=azure: the Azure adapters are not part of this version; use local")
+    ports = _local_ports(settings) if settings.platform == "local" else _azure_ports()
     return Orchestrator(
         ports,
         policy=settings.gate_policy,
@@ -45,6 +42,44 @@ def _local_ports(settings: Settings) -> Ports:
         tester=HttpEndpointTester(data=settings.training_data),
         notifier=LocalNotifier(home),
         publisher=bus,
+    )
+
+
+def _azure_ports() -> Ports:
+    """Azure adapters with one DefaultAzureCredential (the Function App's managed identity)."""
+    import tempfile
+    from functools import partial
+    from pathlib import Path
+
+    from azure.identity import DefaultAzureCredential
+
+    from platforms.azure.deployer import AzureDeployer
+    from platforms.azure.images import AcrImages, AcrTasksClient
+    from platforms.azure.models import download_model
+    from platforms.azure.notifier import EventGridNotifier
+    from platforms.azure.production import AksProduction
+    from platforms.azure.publisher import EventGridPublisher
+    from platforms.azure.registry import AzureRegistry
+    from platforms.azure.settings import AzureSettings
+    from platforms.azure.staging import AciStaging
+    from platforms.azure.table_store import TableReleaseStore
+    from platforms.azure.testing import AzureEndpointTester
+    from platforms.azure.training import AzureTraining, build_ml_client
+
+    azure = AzureSettings.from_env()  # fails here, naming every missing or malformed setting
+    credential = DefaultAzureCredential()
+    ml_client = build_ml_client(azure, credential)
+    model_files = partial(download_model, ml_client)
+    publisher = EventGridPublisher.from_settings(azure, credential)
+    return Ports(
+        store=TableReleaseStore.from_settings(azure, credential),
+        training=AzureTraining(azure, ml_client, Path(tempfile.gettempdir()) / "mlops-azure"),
+        registry=AzureRegistry(azure, ml_client),
+        images=AcrImages(azure, AcrTasksClient.from_settings(azure, credential), model_files),
+        deployer=AzureDeployer(AciStaging.from_settings(azure, credential), AksProduction(azure, ml_client)),
+        tester=AzureEndpointTester(ml_client, azure, model_files),
+        notifier=EventGridNotifier(publisher),
+        publisher=publisher,
     )
 
 

@@ -8,7 +8,9 @@ TestReport whose checks say what went wrong; these tests never raise for the end
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,9 @@ MODEL_FILE = "model.joblib"
 TOLERANCE = 1e-9
 WRONG_SHAPE = b'{"data": [[1, 2]]}'
 NOT_JSON = b"this is not JSON"
+# 4xx answers that come before the scoring script sees the body: not "malformed input rejected".
+NOT_VALIDATION = {401: "unauthorised", 403: "forbidden", 404: "no such route"}
+ModelFiles = Callable[[ModelRef, Path], None]
 
 
 def health_url(scoring_url: str) -> str:
@@ -33,10 +38,15 @@ def health_url(scoring_url: str) -> str:
 class HttpEndpointTester:
     """EndpointTester port, with ``rows`` rows of ``data`` (the pipeline's data source) as test input."""
 
-    def __init__(self, data: str = "diabetes", rows: int = 20, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, data: str = "diabetes", rows: int = 20, timeout_s: float = 10.0, model_files: ModelFiles | None = None
+    ) -> None:
+        """``model_files(model, directory)`` puts the model's files in ``directory`` (e.g. a registry
+        download); without it the model's files are read from ``model.location``."""
         self.data = data
         self.rows = rows
         self.timeout_s = timeout_s
+        self.model_files = model_files
 
     def smoke(self, endpoint: Endpoint) -> TestReport:
         checks = [
@@ -55,9 +65,13 @@ class HttpEndpointTester:
             f"integration test of {endpoint.name} ({endpoint.scoring_url}) against {model.name}:{model.version}", checks
         )
 
+    def _headers(self, endpoint: Endpoint) -> dict[str, str]:
+        """Extra headers for every request to ``endpoint`` (none here; e.g. a key on Azure)."""
+        return {}
+
     def _health(self, endpoint: Endpoint) -> tuple[bool, str]:
         url = health_url(endpoint.scoring_url)
-        response = requests.get(url, timeout=self.timeout_s)
+        response = requests.get(url, headers=self._headers(endpoint), timeout=self.timeout_s)
         return response.status_code == 200, f"GET {url} -> {response.status_code}"
 
     def _score_one_row(self, endpoint: Endpoint) -> tuple[bool, str]:
@@ -72,7 +86,8 @@ class HttpEndpointTester:
         import joblib
 
         rows = self._features[: self.rows]
-        expected = joblib.load(Path(model.location) / MODEL_FILE).predict(rows).tolist()
+        with self._model_dir(model) as directory:
+            expected = joblib.load(directory / MODEL_FILE).predict(rows).tolist()
         response = self._post(endpoint, {"data": rows.tolist()})
         if response.status_code != 200:
             return False, f"POST {len(rows)} rows -> {response.status_code}: {response.text[:200]}"
@@ -91,14 +106,28 @@ class HttpEndpointTester:
         return True, f"{len(expected)} predictions equal the model's (max |diff| {max(differences):.1e})"
 
     def _rejected(self, endpoint: Endpoint, body: bytes) -> tuple[bool, str]:
-        response = requests.post(
-            endpoint.scoring_url, data=body, headers={"Content-Type": "application/json"}, timeout=self.timeout_s
-        )
-        detail = f"POST {body[:40]!r} -> {response.status_code}: {response.text[:120]}"
-        return 400 <= response.status_code < 500, detail + ("" if response.status_code < 500 else " (expected a 4xx)")
+        headers = {"Content-Type": "application/json", **self._headers(endpoint)}
+        response = requests.post(endpoint.scoring_url, data=body, headers=headers, timeout=self.timeout_s)
+        status = response.status_code
+        detail = f"POST {body[:40]!r} -> {status}: {response.text[:120]}"
+        if status in NOT_VALIDATION:
+            return False, f"{detail} ({NOT_VALIDATION[status]}: refused before the scoring script saw it)"
+        return 400 <= status < 500, detail + ("" if status < 500 else " (expected a 4xx)")
 
     def _post(self, endpoint: Endpoint, document: dict[str, Any]) -> requests.Response:
-        return requests.post(endpoint.scoring_url, json=document, timeout=self.timeout_s)
+        headers = self._headers(endpoint)
+        return requests.post(endpoint.scoring_url, json=document, headers=headers, timeout=self.timeout_s)
+
+    @contextmanager
+    def _model_dir(self, model: ModelRef) -> Iterator[Path]:
+        """The directory holding the model's files: ``model.location``, or a temporary download."""
+        if self.model_files is None:
+            yield Path(model.location)
+            return
+        with tempfile.TemporaryDirectory(prefix="mlops-model-") as directory:
+            self.model_files(model, Path(directory))
+            found = sorted(Path(directory).rglob(MODEL_FILE))
+            yield found[0].parent if found else Path(directory)
 
     @cached_property
     def _features(self) -> Any:

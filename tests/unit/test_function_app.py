@@ -40,6 +40,8 @@ def test_functions_triggers_and_routes():
         ("releases/{id}/approve", ("POST",)),
         ("releases/{id}/reject", ("POST",)),
         ("dead-letters", ("GET",)),
+        ("hooks/azure-devops", ("POST",)),
+        ("hooks/github", ("POST",)),
     }
     timer = functions["reconcile"].get_trigger()
     assert timer.get_binding_name() == "timerTrigger" and timer.schedule == "0 * * * * *"

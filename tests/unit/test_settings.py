@@ -44,3 +44,18 @@ def test_values_are_read():
 def test_bad_settings_fail_naming_the_setting(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+def test_the_azure_platform_fails_at_start_naming_every_missing_setting(monkeypatch):
+    from functions.bootstrap import build_orchestrator
+    from platforms.azure.settings import SETTINGS
+
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ACR_NAME", "bad name!")
+    with pytest.raises(SettingsError) as caught:
+        build_orchestrator(Settings.from_env({"MLOPS_PLATFORM": "azure"}))
+    message = str(caught.value)
+    required = [name for name, (is_required, *_rest) in SETTINGS.items() if is_required and name != "ACR_NAME"]
+    assert all(f"{name} is missing" in message for name in required)
+    assert "ACR_NAME='bad name!' is malformed" in message

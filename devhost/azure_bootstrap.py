@@ -1,0 +1,434 @@
+"""`mlops azure bootstrap`: the seed's "one-time run", safe to run again.
+
+Run after `az deployment group create -f infra/main.bicep` (docs/azure.md), with the operator's own
+Azure login (DefaultAzureCredential) and the Azure settings in the environment:
+
+1. compute cluster AZUREML_COMPUTE: created when ``ml_client.compute.get`` says it does not exist,
+   otherwise left as it is (a cluster scales to zero on its own);
+2. environment AZUREML_ENVIRONMENT: the training environment (Azure ML's Ubuntu 22.04 image, Python
+   3.11, numpy/pandas/scipy/scikit-learn/joblib pinned as in requirements.txt, so a model trained in
+   Azure ML loads in the scoring image). A new version is registered only when the image or the
+   conda definition differs from the latest version;
+3. pipeline components: each given component is registered unless its name and version exist
+   (the command passes none today: platforms/azure/components.py builds the steps inline on each
+   submission, and Azure ML registers those anonymous components itself);
+4. event subscriptions: checks, through Azure Resource Manager, that the build topic and the two
+   system topics each have a subscription to their function with the event types
+   functions.events.FUNCTION_EVENT_TYPES assigns to it (they are deployed by the Bicep, phase 2).
+
+Each step prints one line ``<step>: <created|updated|unchanged|registered|exists|missing|differs|
+failed|skipped|not checked> (detail)``; with ``dry_run`` nothing is created or updated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+from functions.events import FUNCTION_EVENT_TYPES
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from platforms.azure.settings import AzureSettings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REQUIREMENTS = REPO_ROOT / "requirements.txt"
+
+COMPUTE_SIZE = "STANDARD_DS3_V2"
+COMPUTE_MIN_NODES = 0
+COMPUTE_MAX_NODES = 4
+COMPUTE_IDLE_SECONDS = 1800  # nodes kept between the steps of a pipeline, then released
+ENVIRONMENT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
+PYTHON_VERSION = "3.11"
+TRAINING_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "joblib")
+
+ARM_ENDPOINT = "https://management.azure.com"
+EVENTGRID_API_VERSION = "2025-02-15"
+FUNCTION_ENDPOINT = "AzureFunction"
+# Which event source feeds which Event Grid function (infra/main.bicep).
+SOURCES = {
+    "on_build_event": "build topic",
+    "on_ml_event": "workspace",
+    "on_registry_event": "registry",
+}
+
+Echo = Callable[[str], None]
+
+
+class ArmReader(Protocol):
+    """Read access to Azure Resource Manager; ``path`` is a resource path like /subscriptions/..."""
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        """The resource, or None when it does not exist (404)."""
+        ...
+
+    def list(self, path: str) -> list[dict[str, Any]]:
+        """Every item of a collection (all pages); empty when the parent does not exist."""
+        ...
+
+
+# ---- the training environment -----------------------------------------------------------------
+
+
+def pinned_requirements(text: str) -> dict[str, str]:
+    """``name==version`` lines of a requirements file, by lower-case name."""
+    pins: dict[str, str] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        match = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*==\s*([^\s;]+)", line)
+        if match:
+            pins[match[1].lower()] = match[2]
+    return pins
+
+
+def conda_definition(requirements_text: str, name: str) -> dict[str, Any]:
+    """The training environment's conda file: Python 3.11 and the ML packages pinned as the app pins them."""
+    pins = pinned_requirements(requirements_text)
+    unpinned = [package for package in TRAINING_PACKAGES if package not in pins]
+    if unpinned:
+        raise ValueError(f"requirements.txt does not pin {', '.join(unpinned)} (name==version)")
+    return {
+        "name": name,
+        "channels": ["conda-forge"],
+        "dependencies": [
+            f"python={PYTHON_VERSION}",
+            "pip",
+            {"pip": [f"{package}=={pins[package]}" for package in TRAINING_PACKAGES]},
+        ],
+    }
+
+
+def training_environment(settings: AzureSettings, requirements_text: str | None = None) -> Any:
+    """The Environment entity `bootstrap` registers (without a version: it picks one)."""
+    from azure.ai.ml.entities import Environment
+
+    text = REQUIREMENTS.read_text(encoding="utf-8") if requirements_text is None else requirements_text
+    return Environment(
+        name=settings.environment,
+        description="Training environment of the ML release orchestrator (registered by mlops azure bootstrap)",
+        image=ENVIRONMENT_IMAGE,
+        conda_file=conda_definition(text, settings.environment),
+    )
+
+
+def _same_definition(existing: Any, wanted: Any) -> bool:
+    """Same image and conda file (azure-ai-ml hands a registered version's conda file back as a dict)."""
+    return existing.image == wanted.image and existing.conda_file == wanted.conda_file
+
+
+def _next_version(latest: str | None, wanted: Any) -> str:
+    if latest is None:
+        return "1"
+    if latest.isdigit():
+        return str(int(latest) + 1)
+    digest = hashlib.sha256(json.dumps([wanted.image, wanted.conda_file], sort_keys=True).encode()).hexdigest()
+    return digest[:12]
+
+
+# ---- the steps ------------------------------------------------------------------------------------
+
+
+def bootstrap(
+    settings: AzureSettings,
+    ml_client: Any,
+    eventgrid_mgmt_client: ArmReader | None = None,
+    *,
+    components: Iterable[Any] | None = None,
+    requirements_text: str | None = None,
+    dry_run: bool = False,
+    echo: Echo | None = None,
+) -> list[str]:
+    """Bring the workspace to what the app needs and check the event wiring; one line per step.
+
+    ``ml_client`` is an ``azure.ai.ml.MLClient`` on the workspace. ``eventgrid_mgmt_client`` reads
+    Azure Resource Manager (``ArmResourceReader``); without it the subscriptions are "not checked".
+    ``components`` are the pipeline's Azure ML components; without them that step is skipped.
+    """
+    from azure.core.exceptions import AzureError
+
+    lines: list[str] = []
+
+    def report(line: str) -> None:
+        lines.append(line)
+        if echo is not None:
+            echo(line)
+
+    steps: list[tuple[str, Callable[[], list[str]]]] = [
+        (f"compute {settings.compute}", lambda: [_ensure_compute(settings, ml_client, dry_run)]),
+        (
+            f"environment {settings.environment}",
+            lambda: [_ensure_environment(settings, ml_client, requirements_text, dry_run)],
+        ),
+        ("components", lambda: _ensure_components(ml_client, components, dry_run)),
+        ("event subscriptions", lambda: _check_subscriptions(settings, eventgrid_mgmt_client)),
+    ]
+    for name, step in steps:
+        try:
+            for line in step():
+                report(line)
+        except (AzureError, OSError, ValueError) as exc:
+            report(f"{name}: failed ({type(exc).__name__}: {_first_line(exc)})")
+    return lines
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
+def _ensure_compute(settings: AzureSettings, ml_client: Any, dry_run: bool) -> str:
+    from azure.ai.ml.entities import AmlCompute
+    from azure.core.exceptions import ResourceNotFoundError
+
+    name = settings.compute
+    try:
+        existing = ml_client.compute.get(name)
+    except ResourceNotFoundError:
+        existing = None
+    if existing is not None:
+        kind = str(getattr(existing, "type", "") or "")
+        if kind and kind.lower() != "amlcompute":
+            return (
+                f"compute {name}: unchanged (it is a {kind} compute, not a cluster: "
+                "AZUREML_COMPUTE must name an AmlCompute cluster)"
+            )
+        size = getattr(existing, "size", None) or "?"
+        nodes = f"{getattr(existing, 'min_instances', '?')}-{getattr(existing, 'max_instances', '?')}"
+        return f"compute {name}: unchanged (exists: {size}, {nodes} nodes)"
+    cluster = AmlCompute(
+        name=name,
+        size=COMPUTE_SIZE,
+        min_instances=COMPUTE_MIN_NODES,
+        max_instances=COMPUTE_MAX_NODES,
+        idle_time_before_scale_down=COMPUTE_IDLE_SECONDS,
+    )
+    detail = f"{COMPUTE_SIZE}, {COMPUTE_MIN_NODES}-{COMPUTE_MAX_NODES} nodes"
+    if dry_run:
+        return f"compute {name}: missing (would create: {detail})"
+    ml_client.compute.begin_create_or_update(cluster).result()
+    return f"compute {name}: created ({detail})"
+
+
+def _ensure_environment(settings: AzureSettings, ml_client: Any, requirements_text: str | None, dry_run: bool) -> str:
+    from azure.ai.ml.exceptions import ValidationException
+    from azure.core.exceptions import ResourceNotFoundError
+
+    wanted = training_environment(settings, requirements_text)
+    name = settings.environment
+    try:
+        latest = ml_client.environments.get(name=name, label="latest")
+    except (ResourceNotFoundError, ValidationException):  # azure-ai-ml raises the latter for "no version yet"
+        latest = None
+    if latest is not None and _same_definition(latest, wanted):
+        return f"environment {name}: unchanged (version {latest.version})"
+    wanted.version = _next_version(None if latest is None else str(latest.version), wanted)
+    verb = "created" if latest is None else "updated"
+    why = "" if latest is None else f", image or conda definition differs from version {latest.version}"
+    if dry_run:
+        state = "missing" if latest is None else "differs"
+        return f"environment {name}: {state} (would register version {wanted.version}{why})"
+    registered = ml_client.environments.create_or_update(wanted)
+    return f"environment {name}: {verb} (version {registered.version}{why})"
+
+
+def _ensure_components(ml_client: Any, components: Iterable[Any] | None, dry_run: bool) -> list[str]:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    if components is None:
+        return [
+            "components: skipped (none given; the retraining pipeline defines its steps inline when it is submitted)"
+        ]
+    lines = []
+    for component in components:
+        label = f"component {component.name}"
+        if component.version:
+            try:
+                ml_client.components.get(name=component.name, version=str(component.version))
+                lines.append(f"{label}: unchanged (version {component.version} exists)")
+                continue
+            except ResourceNotFoundError:
+                pass
+        if dry_run:
+            lines.append(f"{label}: missing (would register version {component.version or 'next'})")
+            continue
+        registered = ml_client.components.create_or_update(component)
+        verb = "created" if component.version else "registered"
+        lines.append(f"{label}: {verb} (version {registered.version})")
+    return lines or ["components: unchanged (none given)"]
+
+
+# ---- the event subscriptions -------------------------------------------------------------------
+
+
+def _topic_name(endpoint: str) -> str:
+    """The custom topic's name from its endpoint: https://<name>.<region>-1.eventgrid.azure.net/api/events."""
+    host = urlparse(endpoint).hostname or ""
+    return host.split(".", 1)[0]
+
+
+def _check_subscriptions(settings: AzureSettings, arm: ArmReader | None) -> list[str]:
+    if arm is None:
+        return [
+            f"event subscription {function}: not checked (no Azure Resource Manager client)"
+            for function in FUNCTION_EVENT_TYPES
+        ]
+    group = f"/subscriptions/{settings.subscription_id}/resourceGroups/{settings.resource_group}"
+    sources = {
+        "workspace": f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{settings.workspace}",
+        "registry": f"{group}/providers/Microsoft.ContainerRegistry/registries/{settings.acr_name}",
+    }
+    system_topics: list[dict[str, Any]] | None = None
+    lines = []
+    for function, expected in FUNCTION_EVENT_TYPES.items():
+        label = f"event subscription {function}"
+        source = SOURCES.get(function)
+        if source is None:
+            lines.append(f"{label}: not checked (no known event source for it)")
+            continue
+        if source == "build topic":
+            topic = f"{group}/providers/Microsoft.EventGrid/topics/{_topic_name(settings.topic_endpoint)}"
+            if arm.get(topic) is None:
+                lines.append(f"{label}: missing (build topic {topic.rsplit('/', 1)[-1]} not found)")
+                continue
+            subscriptions = arm.list(f"{topic}/providers/Microsoft.EventGrid/eventSubscriptions")
+            where = f"build topic {topic.rsplit('/', 1)[-1]}"
+        else:
+            if system_topics is None:
+                system_topics = arm.list(f"{group}/providers/Microsoft.EventGrid/systemTopics")
+            source_id = sources[source].lower()
+            topics = [t for t in system_topics if str(t.get("properties", {}).get("source", "")).lower() == source_id]
+            if not topics:
+                lines.append(
+                    f"{label}: missing (the {source} has no Event Grid system topic in {settings.resource_group})"
+                )
+                continue
+            subscriptions = arm.list(f"{topics[0]['id']}/eventSubscriptions")
+            where = f"system topic {topics[0].get('name', '?')}"
+        lines.append(_judge(label, function, expected, subscriptions, where))
+    return lines
+
+
+def _judge(label: str, function: str, expected: Iterable[str], subscriptions: list[dict[str, Any]], where: str) -> str:
+    targets = [s for s in subscriptions if _targets(s, function)]
+    if not targets:
+        return (
+            f"{label}: missing (no subscription on {where} delivers to {function}; "
+            "deploy infra/main.bicep with deployEventSubscriptions=true after publishing the app)"
+        )
+    subscription = targets[0]
+    properties = subscription.get("properties", {})
+    types = sorted((properties.get("filter") or {}).get("includedEventTypes") or [])
+    name = subscription.get("name", "?")
+    if types != sorted(expected):
+        return f"{label}: differs ({name} on {where} includes {types or 'all types'}, expected {sorted(expected)})"
+    state = properties.get("provisioningState", "Succeeded")
+    if state != "Succeeded":
+        return f"{label}: exists ({name} on {where}, provisioning state {state})"
+    return f"{label}: exists ({name} on {where})"
+
+
+def _targets(subscription: Mapping[str, Any], function: str) -> bool:
+    destination = (subscription.get("properties") or {}).get("destination") or {}
+    resource = str((destination.get("properties") or {}).get("resourceId") or "")
+    return destination.get("endpointType") == FUNCTION_ENDPOINT and resource.lower().endswith(
+        f"/functions/{function.lower()}"
+    )
+
+
+class ArmResourceReader:
+    """GETs Azure Resource Manager resources with a bearer token (azure-core only).
+
+    azure-mgmt-eventgrid is not a dependency of this project; the two reads the bootstrap needs are
+    plain ARM GETs, sent through an azure-core pipeline with the caller's credential and retries.
+    """
+
+    def __init__(
+        self,
+        credential: TokenCredential,
+        endpoint: str = ARM_ENDPOINT,
+        api_version: str = EVENTGRID_API_VERSION,
+        transport: Any = None,
+    ):
+        from azure.core import PipelineClient
+        from azure.core.pipeline.policies import BearerTokenCredentialPolicy, RetryPolicy
+
+        self._endpoint = endpoint.rstrip("/")
+        self._api_version = api_version
+        self._client = PipelineClient(
+            base_url=self._endpoint,
+            policies=[RetryPolicy(), BearerTokenCredentialPolicy(credential, f"{self._endpoint}/.default")],
+            transport=transport,
+        )
+
+    def get(self, path: str) -> dict[str, Any] | None:
+        response = self._send(self._url(path))
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    def list(self, path: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        url: str | None = self._url(path)
+        while url:
+            response = self._send(url)
+            if response.status_code == 404:
+                return []
+            response.raise_for_status()
+            body = response.json()
+            items.extend(body.get("value") or [])
+            url = body.get("nextLink")
+        return items
+
+    def _url(self, path: str) -> str:
+        return f"{self._endpoint}{path}?api-version={self._api_version}"
+
+    def _send(self, url: str) -> Any:
+        from azure.core.rest import HttpRequest
+
+        return self._client.send_request(HttpRequest("GET", url))
+
+
+# ---- the command ------------------------------------------------------------------------------------
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from azure.ai.ml import MLClient
+    from azure.identity import DefaultAzureCredential
+
+    from functions.settings import SettingsError
+    from platforms.azure.settings import AzureSettings
+
+    try:
+        settings = AzureSettings.from_env()
+    except SettingsError as exc:
+        print(f"mlops azure bootstrap: {exc}")
+        print("set them from the deployment: see docs/azure.md, 'Settings for the mlops command'")
+        return 2
+    credential = DefaultAzureCredential()
+    ml_client = MLClient(credential, settings.subscription_id, settings.resource_group, settings.workspace)
+    where = f"workspace {settings.workspace} in {settings.resource_group}"
+    print(f"mlops azure bootstrap{' (dry run: nothing is changed)' if args.dry_run else ''}: {where}")
+    lines = bootstrap(settings, ml_client, ArmResourceReader(credential), dry_run=args.dry_run, echo=print)
+    return 1 if any(": failed (" in line for line in lines) else 0
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``azure bootstrap [--dry-run]`` on the ``mlops`` command's subparsers."""
+    azure = subparsers.add_parser("azure", help="set up and check the Azure side (MLOPS_PLATFORM=azure)")
+    azure_commands = azure.add_subparsers(dest="azure_command", required=True)
+    bootstrap_parser = azure_commands.add_parser(
+        "bootstrap",
+        help="one-time setup, safe to repeat: compute cluster, training environment, components; "
+        "checks the Event Grid subscriptions",
+    )
+    bootstrap_parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
+    bootstrap_parser.set_defaults(handler=cmd_bootstrap)
+    return azure

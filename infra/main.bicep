@@ -1,0 +1,927 @@
+// The Azure side of the ML release orchestrator (MLOPS_PLATFORM=azure).
+//
+// Deploy into the resource group that holds the existing Azure ML workspace and container
+// registry (the app's AZURE_RESOURCE_GROUP), in two phases, because an Event Grid subscription
+// with an AzureFunction endpoint is refused until the function exists in the app:
+//
+//   1. az deployment group create -g <rg> -f infra/main.bicep -p workspaceName=... acrName=... aksComputeName=...
+//   2. func azure functionapp publish <functionAppName> --python
+//   3. the same command as 1 with -p deployEventSubscriptions=true
+//
+// Step by step, from an empty subscription: docs/azure.md. Choices and sources: infra/README.md.
+// tests/unit/test_infra_consistency.py parses this file: every setting the code reads must be in
+// the app settings below, and every event subscription must target a function of function_app.py
+// with exactly the event types functions/events.py assigns to it.
+
+targetScope = 'resourceGroup'
+
+// ---- existing resources ---------------------------------------------------------------------
+
+@description('Existing Azure ML workspace in this resource group (AZUREML_WORKSPACE).')
+param workspaceName string
+
+@description('Existing container registry in this resource group, without .azurecr.io (ACR_NAME). Best the workspace\'s own registry.')
+param acrName string
+
+@description('Kubernetes compute attached to the workspace, as named in Azure ML (AZUREML_AKS_COMPUTE).')
+param aksComputeName string
+
+@description('Optional: the AKS cluster behind aksComputeName. When set, its kubelet identity gets AcrPull on the registry.')
+param aksClusterName string = ''
+
+@description('Resource group of the AKS cluster.')
+param aksClusterResourceGroup string = resourceGroup().name
+
+@description('Region of the new resources.')
+param location string = resourceGroup().location
+
+@description('Region of the workspace (a system topic lives in its source\'s region).')
+param workspaceLocation string = location
+
+@description('Region of the container registry.')
+param acrLocation string = location
+
+// ---- names --------------------------------------------------------------------------------------
+
+@minLength(3)
+@maxLength(16)
+@description('Prefix of the names of the new resources.')
+param namePrefix string = 'mlops'
+
+// (Parameter defaults cannot use variables, hence uniqueString() repeated.)
+param functionAppName string = '${namePrefix}-func-${uniqueString(resourceGroup().id, namePrefix)}'
+param storageAccountName string = take(toLower(replace('st${namePrefix}${uniqueString(resourceGroup().id, namePrefix)}', '-', '')), 24)
+param keyVaultName string = take('kv-${namePrefix}-${uniqueString(resourceGroup().id, namePrefix)}', 24)
+param buildTopicName string = '${namePrefix}-builds-${uniqueString(resourceGroup().id, namePrefix)}'
+
+@description('System topic of the workspace. Azure allows one system topic per source: if the workspace already has one, give its name here.')
+param mlSystemTopicName string = '${workspaceName}-events'
+
+@description('System topic of the registry (one per source, as above).')
+param acrSystemTopicName string = '${acrName}-events'
+
+param aciPullIdentityName string = '${namePrefix}-aci-acrpull'
+param tags object = {}
+
+// ---- staging on Azure Container Instances -------------------------------------------------------
+
+@description('Existing resource group where staging container groups are created (ACI_RESOURCE_GROUP).')
+param stagingResourceGroupName string = resourceGroup().name
+
+@description('Region of the staging container groups (ACI_LOCATION).')
+param stagingLocation string = location
+
+@description('Role the Function App gets on the staging resource group. Default: "Azure Container Instances Contributor Role" (read/write container groups); Contributor (b24988ac-6180-42a0-ab88-20f7382dd24c) where that role is not available.')
+param stagingRoleDefinitionId string = '5d977122-f97e-4b4d-a52f-6b43003ddb4d'
+
+// ---- what the app does (app settings; the defaults are those of platforms/azure/settings.py) --
+
+param computeName string = 'cpu-cluster'
+param environmentName string = 'diabetes-train-env'
+param experimentName string = 'diabetes-retraining'
+
+@description('"diabetes" or a data asset URI (azureml:name:version).')
+param trainingData string = 'diabetes'
+param modelName string = 'diabetes-model'
+param endpointName string = 'diabetes-prod'
+param acrRepository string = 'diabetes-scoring'
+
+@description('Prefix of the release tables: <prefix>, <prefix>parked, <prefix>deadletters.')
+param tablesName string = 'releases'
+param approvalTimeoutHours string = '72'
+
+@description('Promotion gate policy as JSON, e.g. {"mode": "non_inferiority", "margin": 50}; empty for the default policy.')
+param gatePolicy string = ''
+
+@description('Base URL in approval messages; empty for https://<functionAppName>.azurewebsites.net.')
+param publicUrl string = ''
+
+// ---- CI hooks (functions/hooks.py) --------------------------------------------------------------
+
+@description('User name of the Azure DevOps service hook (basic auth); not a secret.')
+param hookUser string = 'azure-devops'
+
+@secure()
+@description('Azure DevOps service hook password. Written to Key Vault when given; never an app setting in plain text.')
+param hookSecret string = ''
+
+@secure()
+@description('GitHub webhook secret. Written to Key Vault when given.')
+param githubWebhookSecret string = ''
+
+@description('Set on later deployments once hookSecret is in Key Vault, so the app keeps referencing it without passing it again.')
+param hookSecretInVault bool = false
+
+@description('Same for githubWebhookSecret.')
+param githubWebhookSecretInVault bool = false
+
+@description('Comma-separated GitHub workflow names or paths that count as builds; empty for all.')
+param githubWorkflows string = ''
+
+// ---- Event Grid ---------------------------------------------------------------------------------
+
+@description('Phase 2: create the event subscriptions, once the functions are published.')
+param deployEventSubscriptions bool = false
+
+@minValue(1)
+@maxValue(30)
+@description('Delivery attempts before an event is dead-lettered. The app acknowledges events it cannot process (it keeps its own dead letters), so Event Grid only retries transient failures.')
+param maxDeliveryAttempts int = 10
+
+@minValue(1)
+@maxValue(1440)
+@description('Minutes an event is retried before it is dead-lettered. The reconcile timer recovers a release whose event was lost.')
+param eventTimeToLiveInMinutes int = 1440
+
+@description('Allow the build topic\'s access keys (EVENTGRID_TOPIC_KEY, for CI without an Entra identity). False: Entra ID only.')
+param allowTopicAccessKeys bool = true
+
+@description('Optional object id of the CI pipeline\'s service principal: it gets "EventGrid Data Sender" on the build topic.')
+param ciPrincipalId string = ''
+
+// ---- Function App scale -------------------------------------------------------------------------
+
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+// ---- built-in roles -----------------------------------------------------------------------------
+// Role definition ids as published in Microsoft Learn, "Azure built-in roles"
+// (learn.microsoft.com/azure/role-based-access-control/built-in-roles and its category pages
+// built-in-roles/{ai-machine-learning,containers,identity,storage,integration,security,monitor}).
+
+var roles = {
+  azureMLDataScientist: 'f6c7c914-8db3-469d-8ca1-694a8f32e121' // ai-machine-learning: all workspace actions except compute create/delete and workspace write
+  acrPull: '7f951dda-4ed3-4680-a7ca-43fe172d538d' // containers: registries/pull/read
+  acrPush: '8311e382-0749-4cb8-b61a-304f252e45ec' // containers: registries/pull/read, registries/push/write
+  containerRegistryTasksContributor: 'fb382eab-e894-4461-af04-94435c366c3f' // containers: scheduleRun/action, listBuildSourceUploadUrl/action, runs/read, runs/listLogSasUrl/action...
+  managedIdentityOperator: 'f1a07417-d97a-45cb-824c-7a7467783830' // identity: userAssignedIdentities/*/read, */assign/action
+  storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // storage
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // storage
+  storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // storage
+  eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7' // integration: events/send/action
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // security: secrets/getSecret/action
+  monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // monitor: Metrics/Write, Telemetry/Write
+}
+
+var suffix = uniqueString(resourceGroup().id, namePrefix)
+var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'eventgrid-deadletters'
+var hookSecretName = 'mlops-hook-secret'
+var githubWebhookSecretName = 'mlops-github-webhook-secret'
+var appUrl = empty(publicUrl) ? 'https://${functionAppName}.azurewebsites.net' : publicUrl
+var useHookSecret = hookSecretInVault || !empty(hookSecret)
+var useGithubWebhookSecret = githubWebhookSecretInVault || !empty(githubWebhookSecret)
+
+// ---- existing -----------------------------------------------------------------------------------
+
+resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' existing = {
+  name: workspaceName
+}
+
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
+  name: acrName
+}
+
+// ---- storage: host storage (identity-based), deployment package, release tables, dead letters -
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: storageAccountName
+  location: location
+  tags: tags
+  sku: {
+    name: 'Standard_LRS'
+  }
+  kind: 'StorageV2'
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false // every client uses Entra ID: the app, the host, Event Grid dead-lettering
+    defaultToOAuthAuthentication: true
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// The release store's tables (platforms/azure/table_store.py); created here so the app never needs to.
+resource releaseTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = [
+  for table in [
+    tablesName
+    '${tablesName}parked'
+    '${tablesName}deadletters'
+  ]: {
+    parent: tableService
+    name: table
+  }
+]
+
+// ---- monitoring -----------------------------------------------------------------------------------
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: '${namePrefix}-logs-${suffix}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: 30
+  }
+}
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
+  name: '${namePrefix}-appi-${suffix}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: logs.id
+    DisableLocalAuth: true // telemetry is sent with the app's identity (Monitoring Metrics Publisher)
+  }
+}
+
+// ---- Key Vault: the CI hook secrets ---------------------------------------------------------------
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: keyVaultName
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+  }
+}
+
+resource hookSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(hookSecret)) {
+  parent: vault
+  name: hookSecretName
+  properties: {
+    value: hookSecret
+    contentType: 'text/plain'
+  }
+}
+
+resource githubWebhookSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(githubWebhookSecret)) {
+  parent: vault
+  name: githubWebhookSecretName
+  properties: {
+    value: githubWebhookSecret
+    contentType: 'text/plain'
+  }
+}
+
+// ---- the identity staging container groups pull the scoring image with (ACI_IDENTITY) ----------
+
+resource aciPullIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: aciPullIdentityName
+  location: location
+  tags: tags
+}
+
+// ---- Event Grid: the build topic (CI publishes MLOps.BuildCompleted) and two system topics -------
+
+resource buildTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
+  name: buildTopicName
+  location: location
+  tags: tags
+  identity: {
+    type: 'SystemAssigned' // writes dead letters to storage
+  }
+  properties: {
+    inputSchema: 'EventGridSchema'
+    publicNetworkAccess: 'Enabled'
+    disableLocalAuth: !allowTopicAccessKeys
+  }
+}
+
+resource mlTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: mlSystemTopicName
+  location: workspaceLocation
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    source: workspace.id
+    topicType: 'Microsoft.MachineLearningServices.Workspaces'
+  }
+}
+
+resource acrTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
+  name: acrSystemTopicName
+  location: acrLocation
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    source: registry.id
+    topicType: 'Microsoft.ContainerRegistry.Registries'
+  }
+}
+
+// ---- the Function App (Flex Consumption, Linux, Python 3.11, system-assigned identity) ----------
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: '${namePrefix}-plan-${suffix}'
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      // On Flex Consumption the language is declared here; FUNCTIONS_WORKER_RUNTIME and
+      // FUNCTIONS_EXTENSION_VERSION are deprecated app settings there and are left out on purpose.
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      appSettings: [
+        // -- the Functions host
+        {
+          name: 'AzureWebJobsStorage__accountName' // identity-based host storage: no connection string, no key
+          value: storage.name
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: appInsights.properties.ConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'Authorization=AAD'
+        }
+        // -- functions/settings.py
+        {
+          name: 'MLOPS_PLATFORM'
+          value: 'azure'
+        }
+        {
+          name: 'MLOPS_HOME' // scratch space (image build contexts); the app's own files are read-only
+          value: '/tmp/mlops'
+        }
+        {
+          name: 'MLOPS_HOST_URL'
+          value: appUrl
+        }
+        {
+          name: 'MLOPS_PUBLIC_URL'
+          value: appUrl
+        }
+        {
+          name: 'MLOPS_PRODUCTION_PORT' // read by functions/settings.py; only the local deployer uses it
+          value: '5101'
+        }
+        {
+          name: 'MLOPS_TRAINING_DATA' // the local platform's data; Azure uses AZUREML_TRAINING_DATA
+          value: trainingData
+        }
+        {
+          name: 'MLOPS_APPROVAL_TIMEOUT_HOURS'
+          value: approvalTimeoutHours
+        }
+        {
+          name: 'MLOPS_GATE_POLICY'
+          value: gatePolicy
+        }
+        // -- platforms/azure/settings.py (SETTINGS)
+        {
+          name: 'AZURE_SUBSCRIPTION_ID'
+          value: subscription().subscriptionId
+        }
+        {
+          name: 'AZURE_RESOURCE_GROUP'
+          value: resourceGroup().name
+        }
+        {
+          name: 'AZUREML_WORKSPACE'
+          value: workspaceName
+        }
+        {
+          name: 'AZUREML_COMPUTE'
+          value: computeName
+        }
+        {
+          name: 'AZUREML_ENVIRONMENT'
+          value: environmentName
+        }
+        {
+          name: 'AZUREML_EXPERIMENT'
+          value: experimentName
+        }
+        {
+          name: 'AZUREML_TRAINING_DATA'
+          value: trainingData
+        }
+        {
+          name: 'AZUREML_MODEL_NAME'
+          value: modelName
+        }
+        {
+          name: 'AZUREML_AKS_COMPUTE'
+          value: aksComputeName
+        }
+        {
+          name: 'AZUREML_ENDPOINT'
+          value: endpointName
+        }
+        {
+          name: 'ACR_NAME'
+          value: acrName
+        }
+        {
+          name: 'ACR_REPOSITORY'
+          value: acrRepository
+        }
+        {
+          name: 'ACI_LOCATION'
+          value: stagingLocation
+        }
+        {
+          name: 'ACI_RESOURCE_GROUP'
+          value: stagingResourceGroupName
+        }
+        {
+          name: 'ACI_IDENTITY'
+          value: aciPullIdentity.id
+        }
+        {
+          name: 'MLOPS_TABLES_ENDPOINT'
+          value: 'https://${storage.name}.table.${environment().suffixes.storage}'
+        }
+        {
+          name: 'MLOPS_TABLES_NAME'
+          value: tablesName
+        }
+        {
+          name: 'EVENTGRID_TOPIC_ENDPOINT'
+          value: buildTopic.properties.endpoint
+        }
+        // -- functions/hooks.py: secrets only as Key Vault references (empty: that hook answers 503)
+        {
+          name: 'MLOPS_HOOK_USER'
+          value: hookUser
+        }
+        {
+          name: 'MLOPS_HOOK_SECRET'
+          value: useHookSecret ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${hookSecretName})' : ''
+        }
+        {
+          name: 'MLOPS_GITHUB_WEBHOOK_SECRET'
+          value: useGithubWebhookSecret ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${githubWebhookSecretName})' : ''
+        }
+        {
+          name: 'MLOPS_GITHUB_WORKFLOWS'
+          value: githubWorkflows
+        }
+      ]
+    }
+  }
+  dependsOn: [
+    deploymentContainer
+    vault
+  ]
+}
+
+// ---- role assignments: the Function App's identity ----------------------------------------------
+
+// Submit pipeline jobs, register models and environments, manage the Kubernetes online endpoint.
+resource appOnWorkspace 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspace.id, functionApp.id, roles.azureMLDataScientist)
+  scope: workspace
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.azureMLDataScientist)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ACR Tasks quick builds: listBuildSourceUploadUrl, scheduleRun, runs (AcrPush has none of them).
+resource appRunsAcrTasks 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, functionApp.id, roles.containerRegistryTasksContributor)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.containerRegistryTasksContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Data plane of the registry (read tags and manifests of the scoring images).
+resource appPushesToAcr 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, functionApp.id, roles.acrPush)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPush)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Staging container groups run with the pull identity: assigning it needs .../assign/action.
+resource appAssignsPullIdentity 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(aciPullIdentity.id, functionApp.id, roles.managedIdentityOperator)
+  scope: aciPullIdentity
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.managedIdentityOperator)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Host storage (timer leases, host keys) and the Flex deployment package.
+resource appOwnsBlobs 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, roles.storageBlobDataOwner)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataOwner)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The release store (MLOPS_TABLES_ENDPOINT).
+resource appWritesTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(storage.id, functionApp.id, roles.storageTableDataContributor)
+  scope: storage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// MLOps.ReleaseStateChanged / ReleaseNotification events on the build topic.
+resource appSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(buildTopic.id, functionApp.id, roles.eventGridDataSender)
+  scope: buildTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Key Vault references in the app settings resolve with the app's identity.
+resource appReadsSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, functionApp.id, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Telemetry to Application Insights with local (key) auth disabled.
+resource appSendsTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(appInsights.id, functionApp.id, roles.monitoringMetricsPublisher)
+  scope: appInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Create and delete staging container groups (in another resource group: a module sets the scope).
+module stagingAccess 'modules/staging-access.bicep' = {
+  name: 'staging-access'
+  scope: resourceGroup(stagingResourceGroupName)
+  params: {
+    principalId: functionApp.identity.principalId
+    roleDefinitionId: stagingRoleDefinitionId
+    assignmentSeed: functionApp.id
+  }
+}
+
+// ---- role assignments: the other identities -------------------------------------------------------
+
+// ACI pulls the scoring image with the user-assigned identity.
+resource pullIdentityPullsImages 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(registry.id, aciPullIdentity.id, roles.acrPull)
+  scope: registry
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.acrPull)
+    principalId: aciPullIdentity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Production pods on AKS pull the scoring image with the cluster's kubelet identity.
+module aksPullsImages 'modules/aks-acrpull.bicep' = if (!empty(aksClusterName)) {
+  name: 'aks-acrpull'
+  params: {
+    acrName: acrName
+    aksClusterName: aksClusterName
+    aksClusterResourceGroup: aksClusterResourceGroup
+  }
+}
+
+// The CI pipeline publishes MLOps.BuildCompleted with its own Entra identity.
+resource ciSendsEvents 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(ciPrincipalId)) {
+  name: guid(buildTopic.id, ciPrincipalId, roles.eventGridDataSender)
+  scope: buildTopic
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
+    principalId: ciPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Each topic writes its dead letters with its own identity (the account accepts no shared key).
+resource buildTopicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, buildTopic.id, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: buildTopic.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource mlTopicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, mlTopic.id, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: mlTopic.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource acrTopicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, acrTopic.id, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: acrTopic.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- event subscriptions (phase 2), one per Event Grid function ---------------------------------
+// includedEventTypes must equal functions.events.FUNCTION_EVENT_TYPES[<function>] (tested).
+
+resource onBuildEvent 'Microsoft.EventGrid/eventSubscriptions@2025-02-15' = if (deployEventSubscriptions) {
+  name: 'on-build-event'
+  scope: buildTopic
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/on_build_event'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'MLOps.BuildCompleted'
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: maxDeliveryAttempts
+      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storage.id
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
+  }
+  dependsOn: [
+    buildTopicWritesDeadLetters
+  ]
+}
+
+resource onMlEvent 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = if (deployEventSubscriptions) {
+  parent: mlTopic
+  name: 'on-ml-event'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/on_ml_event'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.MachineLearningServices.RunCompleted'
+        'Microsoft.MachineLearningServices.RunStatusChanged'
+        'Microsoft.MachineLearningServices.ModelRegistered'
+        'Microsoft.MachineLearningServices.DatasetDriftDetected'
+      ]
+      // RunStatusChanged only for Failed/Canceled. Advanced filters are ANDed and apply to every
+      // event type, so "StringIn [Failed, Canceled]" would also drop the other three types (they
+      // have no runStatus, and StringIn does not match a missing key). StringNotIn does match a
+      // missing key (Event Grid docs, "event filtering": NumberNotIn/StringNotIn are evaluated as
+      // matched), so the other types pass and RunStatusChanged passes unless its status is listed
+      // here. Completed is listed because RunCompleted already reports it. A status Azure ML adds
+      // later would pass; on_ml_event ignores any status that is not terminal.
+      advancedFilters: [
+        {
+          operatorType: 'StringNotIn'
+          key: 'data.runStatus'
+          values: [
+            'NotStarted'
+            'Queued'
+            'Preparing'
+            'Provisioning'
+            'Starting'
+            'Running'
+            'Finalizing'
+            'CancelRequested'
+            'Completed'
+            'NotResponding'
+            'Paused'
+            'Unknown'
+          ]
+        }
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: maxDeliveryAttempts
+      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storage.id
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
+  }
+  dependsOn: [
+    mlTopicWritesDeadLetters
+  ]
+}
+
+resource onRegistryEvent 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = if (deployEventSubscriptions) {
+  parent: acrTopic
+  name: 'on-registry-event'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/on_registry_event'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.ContainerRegistry.ImagePushed'
+        'Microsoft.ContainerRegistry.ImageDeleted'
+      ]
+      // Only the scoring image's repository, not every push to the registry.
+      advancedFilters: [
+        {
+          operatorType: 'StringIn'
+          key: 'data.target.repository'
+          values: [
+            acrRepository
+          ]
+        }
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: maxDeliveryAttempts
+      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storage.id
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
+  }
+  dependsOn: [
+    acrTopicWritesDeadLetters
+  ]
+}
+
+// ---- outputs --------------------------------------------------------------------------------------
+
+output functionAppName string = functionApp.name
+output functionAppUrl string = 'https://${functionApp.properties.defaultHostName}'
+output buildTopicEndpoint string = buildTopic.properties.endpoint
+output storageAccountName string = storage.name
+output keyVaultName string = vault.name
+output aciIdentityId string = aciPullIdentity.id
+output eventSubscriptionsDeployed bool = deployEventSubscriptions
+
+@description('The settings `mlops azure bootstrap` and `mlops publish build-completed` read, for a shell: see docs/azure.md.')
+output settings object = {
+  AZURE_SUBSCRIPTION_ID: subscription().subscriptionId
+  AZURE_RESOURCE_GROUP: resourceGroup().name
+  AZUREML_WORKSPACE: workspaceName
+  AZUREML_COMPUTE: computeName
+  AZUREML_ENVIRONMENT: environmentName
+  AZUREML_EXPERIMENT: experimentName
+  AZUREML_TRAINING_DATA: trainingData
+  AZUREML_MODEL_NAME: modelName
+  AZUREML_AKS_COMPUTE: aksComputeName
+  AZUREML_ENDPOINT: endpointName
+  ACR_NAME: acrName
+  ACR_REPOSITORY: acrRepository
+  ACI_LOCATION: stagingLocation
+  ACI_RESOURCE_GROUP: stagingResourceGroupName
+  ACI_IDENTITY: aciPullIdentity.id
+  MLOPS_TABLES_ENDPOINT: 'https://${storage.name}.table.${environment().suffixes.storage}'
+  MLOPS_TABLES_NAME: tablesName
+  EVENTGRID_TOPIC_ENDPOINT: buildTopic.properties.endpoint
+}

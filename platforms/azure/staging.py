@@ -1,0 +1,261 @@
+"""Staging on Azure Container Instances: one container group per release, from the ACR image.
+
+``AciStaging.deploy_staging`` creates (or updates) the release's container group with
+azure-mgmt-containerinstance: one ``scoring`` container from ``<login server>/<repository>:<tag>``,
+pulled with the user-assigned managed identity ``ACI_IDENTITY`` (it needs AcrPull on the
+registry; no registry password anywhere), a public IP with a DNS label on port 5001 where
+azmlinfsrv listens. It then polls ``http://<fqdn>:5001/`` (the server's health route) until it
+answers 200, returns the ``/score`` URL for the smoke and integration tests, and deletes the
+staging groups of older releases. ``remove_staging`` deletes the release's group.
+
+Every group it creates is tagged ``role=staging``, ``release_id=<id>`` and ``managed_by=mlops``;
+only groups carrying all three are ever deleted as "older staging", so other container groups
+in the same resource group are left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from functions.ports import Endpoint, ImageRef, ModelRef
+from platforms.azure.settings import AzureSettings
+
+logger = logging.getLogger("mlops.azure.staging")
+
+SCORING_PORT = 5001
+CONTAINER_NAME = "scoring"
+ROLE = "staging"
+MANAGED_BY = "mlops"
+GROUP_PREFIX = "staging"
+DEFAULT_CPU = 1.0
+DEFAULT_MEMORY_GB = 1.5
+SCORING_MAX_ROWS = "10000"
+DNS_LABEL_SCOPE = "TenantReuse"
+READINESS_REQUEST_TIMEOUT_S = 5.0
+# Container group names: lowercase letters, digits and single hyphens, 1..63 characters.
+MAX_NAME = 63
+
+Readiness = Callable[[str], bool]
+
+
+class StagingError(RuntimeError):
+    """The staging deployment did not become ready; the message says which group and why."""
+
+
+def http_ready(url: str) -> bool:
+    """True when ``url`` answers 200 (azmlinfsrv's ``GET /`` answers once score.py's init() ran)."""
+    import requests
+
+    try:
+        return requests.get(url, timeout=READINESS_REQUEST_TIMEOUT_S).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", text.lower())).strip("-")
+
+
+def group_name(release_id: str) -> str:
+    """The release's container group: ``staging-<release id>-<hash>``, a valid, stable ACI name.
+
+    The short hash of the exact release id keeps two ids that clean up to the same text apart.
+    """
+    digest = hashlib.sha256(release_id.encode()).hexdigest()[:8]
+    room = MAX_NAME - len(GROUP_PREFIX) - len(digest) - 2
+    slug = _slug(release_id)[:room].strip("-")
+    return "-".join(part for part in (GROUP_PREFIX, slug, digest) if part)
+
+
+def dns_label(settings: AzureSettings, release_id: str) -> str:
+    """A DNS name label unique to this subscription, resource group and release (3..63 chars,
+    starts with a letter, ends with a letter or digit)."""
+    scope = f"{settings.subscription_id}/{settings.aci_resource_group}/{release_id}".lower()
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:10]
+    room = MAX_NAME - len("mlops-") - len(digest) - 1
+    slug = _slug(release_id)[:room].strip("-")
+    return "-".join(part for part in ("mlops", slug, digest) if part)
+
+
+class AciStaging:
+    """``deploy_staging`` / ``remove_staging`` of the Deployer port, on Azure Container Instances."""
+
+    def __init__(
+        self,
+        settings: AzureSettings,
+        aci_client: Any,
+        readiness: Readiness | None = None,
+        poll_interval_s: float = 5,
+        timeout_s: float = 600,
+        *,
+        cpu: float = DEFAULT_CPU,
+        memory_in_gb: float = DEFAULT_MEMORY_GB,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.aci_client = aci_client
+        self.readiness = readiness or http_ready
+        self.poll_interval_s = poll_interval_s
+        self.timeout_s = timeout_s
+        self.cpu = cpu
+        self.memory_in_gb = memory_in_gb
+        self.clock = clock
+        self.sleep = sleep
+
+    @classmethod
+    def from_settings(cls, settings: AzureSettings, credential: Any = None, **kwargs: Any) -> AciStaging:
+        from azure.mgmt.containerinstance import ContainerInstanceManagementClient
+
+        if credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        return cls(settings, ContainerInstanceManagementClient(credential, settings.subscription_id), **kwargs)
+
+    @property
+    def resource_group(self) -> str:
+        return self.settings.aci_resource_group
+
+    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        name = group_name(release_id)
+        spec = self.container_group(release_id, image, model)
+        logger.info("creating staging container group %s from %s", name, spec.containers[0].image)
+        group = self.aci_client.container_groups.begin_create_or_update(self.resource_group, name, spec).result()
+        if str(getattr(group, "provisioning_state", "") or "").lower() == "failed":
+            raise StagingError(f"staging container group {name} failed to provision: {self._diagnose(name)}")
+        fqdn = _fqdn(group) or _fqdn(self.aci_client.container_groups.get(self.resource_group, name))
+        if not fqdn:
+            raise StagingError(f"staging container group {name} has no public FQDN (ip_address.fqdn is empty)")
+        self._wait_ready(name, f"http://{fqdn}:{SCORING_PORT}/")
+        self._remove_older(release_id)
+        return Endpoint(name=name, scoring_url=f"http://{fqdn}:{SCORING_PORT}/score", version=release_id)
+
+    def remove_staging(self, release_id: str) -> None:
+        """Delete the release's container group; one that does not exist (any more) is fine."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = group_name(release_id)
+        try:
+            self.aci_client.container_groups.begin_delete(self.resource_group, name).result()
+        except ResourceNotFoundError:
+            logger.info("staging container group %s was already gone", name)
+            return
+        logger.info("deleted staging container group %s", name)
+
+    def container_group(self, release_id: str, image: ImageRef, model: ModelRef) -> Any:
+        """The ``ContainerGroup`` to create for the release (azure-mgmt-containerinstance models)."""
+        from azure.mgmt.containerinstance.models import (
+            Container,
+            ContainerGroup,
+            ContainerGroupIdentity,
+            ContainerPort,
+            EnvironmentVariable,
+            ImageRegistryCredential,
+            IpAddress,
+            Port,
+            ResourceRequests,
+            ResourceRequirements,
+            UserAssignedIdentities,
+        )
+
+        identity = self.settings.aci_identity
+        container = Container(
+            name=CONTAINER_NAME,
+            image=self.image_name(image),
+            resources=ResourceRequirements(requests=ResourceRequests(cpu=self.cpu, memory_in_gb=self.memory_in_gb)),
+            ports=[ContainerPort(port=SCORING_PORT, protocol="TCP")],
+            environment_variables=[
+                EnvironmentVariable(name="SCORING_MAX_ROWS", value=SCORING_MAX_ROWS),
+                EnvironmentVariable(name="MLOPS_RELEASE_ID", value=release_id),
+                EnvironmentVariable(name="MLOPS_MODEL", value=f"{model.name}:{model.version}"),
+            ],
+        )
+        return ContainerGroup(
+            location=self.settings.aci_location,
+            containers=[container],
+            os_type="Linux",
+            restart_policy="Always",
+            ip_address=IpAddress(
+                type="Public",
+                ports=[Port(protocol="TCP", port=SCORING_PORT)],
+                dns_name_label=dns_label(self.settings, release_id),
+                # The FQDN gets a hash only this tenant can reproduce, so a deleted release's
+                # name cannot be taken over by someone else; the FQDN is read back, not guessed.
+                auto_generated_domain_name_label_scope=DNS_LABEL_SCOPE,
+            ),
+            image_registry_credentials=[ImageRegistryCredential(server=self.settings.login_server, identity=identity)],
+            identity=ContainerGroupIdentity(
+                type="UserAssigned", user_assigned_identities={identity: UserAssignedIdentities()}
+            ),
+            tags={"release_id": release_id, "role": ROLE, "managed_by": MANAGED_BY},
+        )
+
+    def image_name(self, image: ImageRef) -> str:
+        """``<login server>/<repository>:<tag>``: the image's location when it is in this registry."""
+        if image.location.startswith(f"{self.settings.login_server}/"):
+            return image.location
+        return f"{self.settings.login_server}/{image.repository}:{image.tag}"
+
+    def _wait_ready(self, name: str, url: str) -> None:
+        deadline = self.clock() + self.timeout_s
+        attempts = 0
+        while True:
+            attempts += 1
+            if self.readiness(url):
+                logger.info("staging %s ready at %s after %d check(s)", name, url, attempts)
+                return
+            if self.clock() >= deadline:
+                raise StagingError(
+                    f"staging container group {name} did not answer 200 on {url} within {self.timeout_s:g} s "
+                    f"({attempts} checks): {self._diagnose(name)}"
+                )
+            self.sleep(self.poll_interval_s)
+
+    def _remove_older(self, release_id: str) -> None:
+        """Start deleting the staging groups of other releases; a failure is logged, not raised."""
+        try:
+            groups = list(self.aci_client.container_groups.list_by_resource_group(self.resource_group))
+        except Exception:  # cleanup must not fail the new release's staging
+            logger.warning("could not list container groups in %s to clean up", self.resource_group, exc_info=True)
+            return
+        for group in groups:
+            tags = getattr(group, "tags", None) or {}
+            other = tags.get("release_id")
+            if tags.get("role") != ROLE or tags.get("managed_by") != MANAGED_BY or not other or other == release_id:
+                continue
+            try:
+                # The DELETE is accepted when begin_delete returns; no need to wait for it to finish.
+                self.aci_client.container_groups.begin_delete(self.resource_group, group.name)
+                logger.info("deleting older staging group %s (release %s)", group.name, other)
+            except Exception:  # cleanup must not fail the new release's staging
+                logger.warning("could not delete older staging group %s", group.name, exc_info=True)
+
+    def _diagnose(self, name: str) -> str:
+        """What Azure says about the group: provisioning state, container state, latest events."""
+        try:
+            group = self.aci_client.container_groups.get(self.resource_group, name)
+        except Exception as exc:  # the diagnosis is best effort; the caller raises anyway
+            return f"(could not read the group: {exc})"
+        parts = [f"provisioning {getattr(group, 'provisioning_state', None) or 'unknown'}"]
+        view = getattr(group, "instance_view", None)
+        if view is not None and getattr(view, "state", None):
+            parts.append(f"group {view.state}")
+        for container in getattr(group, "containers", None) or []:
+            current = getattr(getattr(container, "instance_view", None), "current_state", None)
+            if current is not None:
+                detail = f" ({current.detail_status})" if getattr(current, "detail_status", None) else ""
+                parts.append(f"container {container.name} {current.state}{detail}")
+            events = getattr(getattr(container, "instance_view", None), "events", None) or []
+            parts.extend(f"event {event.name}: {event.message}" for event in events[-3:] if event.message)
+        return "; ".join(parts)
+
+
+def _fqdn(group: Any) -> str:
+    address = getattr(group, "ip_address", None)
+    return str(getattr(address, "fqdn", None) or "")

@@ -1,0 +1,204 @@
+"""Training port on Azure ML: one pipeline job (data checks -> train -> evaluate) per release.
+
+The job carries the release in its tags (``release_id``, ``build_id``, ``commit``), so the
+workspace's Event Grid events (RunCompleted, RunStatusChanged) find their release through
+``runTags``. Afterwards the orchestrator reads the job's state (``jobs.get``), its evaluation
+report (the ``evaluation`` output, via ``jobs.download``) and where its model is (the ``model``
+output, as a job-output URI the model registry accepts).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from azure.ai.ml.entities import PipelineJob
+from azure.ai.ml.exceptions import JobException
+from azure.core.exceptions import ResourceNotFoundError
+
+from functions.ports import JobStatus, ModelRef
+from platforms.azure.components import (
+    EVALUATION_FILE,
+    EVALUATION_OUTPUT,
+    MODEL_OUTPUT,
+    RetrainingSpec,
+    environment_reference,
+    retraining_pipeline,
+    stage_code,
+)
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from platforms.azure.settings import AzureSettings
+
+logger = logging.getLogger("mlops.azure.training")
+
+# Azure ML job statuses (azure.ai.ml._restclient.arm_ml_service.models.JobStatus) -> JobStatus.state.
+# NotResponding and Paused can still move on; CancelRequested can only end in Canceled.
+STATES: dict[str, str] = {
+    "NotStarted": "running",
+    "Starting": "running",
+    "Provisioning": "running",
+    "Preparing": "running",
+    "Queued": "running",
+    "Running": "running",
+    "Finalizing": "running",
+    "NotResponding": "running",
+    "Paused": "running",
+    "Completed": "completed",
+    "Failed": "failed",
+    "CancelRequested": "canceled",
+    "Canceled": "canceled",
+    "Unknown": "unknown",
+}
+# Where ml_client.jobs.download puts a named output: <download_path>/named-outputs/<output name>/...
+NAMED_OUTPUTS_DIR = "named-outputs"
+# azure.ai.ml.constants._common.JOB_URI_FORMAT: azureml://jobs/{job}/outputs/{output}/paths/{path}
+JOB_OUTPUT_URI = "azureml://jobs/{job}/outputs/{output}/paths/{path}"
+
+
+class EvaluationNotFound(FileNotFoundError):
+    """The job has no evaluation report (yet): not finished, failed before evaluate, or gone."""
+
+
+class AzureTraining:
+    """Training port: submit the retraining pipeline job; read its status, evaluation and model."""
+
+    def __init__(
+        self, settings: AzureSettings, ml_client: Any, download_dir: Path, code_source: Path | None = None
+    ) -> None:
+        self.settings = settings
+        self.ml_client = ml_client
+        self.download_dir = Path(download_dir)
+        self.code_source = code_source  # the ml_pipeline package; default: this repository's
+
+    @classmethod
+    def from_settings(
+        cls, settings: AzureSettings, credential: TokenCredential | None = None, download_dir: Path | None = None
+    ) -> AzureTraining:
+        download_dir = download_dir or Path(tempfile.gettempdir()) / "mlops-azure" / "downloads"
+        return cls(settings, build_ml_client(settings, credential), download_dir)
+
+    # ---- submit ---------------------------------------------------------------------
+    def pipeline_job(
+        self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None, code: Path
+    ) -> PipelineJob:
+        """The pipeline job for a release, ready to submit (``code`` holds the ml_pipeline package)."""
+        if champion is not None and not champion.location.startswith("azureml:"):
+            raise ValueError(
+                f"champion {champion.name}:{champion.version} is at {champion.location!r}, "
+                "not an Azure ML model (azureml:<name>:<version>)"
+            )
+        spec = RetrainingSpec(
+            code=code,
+            environment=environment_reference(self.settings.environment),
+            compute=self.settings.compute,
+            experiment=self.settings.experiment,
+            data=self.settings.training_data,
+            params=dict(params),
+            champion=champion.location if champion else None,
+        )
+        job = retraining_pipeline(spec)
+        build_id, commit = str(build.get("buildId") or ""), str(build.get("sourceVersion") or "")
+        job.name = f"retrain-{_safe_name(release_id)}-{uuid.uuid4().hex[:8]}"
+        job.display_name = f"retrain {release_id}"
+        job.description = f"release {release_id}: build {build_id or '?'} at {commit or '?'}" + (
+            f", against champion {champion.name}:{champion.version}" if champion else ", no champion"
+        )
+        job.tags = {"release_id": release_id, "build_id": build_id, "commit": commit}
+        job.experiment_name = self.settings.experiment
+        return job
+
+    def submit(self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None) -> str:
+        # The code snapshot only has to exist while create_or_update uploads it.
+        with tempfile.TemporaryDirectory(prefix="mlops-code-") as staging:
+            code = stage_code(Path(staging), self.code_source)
+            job = self.pipeline_job(release_id, build, params, champion, code)
+            created = self.ml_client.jobs.create_or_update(job, experiment_name=self.settings.experiment)
+        name = str(created.name)
+        logger.info("submitted pipeline job %s for release %s: %s", name, release_id, created.studio_url or "")
+        return name
+
+    # ---- afterwards -----------------------------------------------------------------
+    def status(self, job_name: str) -> JobStatus:
+        try:
+            job = self.ml_client.jobs.get(job_name)
+        except ResourceNotFoundError:
+            return JobStatus("unknown", f"no Azure ML job {job_name} in workspace {self.settings.workspace}")
+        azure_status = str(job.status or "")
+        url = job.studio_url or ""
+        state = STATES.get(azure_status)
+        if state is None:  # a status this adapter does not know: not an outcome; reconcile's timeout bounds it
+            logger.warning("job %s has an unrecognised status %r", job_name, azure_status)
+            return JobStatus("running", f"Azure ML status {azure_status or 'missing'} (not recognised)", url)
+        if state == "failed":
+            detail = f"pipeline job {job_name} Failed; the studio shows the failed step and its logs"
+            return JobStatus(state, detail, url)
+        return JobStatus(state, f"Azure ML status {azure_status}", url)
+
+    def evaluation(self, job_name: str) -> dict[str, Any]:
+        self.download_dir.mkdir(parents=True, exist_ok=True)
+        target = Path(tempfile.mkdtemp(prefix=f"{_safe_name(job_name)}-", dir=self.download_dir))
+        try:
+            try:
+                self.ml_client.jobs.download(name=job_name, download_path=str(target), output_name=EVALUATION_OUTPUT)
+            except ResourceNotFoundError:
+                raise EvaluationNotFound(f"no Azure ML job {job_name} in workspace {self.settings.workspace}") from None
+            except JobException as exc:  # not in a terminal state yet
+                raise EvaluationNotFound(f"job {job_name} has no evaluation report yet: {exc}") from None
+            path = _find_report(target, EVALUATION_OUTPUT, EVALUATION_FILE)
+            if path is None:
+                status = self.status(job_name)
+                raise EvaluationNotFound(
+                    f"job {job_name} has no {EVALUATION_FILE} in its {EVALUATION_OUTPUT!r} output "
+                    f"(job {status.state}: {status.detail}) {status.portal_url}".rstrip()
+                )
+            try:
+                report = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ValueError(f"job {job_name}: {EVALUATION_FILE} is not valid JSON: {exc}") from None
+            if not isinstance(report, dict):
+                raise ValueError(f"job {job_name}: {EVALUATION_FILE} holds a {type(report).__name__}, not an object")
+            return report
+        finally:
+            shutil.rmtree(target, ignore_errors=True)
+
+    def model_location(self, job_name: str) -> str:
+        """The pipeline's ``model`` output (the train step's output directory), as a job-output URI."""
+        return JOB_OUTPUT_URI.format(job=job_name, output=MODEL_OUTPUT, path="")
+
+
+def _find_report(download: Path, output: str, filename: str) -> Path | None:
+    expected = download / NAMED_OUTPUTS_DIR / output / filename
+    if expected.is_file():
+        return expected
+    found = sorted(download.rglob(filename))  # any other nesting a future SDK might use
+    return found[0] if found else None
+
+
+def build_ml_client(settings: AzureSettings, credential: TokenCredential | None = None) -> Any:
+    """An MLClient for the settings' workspace (DefaultAzureCredential unless given one). No network yet."""
+    from azure.ai.ml import MLClient
+
+    if credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return MLClient(
+        credential=credential,
+        subscription_id=settings.subscription_id,
+        resource_group_name=settings.resource_group,
+        workspace_name=settings.workspace,
+    )
+
+
+def _safe_name(text: str) -> str:
+    """Azure ML job names take letters, digits, '-' and '_'."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:60] or "release"

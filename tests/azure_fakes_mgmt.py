@@ -1,0 +1,261 @@
+"""Fakes of the Azure management clients the ACR (images) and ACI (staging) adapters call.
+
+Only what the adapters use, with the same method names and argument shapes as the real clients;
+every call is recorded in order in ``calls`` as ``(operation, args...)``. Long-running operations
+answer with a ``FakePoller`` whose ``.result()`` returns what the real poller would.
+
+``ArmStub`` is different: it is a ``requests`` transport adapter, so a *real*
+``ContainerRegistryManagementClient`` (with its real ARM pipeline: bearer token, URL building,
+JSON bodies) can be exercised offline, answering from canned responses.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ResourceNotFoundError
+from requests.adapters import BaseAdapter
+
+from platforms.azure.images import ImageDescriptor, Run, SourceUploadDefinition
+
+UPLOAD_URL = "https://acrsource.blob.core.windows.net/source/202611/abc.tar.gz?sv=2024-01-01&sig=secret"
+RELATIVE_PATH = "source/202611/abc.tar.gz"
+
+
+# ---- ACR Tasks --------------------------------------------------------------------------------
+
+
+def succeeded_run(run_id: str, *images: tuple[str, str, str], status: str = "Succeeded") -> Run:
+    """A run that built ``images`` given as (repository, tag, digest)."""
+    return Run(
+        run_id=run_id,
+        status=status,
+        output_images=tuple(
+            ImageDescriptor(registry="crmlops.azurecr.io", repository=r, tag=t, digest=d) for r, t, d in images
+        ),
+    )
+
+
+class FakeRegistryTasksClient:
+    """``registries.get_build_source_upload_url`` / ``registries.schedule_run`` / ``runs.list``."""
+
+    def __init__(self, runs: list[Run] | None = None) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.run_history: list[Run] = list(runs or [])  # newest first, as the service lists them
+        self.upload = SourceUploadDefinition(upload_url=UPLOAD_URL, relative_path=RELATIVE_PATH)
+        self.list_error: Exception | None = None
+        self.registries = _FakeRegistries(self)
+        self.runs = _FakeRuns(self)
+
+    def operations(self) -> list[str]:
+        return [call[0] for call in self.calls]
+
+
+class _FakeRegistries:
+    def __init__(self, client: FakeRegistryTasksClient) -> None:
+        self._client = client
+
+    def get_build_source_upload_url(self, resource_group_name: str, registry_name: str) -> SourceUploadDefinition:
+        self._client.calls.append(("get_build_source_upload_url", resource_group_name, registry_name))
+        return self._client.upload
+
+    def schedule_run(self, resource_group_name: str, registry_name: str, run_request: Any) -> Run:
+        self._client.calls.append(("schedule_run", resource_group_name, registry_name, copy.deepcopy(run_request)))
+        return Run(run_id=f"ca{len(self._client.calls)}", status="Queued")
+
+
+class _FakeRuns:
+    def __init__(self, client: FakeRegistryTasksClient) -> None:
+        self._client = client
+
+    def list(
+        self, resource_group_name: str, registry_name: str, *, filter: str | None = None, top: int | None = None
+    ) -> Iterator[Run]:
+        self._client.calls.append(("runs.list", resource_group_name, registry_name, filter, top))
+        if self._client.list_error is not None:
+            raise self._client.list_error
+        runs = self._client.run_history
+        return iter(runs if top is None else runs[:top])
+
+
+class FakeUploader:
+    def __init__(self) -> None:
+        self.uploads: list[tuple[str, bytes]] = []
+
+    def __call__(self, upload_url: str, data: bytes) -> None:
+        self.uploads.append((upload_url, data))
+
+
+class StaticCredential:
+    """A TokenCredential that hands out a fixed token (no identity endpoint is called)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("fake-arm-token", int(time.time()) + 3600)
+
+
+class ArmStub(BaseAdapter):
+    """Answers ARM requests from ``routes``: ``{(METHOD, path suffix): (status, json body or None)}``,
+    or a list of such answers given one per request (the last one repeats).
+
+    Mounted on a ``requests.Session`` given to azure-core's ``RequestsTransport``; records every
+    ``requests.PreparedRequest`` it receives in ``requests``.
+    """
+
+    def __init__(self, routes: dict[tuple[str, str], Any]) -> None:
+        super().__init__()
+        self.routes = {key: list(value) if isinstance(value, list) else [value] for key, value in routes.items()}
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.requests.append(request)
+        path = (request.path_url or "").split("?")[0]
+        for (method, suffix), answers in self.routes.items():
+            if request.method == method and path.endswith(suffix):
+                status, body = answers.pop(0) if len(answers) > 1 else answers[0]
+                return self._response(request, status, body)
+        return self._response(request, 404, {"error": {"code": "NotFound", "message": f"no route for {path}"}})
+
+    @staticmethod
+    def _response(request: requests.PreparedRequest, status: int, body: Any) -> requests.Response:
+        response = requests.Response()
+        response.status_code = status
+        response.reason = "OK" if status < 400 else "Error"
+        response.url = request.url or ""
+        response.request = request
+        content = b"" if body is None else json.dumps(body).encode()
+        if content:
+            response.headers["Content-Type"] = "application/json"
+        response.headers["Content-Length"] = str(len(content))
+        response.raw = io.BytesIO(content)
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def registry_mgmt_client(stub: ArmStub, subscription_id: str) -> Any:
+    """A real ``ContainerRegistryManagementClient`` whose HTTP goes to ``stub``."""
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.mgmt.containerregistry import ContainerRegistryManagementClient
+
+    session = requests.Session()
+    session.mount("https://", stub)
+    transport = RequestsTransport(session=session, session_owner=False)
+    # No retries: a canned error answer should surface at once.
+    return ContainerRegistryManagementClient(StaticCredential(), subscription_id, transport=transport, retry_total=0)
+
+
+# ---- ACI ----------------------------------------------------------------------------------------
+
+
+class FakePoller:
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+        self.waited = False
+
+    def result(self, timeout: float | None = None) -> Any:
+        self.waited = True
+        return self.value
+
+    def done(self) -> bool:
+        return True
+
+
+class FakeContainerGroups:
+    """``container_groups`` of ``ContainerInstanceManagementClient``, keeping real ``ContainerGroup`` models."""
+
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.calls = calls
+        self.groups: dict[tuple[str, str], Any] = {}
+        self.provisioning_state = "Succeeded"
+        self.assign_fqdn = True
+        # ARM answers 204 to a DELETE of a group that does not exist; set True to get a 404 instead.
+        self.missing_delete_raises = False
+        self.delete_pollers: list[FakePoller] = []
+        self.delete_errors: dict[str, Exception] = {}
+
+    def add(self, resource_group_name: str, name: str, group: Any) -> None:
+        group = copy.deepcopy(group)
+        group.name = name
+        self.groups[(resource_group_name, name)] = group
+
+    def begin_create_or_update(self, resource_group_name: str, container_group_name: str, container_group: Any):
+        self.calls.append(("begin_create_or_update", resource_group_name, container_group_name, container_group))
+        stored = copy.deepcopy(container_group)
+        stored.name = container_group_name
+        stored.provisioning_state = self.provisioning_state
+        if self.assign_fqdn and stored.ip_address is not None and stored.ip_address.dns_name_label:
+            tenant_hash = hashlib.sha256(b"tenant").hexdigest()[:8]
+            stored.ip_address.fqdn = (
+                f"{stored.ip_address.dns_name_label}.{tenant_hash}.{stored.location}.azurecontainer.io"
+            )
+        self.groups[(resource_group_name, container_group_name)] = stored
+        return FakePoller(copy.deepcopy(stored))
+
+    def get(self, resource_group_name: str, container_group_name: str) -> Any:
+        self.calls.append(("get", resource_group_name, container_group_name))
+        try:
+            return copy.deepcopy(self.groups[(resource_group_name, container_group_name)])
+        except KeyError:
+            raise ResourceNotFoundError(f"container group {container_group_name} not found") from None
+
+    def list_by_resource_group(self, resource_group_name: str) -> Iterator[Any]:
+        self.calls.append(("list_by_resource_group", resource_group_name))
+        found = [copy.deepcopy(g) for (rg, _), g in self.groups.items() if rg == resource_group_name]
+        return iter(found)
+
+    def begin_delete(self, resource_group_name: str, container_group_name: str) -> FakePoller:
+        self.calls.append(("begin_delete", resource_group_name, container_group_name))
+        if container_group_name in self.delete_errors:
+            raise self.delete_errors[container_group_name]
+        removed = self.groups.pop((resource_group_name, container_group_name), None)
+        if removed is None and self.missing_delete_raises:
+            raise ResourceNotFoundError(f"container group {container_group_name} not found")
+        poller = FakePoller(removed)
+        self.delete_pollers.append(poller)
+        return poller
+
+
+class FakeContainerInstanceClient:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+        self.container_groups = FakeContainerGroups(self.calls)
+
+    def operations(self) -> list[str]:
+        return [call[0] for call in self.calls]
+
+
+class FakeClock:
+    """``clock`` and ``sleep`` for polling loops: sleeping moves the clock, nothing waits."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class ScriptedReadiness:
+    """Readiness check answering from a script (then the last answer forever); records the URLs."""
+
+    def __init__(self, *answers: bool) -> None:
+        self.answers = list(answers) or [True]
+        self.urls: list[str] = []
+
+    def __call__(self, url: str) -> bool:
+        self.urls.append(url)
+        index = min(len(self.urls), len(self.answers)) - 1
+        return self.answers[index]

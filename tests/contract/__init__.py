@@ -1,0 +1,1 @@
+"""One contract for every ReleaseStore: SQLite (local) and Azure Table Storage (on Azurite)."""

@@ -1,0 +1,129 @@
+"""The whole release loop with the Azure adapters over fake SDK clients: every SDK call, in order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.orchestrator import Orchestrator, Ports
+from functions.release import State
+from platforms.azure.deployer import AzureDeployer
+from platforms.azure.images import AcrImages
+from platforms.azure.production import AksProduction
+from platforms.azure.registry import AzureRegistry
+from platforms.azure.settings import AzureSettings, example_env
+from platforms.azure.staging import AciStaging
+from platforms.azure.training import AzureTraining
+from tests import payloads as p
+from tests.azure_fakes_endpoints import FakeMLClient as FakeEndpointsClient
+from tests.azure_fakes_mgmt import FakeContainerInstanceClient, FakeRegistryTasksClient, FakeUploader
+from tests.azure_fakes_ml import FakeMLClient
+from tests.fakes import Calls, FakeNotifier, FakePublisher, FakeTester, InMemoryReleaseStore, evaluation_report
+
+SETTINGS = AzureSettings.from_env(example_env())
+
+
+class Tap(list):
+    """One fake client's call list that also writes every call, tagged, into a shared log."""
+
+    def __init__(self, tag: str, log: list[str]) -> None:
+        super().__init__()
+        self.tag, self.log = tag, log
+
+    def append(self, call: Any) -> None:
+        super().append(call)
+        name = call[0] if isinstance(call, tuple) else call.operation
+        self.log.append(f"{self.tag}:{name}")
+
+
+def write_model(model: Any, directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "model.joblib").write_bytes(b"model bytes")
+
+
+@pytest.fixture
+def loop(tmp_path: Path):
+    log: list[str] = []
+    ml, endpoints = FakeMLClient(), FakeEndpointsClient()
+    tasks, aci = FakeRegistryTasksClient(), FakeContainerInstanceClient()
+    ml.calls = ml.jobs.calls = ml.models.calls = Tap("ml", log)
+    endpoints.calls = Tap("ml", log)
+    tasks.calls = Tap("acr", log)
+    aci.calls = aci.container_groups.calls = Tap("aci", log)
+    tester = FakeTester(Calls())
+    ports = Ports(
+        store=InMemoryReleaseStore(),
+        training=AzureTraining(SETTINGS, ml, tmp_path / "downloads"),
+        registry=AzureRegistry(SETTINGS, ml),
+        images=AcrImages(SETTINGS, tasks, write_model, uploader=FakeUploader()),
+        deployer=AzureDeployer(
+            AciStaging(SETTINGS, aci, readiness=lambda url: True, poll_interval_s=0),
+            AksProduction(SETTINGS, endpoints),
+        ),
+        tester=tester,
+        notifier=FakeNotifier(),
+        publisher=FakePublisher(),
+    )
+    return Orchestrator(ports), ports, ml, log
+
+
+def test_build_event_to_live_with_every_sdk_call_in_order(loop):
+    orchestrator, ports, ml, log = loop
+    orchestrator.receive("on_build_event", p.build_completed("4242", parameters={"alpha": 0.3}))
+    release = ports.store.list()[0]
+    assert release.state == State.TRAINING
+    submitted = ml.jobs.submissions[0].job
+    assert submitted.tags == {"release_id": release.id, "build_id": "4242", "commit": release.trigger["sourceVersion"]}
+    assert submitted.settings.default_compute == SETTINGS.compute
+
+    ml.jobs.finish(
+        release.job_name, "Completed", evaluation={"evaluation.json": json.dumps(evaluation_report(40.0, None))}
+    )
+    orchestrator.receive("on_ml_event", p.run_completed(release.job_name, release.id))
+    release = ports.store.get(release.id)
+    assert release.state == State.PACKAGING
+    assert release.candidate["model"]["location"] == "azureml:diabetes-model:1"
+    tag = release.image["tag"]
+    assert tag == f"1-{release.id}"
+
+    orchestrator.receive("on_ml_event", p.model_registered(1, release.id))
+    orchestrator.receive("on_registry_event", p.image_pushed(tag, repository=SETTINGS.repository))
+    release = ports.store.get(release.id)
+    assert release.state == State.AWAITING_APPROVAL, release.error
+    assert release.staging["endpoint"]["scoring_url"].endswith(":5001/score")
+
+    release = orchestrator.approve(release.id, "alice@example.com", "ship it")
+    assert release.state == State.LIVE, release.error
+    calls = list(log)
+    assert ports.registry.champion().version == "1"
+
+    assert calls == [
+        # build completed: submit the retraining pipeline
+        "ml:models.list",  # champion lookup (none yet)
+        "ml:jobs.create_or_update",
+        # run completed: evaluation, gate, register, package
+        "ml:jobs.download",
+        "ml:models.list",  # already registered for this release?
+        "ml:models.create_or_update",
+        "acr:runs.list",  # image already pushed?
+        "acr:get_build_source_upload_url",
+        "acr:schedule_run",
+        # image pushed: staging on ACI
+        "aci:begin_create_or_update",
+        "aci:list_by_resource_group",
+        # approved: AKS blue/green, then the champion tag moves
+        "ml:online_endpoints.get",
+        "ml:online_endpoints.begin_create_or_update",
+        "ml:online_endpoints.get",
+        "ml:online_deployments.begin_create_or_update",
+        "ml:online_deployments.list",
+        "ml:online_endpoints.begin_create_or_update",
+        "ml:models.get",
+        "ml:models.create_or_update",
+        "ml:models.list",
+        # live: the staging group goes
+        "aci:begin_delete",
+    ]

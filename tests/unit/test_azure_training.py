@@ -1,0 +1,404 @@
+"""AzureTraining against an in-memory MLClient: the pipeline job it builds and what it reads back."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import shlex
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from azure.ai.ml.entities import Command, PipelineJob
+
+from functions.ports import ModelRef
+from platforms.azure.components import param_arguments
+from platforms.azure.settings import AzureSettings, example_env
+from platforms.azure.training import STATES, AzureTraining, EvaluationNotFound, _find_report
+from tests.azure_fakes_ml import FakeMLClient
+
+# azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
+pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
+
+BUILD = {"buildId": "1234", "sourceVersion": "3f2a9c1", "result": "succeeded"}
+CHAMPION = ModelRef("diabetes-model", "3", "azureml:diabetes-model:3", {"stage": "production"})
+ENVIRONMENT = "azureml:diabetes-train-env@latest"
+STUDIO = "https://ml.azure.com/runs/{job}?wsid=/subscriptions/00000000-0000-0000-0000-000000000000/resourcegroups/rg-mlops/workspaces/mlw-mlops"
+
+
+@pytest.fixture
+def settings() -> AzureSettings:
+    return AzureSettings.from_env(example_env())
+
+
+@pytest.fixture
+def client() -> FakeMLClient:
+    return FakeMLClient()
+
+
+@pytest.fixture
+def training(settings: AzureSettings, client: FakeMLClient, tmp_path: Path) -> AzureTraining:
+    return AzureTraining(settings, client, tmp_path / "downloads")
+
+
+def submitted(client: FakeMLClient) -> PipelineJob:
+    return client.jobs.submissions[-1].job
+
+
+def nodes(job: PipelineJob) -> dict[str, Command]:
+    return dict(job.jobs)
+
+
+# ---- submit --------------------------------------------------------------------------------
+def test_submit_without_champion_builds_the_pipeline_job(training, client):
+    job_name = training.submit("rel-1", BUILD, {}, None)
+
+    assert client.operations() == ["jobs.create_or_update"]
+    assert client.calls[0][2] == {"experiment_name": "diabetes-retraining"}
+    assert re.fullmatch(r"retrain-rel-1-[0-9a-f]{8}", job_name)
+    job = submitted(client)
+    assert isinstance(job, PipelineJob) and job.name == job_name
+    assert job.tags == {"release_id": "rel-1", "build_id": "1234", "commit": "3f2a9c1"}
+    assert job.display_name == "retrain rel-1"
+    assert job.experiment_name == "diabetes-retraining"
+    assert job.settings.default_compute == "cpu-cluster" and job.settings.force_rerun is True
+    assert list(job.jobs) == ["data_checks", "train", "evaluate"]
+    steps = nodes(job)
+    for step in steps.values():
+        assert step.component.environment == ENVIRONMENT
+        assert step.compute is None  # every step runs on the pipeline's default compute
+    assert steps["data_checks"].component.command == (
+        "python -m ml_pipeline.data_checks --data ${{inputs.data}} --report ${{outputs.checks}}/data_checks.json"
+    )
+    assert steps["train"].component.command == (
+        "python -m ml_pipeline.train --data ${{inputs.data}} --output ${{outputs.model}}"
+    )
+    assert steps["evaluate"].component.command == (
+        "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}} --champion none "
+        "--data ${{inputs.data}} --output ${{outputs.evaluation}}/evaluation.json"
+    )
+    assert _input_types(steps) == {
+        "data_checks": {"data": "string"},
+        "train": {"data": "string", "checks": "uri_folder"},
+        "evaluate": {"candidate": "uri_folder", "data": "string"},
+    }
+    assert _output_types(steps) == {
+        "data_checks": {"checks": "uri_folder"},
+        "train": {"model": "uri_folder"},
+        "evaluate": {"evaluation": "uri_folder"},
+    }
+
+
+def _input_types(steps: dict[str, Command]) -> dict[str, dict[str, str]]:
+    return {n: {k: v.type for k, v in s.component.inputs.items()} for n, s in steps.items()}
+
+
+def _output_types(steps: dict[str, Command]) -> dict[str, dict[str, str]]:
+    return {n: {k: v.type for k, v in s.component.outputs.items()} for n, s in steps.items()}
+
+
+def test_submit_without_champion_serialises_offline(training, client):
+    training.submit("rel-1", BUILD, {}, None)
+    submission = client.jobs.submissions[-1]
+
+    document = submission.as_dict
+    assert document["type"] == "pipeline" and document["experiment_name"] == "diabetes-retraining"
+    assert document["settings"] == {
+        "default_compute": "azureml:cpu-cluster",
+        "continue_on_step_failure": False,
+        "force_rerun": True,
+    }
+    assert document["inputs"] == {"data": "diabetes"}
+    assert document["outputs"] == {name: {"type": "uri_folder"} for name in ("checks", "model", "evaluation")}
+    bindings = {name: step["inputs"] for name, step in document["jobs"].items()}
+    assert bindings == {
+        "data_checks": {"data": {"path": "${{parent.inputs.data}}"}},
+        "train": {
+            "data": {"path": "${{parent.inputs.data}}"},
+            "checks": {"path": "${{parent.jobs.data_checks.outputs.checks}}"},
+        },
+        "evaluate": {
+            "candidate": {"path": "${{parent.jobs.train.outputs.model}}"},
+            "data": {"path": "${{parent.inputs.data}}"},
+        },
+    }
+    outputs = {name: step["outputs"] for name, step in document["jobs"].items()}
+    assert outputs == {
+        "data_checks": {"checks": "${{parent.outputs.checks}}"},
+        "train": {"model": "${{parent.outputs.model}}"},
+        "evaluate": {"evaluation": "${{parent.outputs.evaluation}}"},
+    }
+
+    rest = submission.rest
+    assert rest["name"] == submitted(client).name
+    properties = rest["properties"]
+    assert properties["jobType"] == "Pipeline" and properties["experimentName"] == "diabetes-retraining"
+    assert properties["displayName"] == "retrain rel-1"
+    assert properties["tags"] == {"release_id": "rel-1", "build_id": "1234", "commit": "3f2a9c1"}
+    assert properties["inputs"] == {"data": {"value": "diabetes", "jobInputType": "literal"}}
+    assert properties["outputs"] == {
+        name: {"jobOutputType": "uri_folder"} for name in ("checks", "model", "evaluation")
+    }
+    assert properties["settings"]["default_compute"] == "cpu-cluster"
+
+
+def test_submit_uploads_only_the_ml_pipeline_package(training, client):
+    training.submit("rel-1", BUILD, {}, None)
+    code_files = client.jobs.submissions[-1].code_files
+
+    expected = sorted(f"ml_pipeline/{p.name}" for p in (Path(__file__).parents[2] / "ml_pipeline").glob("*.py"))
+    assert code_files == {"data_checks": expected, "train": expected, "evaluate": expected}
+    # The snapshot lived only for the upload.
+    assert not Path(submitted(client).jobs["train"].component.code).exists()
+
+
+def test_submit_with_champion_compares_against_it(training, client):
+    training.submit("rel-2", BUILD, {}, CHAMPION)
+
+    job = submitted(client)
+    steps = nodes(job)
+    assert steps["data_checks"].component.command == (
+        "python -m ml_pipeline.data_checks --data ${{inputs.data}} "
+        "--reference ${{inputs.champion_model}}/profile.json --report ${{outputs.checks}}/data_checks.json"
+    )
+    assert steps["evaluate"].component.command == (
+        "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}} --champion ${{inputs.champion_model}} "
+        "--data ${{inputs.data}} --output ${{outputs.evaluation}}/evaluation.json"
+    )
+    assert _input_types(steps)["data_checks"] == {"data": "string", "champion_model": "custom_model"}
+    assert _input_types(steps)["evaluate"] == {
+        "candidate": "uri_folder",
+        "data": "string",
+        "champion_model": "custom_model",
+    }
+    assert "against champion diabetes-model:3" in job.description
+
+    submission = client.jobs.submissions[-1]
+    assert submission.as_dict["inputs"] == {
+        "data": "diabetes",
+        "champion_model": {"type": "custom_model", "path": "azureml:diabetes-model:3"},
+    }
+    assert submission.as_dict["jobs"]["data_checks"]["inputs"]["champion_model"] == {
+        "path": "${{parent.inputs.champion_model}}"
+    }
+    assert submission.as_dict["jobs"]["evaluate"]["inputs"]["champion_model"] == {
+        "path": "${{parent.inputs.champion_model}}"
+    }
+    assert submission.rest["properties"]["inputs"]["champion_model"] == {
+        "uri": "azureml:diabetes-model:3",
+        "jobInputType": "custom_model",
+    }
+
+
+def test_training_params_become_param_arguments(training, client):
+    params = {"alpha": 0.1, "estimator": "sklearn.linear_model.Lasso", "fit_intercept": False, "note": "it's"}
+    training.submit("rel-3", BUILD, params, None)
+
+    command = nodes(submitted(client))["train"].component.command
+    arguments = shlex.split(command)
+    pairs = [arguments[i + 1] for i, word in enumerate(arguments) if word == "--param"]
+    assert pairs == ["alpha=0.1", 'estimator="sklearn.linear_model.Lasso"', "fit_intercept=false", 'note="it\'s"']
+    from ml_pipeline.train import parse_overrides
+
+    assert parse_overrides(pairs) == params
+
+
+@pytest.mark.parametrize(
+    "params, problem",
+    [({"bad key": 1}, "not an identifier"), ({"alpha": "${{inputs.data}}"}, "Azure ML expression")],
+)
+def test_params_that_cannot_be_passed_safely_are_refused(params, problem):
+    with pytest.raises(ValueError, match=problem):
+        param_arguments(params)
+
+
+def test_a_data_asset_is_a_uri_file_input(settings, client, tmp_path):
+    training = AzureTraining(replace(settings, training_data="azureml:diabetes-csv:2"), client, tmp_path)
+    training.submit("rel-4", BUILD, {}, None)
+
+    submission = client.jobs.submissions[-1]
+    assert submission.as_dict["inputs"] == {"data": {"type": "uri_file", "path": "azureml:diabetes-csv:2"}}
+    assert _input_types(nodes(submission.job))["train"] == {"data": "uri_file", "checks": "uri_folder"}
+    assert submission.rest["properties"]["inputs"]["data"] == {
+        "uri": "azureml:diabetes-csv:2",
+        "jobInputType": "uri_file",
+    }
+
+
+def test_compute_environment_and_experiment_come_from_settings(settings, client, tmp_path):
+    custom = replace(settings, compute="gpu-cluster", environment="my-env", experiment="nightly")
+    AzureTraining(custom, client, tmp_path).submit("rel-5", BUILD, {}, None)
+
+    job = submitted(client)
+    assert job.settings.default_compute == "gpu-cluster" and job.experiment_name == "nightly"
+    assert client.calls[0][2] == {"experiment_name": "nightly"}
+    assert {s.component.environment for s in nodes(job).values()} == {"azureml:my-env@latest"}
+
+
+def test_a_champion_outside_azure_ml_is_refused(training, client):
+    local = ModelRef("diabetes-model", "3", "/home/me/.mlops/models/diabetes-model/3")
+    with pytest.raises(ValueError, match="not an Azure ML model"):
+        training.submit("rel-6", BUILD, {}, local)
+    assert client.calls == []
+
+
+def test_each_submission_gets_its_own_job(training, client):
+    first = training.submit("rel-1", BUILD, {}, None)
+    second = training.submit("rel-1", BUILD, {}, None)
+    assert first != second and set(client.jobs.jobs) == {first, second}
+
+
+def test_component_commands_run_as_written(training, client, tmp_path, trained_dir):
+    """Expand each step's command the way Azure ML does and run the CLI it names, step after step."""
+    training.submit("rel-7", BUILD, {"alpha": 0.5}, CHAMPION)
+    job = submitted(client)
+    outputs = {name: tmp_path / "outputs" / name for name in ("checks", "model", "evaluation")}
+    for path in outputs.values():
+        path.mkdir(parents=True)  # Azure ML mounts output folders before the command starts
+    values = {"data": "diabetes", "champion_model": str(trained_dir), "candidate": str(outputs["model"])}
+
+    for name, step in nodes(job).items():
+        command = re.sub(r"\$\{\{inputs\.(\w+)\}\}", lambda m: values[m.group(1)], step.component.command)
+        command = re.sub(r"\$\{\{outputs\.(\w+)\}\}", lambda m: str(outputs[m.group(1)]), command)
+        python, flag, module, *argv = shlex.split(command)
+        assert (python, flag, module) == ("python", "-m", f"ml_pipeline.{name}")
+        assert importlib.import_module(module).main(argv) == 0, name
+
+    report = json.loads((outputs["evaluation"] / "evaluation.json").read_text())
+    assert report["compared"]["champion"] is not None and report["differences"]
+    card = json.loads((outputs["model"] / "model_card.json").read_text())
+    assert card["params"]["alpha"] == 0.5
+    assert json.loads((outputs["checks"] / "data_checks.json").read_text())["reference"].endswith("profile.json")
+
+
+# ---- status --------------------------------------------------------------------------------
+@pytest.mark.parametrize("azure_status, state", sorted(STATES.items()))
+def test_status_maps_azure_ml_statuses(training, client, azure_status, state):
+    client.jobs.add("job-1", azure_status)
+    status = training.status("job-1")
+    assert status.state == state
+    assert status.portal_url == STUDIO.format(job="job-1")
+    assert client.calls == [("jobs.get", "job-1")]
+
+
+def test_status_table_covers_every_status_the_sdk_knows():
+    from azure.ai.ml._restclient.arm_ml_service.models import JobStatus as RestJobStatus
+    from azure.ai.ml.operations._run_history_constants import RunHistoryConstants
+
+    assert set(STATES) == {s.value for s in RestJobStatus} | set(RunHistoryConstants.ALL_STATUSES)
+    # Whatever the SDK counts as in progress is running here; only its terminal outcomes end a release.
+    assert {STATES[s] for s in RunHistoryConstants.IN_PROGRESS_STATUSES} == {"running"}
+    assert {s: STATES[s] for s in ("Completed", "Failed", "Canceled")} == {
+        "Completed": "completed",
+        "Failed": "failed",
+        "Canceled": "canceled",
+    }
+
+
+def test_status_of_a_failed_job_points_at_the_studio(training, client):
+    client.jobs.add("job-1", "Failed")
+    status = training.status("job-1")
+    assert status.state == "failed" and "Failed" in status.detail
+    assert status.portal_url.startswith("https://ml.azure.com/runs/job-1?wsid=")
+
+
+def test_an_unrecognised_status_is_still_running(training, client):
+    client.jobs.add("job-1", "Levitating")
+    status = training.status("job-1")
+    assert status.state == "running" and "Levitating" in status.detail
+
+
+def test_status_of_a_missing_job_is_unknown(training):
+    status = training.status("no-such-job")
+    assert status.state == "unknown" and "no-such-job" in status.detail and status.portal_url == ""
+
+
+def test_status_after_submit(training, client):
+    job_name = training.submit("rel-1", BUILD, {}, None)
+    assert training.status(job_name).state == "running"
+    client.jobs.finish(job_name, "Completed")
+    status = training.status(job_name)
+    assert status.state == "completed" and status.portal_url == STUDIO.format(job=job_name)
+
+
+# ---- evaluation ----------------------------------------------------------------------------
+REPORT: dict[str, Any] = {
+    "version": 1,
+    "n": 89,
+    "metrics": {"candidate": {"mse": 2900.5}, "champion": {"mse": 3000.0}},
+    "compared": {"data": {"sha256": "ab" * 32}},
+}
+
+
+def test_evaluation_downloads_the_named_output(training, client, tmp_path):
+    client.jobs.add("job-1", "Completed", evaluation={"evaluation.json": json.dumps(REPORT)})
+
+    assert training.evaluation("job-1") == REPORT
+    (operation, name, output_name, download_path), *rest = client.calls
+    assert (operation, name, output_name, rest) == ("jobs.download", "job-1", "evaluation", [])
+    assert Path(download_path).parent == tmp_path / "downloads"
+    assert not Path(download_path).exists()  # nothing left behind
+    assert list((tmp_path / "downloads").iterdir()) == []
+
+
+def test_evaluation_of_a_submitted_job(training, client):
+    job_name = training.submit("rel-1", BUILD, {}, CHAMPION)
+    client.jobs.finish(job_name, "Completed", evaluation={"evaluation.json": json.dumps(REPORT)})
+    assert training.evaluation(job_name) == REPORT
+    assert client.operations() == ["jobs.create_or_update", "jobs.download"]
+
+
+def test_evaluation_of_a_running_job_is_a_clear_error(training, client):
+    client.jobs.add("job-1", "Running")
+    with pytest.raises(EvaluationNotFound, match=r"job job-1 has no evaluation report yet: .*state Running"):
+        training.evaluation("job-1")
+
+
+def test_evaluation_of_a_job_that_failed_before_evaluate(training, client):
+    client.jobs.add("job-1", "Failed", model={"model.joblib": "x"})
+    with pytest.raises(EvaluationNotFound) as caught:
+        training.evaluation("job-1")
+    message = str(caught.value)
+    assert "no evaluation.json in its 'evaluation' output" in message
+    assert "job failed" in message and "https://ml.azure.com/runs/job-1" in message
+    assert client.operations() == ["jobs.download", "jobs.get"]
+
+
+def test_evaluation_of_a_missing_job(training):
+    with pytest.raises(EvaluationNotFound, match="no Azure ML job no-such-job"):
+        training.evaluation("no-such-job")
+
+
+def test_evaluation_that_is_not_json(training, client):
+    client.jobs.add("job-1", "Completed", evaluation={"evaluation.json": "{not json"})
+    with pytest.raises(ValueError, match="not valid JSON"):
+        training.evaluation("job-1")
+
+
+def test_evaluation_found_under_another_nesting(tmp_path):
+    nested = tmp_path / "named-outputs" / "evaluation" / "INPUT_x" / "evaluation.json"
+    nested.parent.mkdir(parents=True)
+    nested.write_text("{}")
+    assert _find_report(tmp_path, "evaluation", "evaluation.json") == nested
+    assert _find_report(tmp_path / "named-outputs" / "evaluation" / "INPUT_x" / "none", "evaluation", "x") is None
+
+
+# ---- model location ------------------------------------------------------------------------
+def test_model_location_is_the_pipeline_model_output(training, client):
+    job_name = training.submit("rel-1", BUILD, {}, None)
+    location = training.model_location(job_name)
+    assert location == f"azureml://jobs/{job_name}/outputs/model/paths/"
+    assert "model" in submitted(client).outputs  # the pipeline exposes that output
+    assert client.operations() == ["jobs.create_or_update"]  # no call needed
+
+
+def test_from_settings_builds_a_client_for_the_workspace(settings, tmp_path):
+    from azure.identity import DefaultAzureCredential
+
+    training = AzureTraining.from_settings(settings, DefaultAzureCredential(), tmp_path)
+    assert training.ml_client.subscription_id == settings.subscription_id
+    assert training.ml_client.resource_group_name == settings.resource_group
+    assert training.ml_client.workspace_name == settings.workspace
+    assert training.download_dir == tmp_path
