@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,15 +18,16 @@ from devhost.settings import REPO_ROOT
 from platforms.local.inference_server import free_port
 
 
-@pytest.fixture(scope="session")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
-    home = tmp_path_factory.mktemp("mlops-home")
+@contextmanager
+def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[HostClient]:
+    """`python -m devhost up` on free ports with its own $MLOPS_HOME; `devhost down` afterwards."""
     port, production_port = free_port(), free_port()
     env = {
         **os.environ,
         "MLOPS_HOME": str(home),
         "MLOPS_HOST_URL": f"http://127.0.0.1:{port}",
         "MLOPS_PRODUCTION_PORT": str(production_port),
+        **(extra_env or {}),
     }
     log = open(home / "host.log", "wb")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
@@ -48,6 +50,12 @@ def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
             process.terminate()
             process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
+    with running_host(tmp_path_factory.mktemp("mlops-home")) as client:
+        yield client
 
 
 def wait_for_state(client: HostClient, release_id: str, states: set[str], timeout_s: float = 120) -> dict:

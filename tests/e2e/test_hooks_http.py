@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,8 +23,7 @@ from devhost.settings import REPO_ROOT
 from functions.events import release_id_for_build
 from functions.hooks import github_signature
 from functions.release import AT_REST
-from platforms.local.inference_server import free_port
-from tests.e2e.conftest import wait_for_state
+from tests.e2e.conftest import running_host, wait_for_state
 
 pytestmark = pytest.mark.e2e
 
@@ -37,41 +35,16 @@ AT_REST_STATES = {state.value for state in AT_REST}
 
 @pytest.fixture(scope="module")
 def hooks_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
-    home = tmp_path_factory.mktemp("mlops-hooks-home")
-    port, production_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MLOPS_HOME": str(home),
-        "MLOPS_HOST_URL": f"http://127.0.0.1:{port}",
-        "MLOPS_PRODUCTION_PORT": str(production_port),
+    secrets = {
         "MLOPS_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
         "MLOPS_HOOK_USER": ADO_USER,
         "MLOPS_HOOK_SECRET": ADO_SECRET,
     }
-    log = open(home / "host.log", "wb")  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "up", "--port", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    client = HostClient(f"http://127.0.0.1:{port}", timeout_s=120)
-    client.home = Path(home)  # type: ignore[attr-defined]
-    client.started = []  # type: ignore[attr-defined]  # release ids the tests started
-    try:
-        deadline = time.monotonic() + 60
-        while not client.healthy():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"host did not start:\n{(home / 'host.log').read_text()[-3000:]}")
-            time.sleep(0.2)
+    with running_host(tmp_path_factory.mktemp("mlops-hooks-home"), secrets) as client:
+        client.started = []  # type: ignore[attr-defined]  # release ids the tests started
         yield client
         for release_id in client.started:  # let each release come to rest before stopping everything
             wait_for_state(client, release_id, AT_REST_STATES, timeout_s=180)
-    finally:
-        subprocess.run([sys.executable, "-m", "devhost", "down"], cwd=REPO_ROOT, env=env, check=False,
-                       capture_output=True, timeout=60)  # fmt: skip
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=30)
-        log.close()
 
 
 def workflow_run(run_id: int, conclusion: str = "success") -> dict:
