@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cache
 
 from functions.orchestrator import Orchestrator, Ports, Timeouts
@@ -10,12 +11,21 @@ from functions.settings import Settings
 
 def build_orchestrator(settings: Settings | None = None) -> Orchestrator:
     settings = settings or Settings.from_env()
-    ports = _local_ports(settings) if settings.platform == "local" else _azure_ports()
+    if settings.platform == "local":
+        return Orchestrator(
+            _local_ports(settings),
+            policy=settings.gate_policy,
+            timeouts=Timeouts(approval=settings.approval_timeout),
+            public_url=settings.public_url,
+        )
+    # Azure steps (an AKS rollout, an ACI group coming up) take minutes: reconcile waits longer
+    # than host.json's functionTimeout (30 min) before it retries a claimed step.
     return Orchestrator(
-        ports,
+        _azure_ports(),
         policy=settings.gate_policy,
-        timeouts=Timeouts(approval=settings.approval_timeout),
+        timeouts=Timeouts(approval=settings.approval_timeout, claimed_step=timedelta(minutes=35)),
         public_url=settings.public_url,
+        promote_inline=False,
     )
 
 
@@ -76,8 +86,12 @@ def _azure_ports() -> Ports:
         training=AzureTraining(azure, ml_client, Path(tempfile.gettempdir()) / "mlops-azure"),
         registry=AzureRegistry(azure, ml_client),
         images=AcrImages(azure, AcrTasksClient.from_settings(azure, credential), model_files),
-        deployer=AzureDeployer(AciStaging.from_settings(azure, credential), AksProduction(azure, ml_client)),
-        tester=AzureEndpointTester(ml_client, azure, model_files),
+        deployer=AzureDeployer(
+            AciStaging.from_settings(azure, credential),
+            AksProduction(azure, ml_client, lro_timeout_s=20 * 60),  # inside the 30-minute functionTimeout
+        ),
+        # The endpoint tests need rows of the training data's schema on local disk.
+        tester=AzureEndpointTester(ml_client, azure, model_files, data=azure.test_data or azure.training_data),
         notifier=EventGridNotifier(publisher),
         publisher=publisher,
     )

@@ -15,7 +15,7 @@ import azure.functions as func
 
 from functions.bootstrap import orchestrator
 from functions.orchestrator import Conflict, NotFound
-from functions.release import Release
+from functions.release import Release, State
 
 log = logging.getLogger("mlops.entrypoints")
 MAX_LIST = 500
@@ -113,7 +113,8 @@ def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
         return _error(404, str(exc))
     except Conflict as exc:
         return _error(409, str(exc))
-    return _json(release_view(release))
+    # 202 when the promotion goes on after this response (MLOps.ReleaseApproved), 200 when it is done.
+    return _json(release_view(release), 202 if release.state == State.PROMOTING else 200)
 
 
 def release_view(release: Release, summary: bool = False) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 
 BUILD_COMPLETED = "MLOps.BuildCompleted"
 RELEASE_STATE_CHANGED = "MLOps.ReleaseStateChanged"
+RELEASE_APPROVED = "MLOps.ReleaseApproved"  # the approval, handed from the HTTP request to a function
 RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
 RUN_STATUS_CHANGED = "Microsoft.MachineLearningServices.RunStatusChanged"
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
@@ -79,6 +80,17 @@ class BuildCompleted(DomainEvent):
             "requestedFor": self.requested_by,
             "parameters": dict(self.parameters),
         }
+
+
+@dataclass(frozen=True)
+class ReleaseApproved(DomainEvent):
+    """Published by the approval endpoint when promotion runs outside the HTTP request (Azure)."""
+
+    release: str = ""
+
+    @property
+    def release_id(self) -> str:
+        return self.release
 
 
 @dataclass(frozen=True)
@@ -232,6 +244,10 @@ def _parse_build(fields: dict[str, Any], data: dict[str, Any]) -> BuildCompleted
     )
 
 
+def _parse_approved(fields: dict[str, Any], data: dict[str, Any]) -> ReleaseApproved:
+    return ReleaseApproved(**fields, data=data, release=_require_text(data, "releaseId", RELEASE_APPROVED))
+
+
 def _parse_run(fields: dict[str, Any], data: dict[str, Any]) -> RunFinished:
     event_type = fields["type"]
     status = "Completed" if event_type == RUN_COMPLETED else _require_text(data, "runStatus", event_type)
@@ -246,13 +262,18 @@ def _parse_run(fields: dict[str, Any], data: dict[str, Any]) -> RunFinished:
     )
 
 
+def _either(data: Mapping[str, Any], documented: str, sdk_style: str) -> str:
+    """The docs show model events in PascalCase, the Azure SDKs' event models camelCase: take either."""
+    return documented if documented in data or sdk_style not in data else sdk_style
+
+
 def _parse_model(fields: dict[str, Any], data: dict[str, Any]) -> ModelRegistered:
     return ModelRegistered(
         **fields,
         data=data,
-        model_name=_require_text(data, "ModelName", MODEL_REGISTERED),
-        model_version=_require_text(data, "ModelVersion", MODEL_REGISTERED),
-        tags=dict(_mapping(data, "ModelTags", MODEL_REGISTERED)),
+        model_name=_require_text(data, _either(data, "ModelName", "modelName"), MODEL_REGISTERED),
+        model_version=_require_text(data, _either(data, "ModelVersion", "modelVersion"), MODEL_REGISTERED),
+        tags=dict(_mapping(data, _either(data, "ModelTags", "modelTags"), MODEL_REGISTERED)),
     )
 
 
@@ -287,6 +308,7 @@ def _parse_image(fields: dict[str, Any], data: dict[str, Any]) -> ImageEvent:
 
 _PARSERS = {
     BUILD_COMPLETED: _parse_build,
+    RELEASE_APPROVED: _parse_approved,
     RUN_COMPLETED: _parse_run,
     RUN_STATUS_CHANGED: _parse_run,
     MODEL_REGISTERED: _parse_model,
@@ -297,7 +319,7 @@ _PARSERS = {
 
 # Which Event Grid function (subscription) handles which event types.
 FUNCTION_EVENT_TYPES = {
-    "on_build_event": (BUILD_COMPLETED,),
+    "on_build_event": (BUILD_COMPLETED, RELEASE_APPROVED),
     "on_ml_event": (RUN_COMPLETED, RUN_STATUS_CHANGED, MODEL_REGISTERED, DATASET_DRIFT_DETECTED),
     "on_registry_event": (IMAGE_PUSHED, IMAGE_DELETED),
 }

@@ -88,6 +88,9 @@ class Orchestrator:
     policy: GatePolicy = field(default_factory=GatePolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     public_url: str = "http://127.0.0.1:7071"
+    # Locally the approval request runs the promotion itself; on Azure an AKS rollout outlasts an
+    # HTTP request, so the request claims it and MLOps.ReleaseApproved carries it to on_build_event.
+    promote_inline: bool = True
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # ---- Event Grid entry point -----------------------------------------------------
@@ -121,6 +124,8 @@ class Orchestrator:
     def _dispatch(self, event: ev.DomainEvent, payload: dict[str, Any]) -> Outcome:
         if isinstance(event, ev.BuildCompleted):
             return self._on_build(event)
+        if isinstance(event, ev.ReleaseApproved):
+            return self._on_release_approved(event, payload)
         if isinstance(event, ev.DriftDetected):
             return self._on_drift(event)
         if isinstance(event, ev.RunFinished):
@@ -139,6 +144,19 @@ class Orchestrator:
             log.info("build %s result %s: no release", event.build_id, event.result)
             return Outcome.IGNORED
         return self._start_release(event.release_id, event.id, event.trigger(), dict(event.parameters))
+
+    def _on_release_approved(self, event: ev.ReleaseApproved, payload: dict[str, Any]) -> Outcome:
+        release = self._load_for(event, payload)
+        if not isinstance(release, Release):
+            return release
+        if release.state != State.PROMOTING:
+            why = f"approval of {release.id} arrived while the release is {release.state.value}"
+            return self._note(release, "stale_event", why, Outcome.STALE, event.id)
+        release.mark_handled(event.id)
+        release.note(self.clock(), "promotion_started", "deploying to production")
+        self.ports.store.save(release)  # a redelivery of the same event is now a duplicate
+        self._advance(release)
+        return Outcome.HANDLED
 
     def _on_drift(self, event: ev.DriftDetected) -> Outcome:
         release_id = ev.release_id_for_build(f"drift-{event.id}")
@@ -239,8 +257,14 @@ class Orchestrator:
             release.approve(self.clock(), by, comment)
 
         release = self._command(release_id, claim)
-        self._advance(release)
-        return self.get_release(release_id)
+        if self.promote_inline:
+            self._advance(release)
+            return self.get_release(release_id)
+        try:
+            self.ports.publisher.publish(ev.RELEASE_APPROVED, f"releases/{release_id}", {"releaseId": release_id})
+        except Exception:  # the claim stands: reconcile retries a promotion that never started
+            log.exception("release %s: could not publish its approval; reconcile will promote it", release_id)
+        return release
 
     def decline(self, release_id: str, by: str, comment: str) -> Release:
         def decline(release: Release) -> None:

@@ -82,6 +82,8 @@ param experimentName string = 'diabetes-retraining'
 
 @description('"diabetes" or a data asset URI (azureml:name:version).')
 param trainingData string = 'diabetes'
+@description('Path (in the deployed app) of a CSV with rows for endpoint tests; required when trainingData is a data asset.')
+param testData string = ''
 param modelName string = 'diabetes-model'
 param endpointName string = 'diabetes-prod'
 param acrRepository string = 'diabetes-scoring'
@@ -484,6 +486,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: trainingData
         }
         {
+          name: 'AZUREML_TEST_DATA' // CSV shipped with the app; required when trainingData is a data asset
+          value: testData
+        }
+        {
           name: 'AZUREML_MODEL_NAME'
           value: modelName
         }
@@ -749,6 +755,7 @@ resource onBuildEvent 'Microsoft.EventGrid/eventSubscriptions@2025-02-15' = if (
     filter: {
       includedEventTypes: [
         'MLOps.BuildCompleted'
+        'MLOps.ReleaseApproved'
       ]
     }
     retryPolicy: {
@@ -913,6 +920,7 @@ output settings object = {
   AZUREML_ENVIRONMENT: environmentName
   AZUREML_EXPERIMENT: experimentName
   AZUREML_TRAINING_DATA: trainingData
+  AZUREML_TEST_DATA: testData
   AZUREML_MODEL_NAME: modelName
   AZUREML_AKS_COMPUTE: aksComputeName
   AZUREML_ENDPOINT: endpointName

@@ -19,6 +19,7 @@ SETTINGS: dict[str, tuple[bool, str, str, str]] = {
     "AZUREML_ENVIRONMENT": (False, "diabetes-train-env", r"[\w.-]{1,255}", "environment of the pipeline steps"),
     "AZUREML_EXPERIMENT": (False, "diabetes-retraining", r"[\w.-]{1,255}", "experiment the jobs go to"),
     "AZUREML_TRAINING_DATA": (False, "diabetes", r".+", "'diabetes' or a data asset URI (azureml:name:version)"),
+    "AZUREML_TEST_DATA": (False, "", r".+\.csv", "CSV of rows for endpoint tests, shipped with the app (data assets)"),
     "AZUREML_MODEL_NAME": (False, "diabetes-model", r"[\w.-]{1,255}", "registered model name"),
     "AZUREML_AKS_COMPUTE": (True, "", r"[\w-]{2,24}", "Kubernetes compute attached to the workspace"),
     "AZUREML_ENDPOINT": (False, "diabetes-prod", r"[a-z][a-z0-9-]{2,31}", "Kubernetes online endpoint name"),
@@ -47,6 +48,7 @@ class AzureSettings:
     environment: str
     experiment: str
     training_data: str
+    test_data: str
     model_name: str
     aks_compute: str
     endpoint: str
@@ -75,6 +77,8 @@ class AzureSettings:
             elif value and not re.fullmatch(pattern, value):
                 problems.append(f"{name}={value!r} is malformed ({meaning})")
             values[name] = value
+        if values["AZUREML_TRAINING_DATA"] != "diabetes" and not values["AZUREML_TEST_DATA"]:
+            problems.append("AZUREML_TEST_DATA is missing (needed when AZUREML_TRAINING_DATA is a data asset)")
         if problems:
             raise SettingsError("Azure settings: " + "; ".join(problems))
         return cls(
@@ -85,6 +89,7 @@ class AzureSettings:
             environment=values["AZUREML_ENVIRONMENT"],
             experiment=values["AZUREML_EXPERIMENT"],
             training_data=values["AZUREML_TRAINING_DATA"],
+            test_data=values["AZUREML_TEST_DATA"],
             model_name=values["AZUREML_MODEL_NAME"],
             aks_compute=values["AZUREML_AKS_COMPUTE"],
             endpoint=values["AZUREML_ENDPOINT"],

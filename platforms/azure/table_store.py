@@ -60,7 +60,8 @@ RELEASE_PARTITION = "release"
 PART_CHARS = 32_000
 # 15 full parts are ~938 KiB; with the other properties an entity stays under the 1 MiB limit.
 MAX_PARTS = 15
-MAX_REASON_CHARS = PART_CHARS
+# A reason is free text: characters outside the BMP take two UTF-16 units, so allow half a part.
+MAX_REASON_CHARS = PART_CHARS // 2
 # Keys may be 1 KiB (512 UTF-16 code units); longer ids are shortened and made unique by a hash.
 MAX_KEY_CHARS = 400
 # Azure counts at most 15 comparisons in one filter; one goes to PartitionKey.

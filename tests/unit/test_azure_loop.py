@@ -67,7 +67,7 @@ def loop(tmp_path: Path):
         notifier=FakeNotifier(),
         publisher=FakePublisher(),
     )
-    return Orchestrator(ports), ports, ml, log
+    return Orchestrator(ports, promote_inline=False), ports, ml, log
 
 
 def test_build_event_to_live_with_every_sdk_call_in_order(loop):
@@ -96,6 +96,10 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
     assert release.staging["endpoint"]["scoring_url"].endswith(":5001/score")
 
     release = orchestrator.approve(release.id, "alice@example.com", "ship it")
+    assert release.state == State.PROMOTING  # on Azure the HTTP request only claims the promotion
+    event_type, subject, data = ports.publisher.events[-1]
+    orchestrator.receive("on_build_event", p.event_grid(event_type, subject, data, p.BUILD_TOPIC))
+    release = ports.store.get(release.id)
     assert release.state == State.LIVE, release.error
     calls = list(log)
     assert ports.registry.champion().version == "1"

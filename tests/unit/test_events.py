@@ -153,3 +153,9 @@ def test_release_ids_are_safe_for_image_tags_and_stable(build_id, release_id):
     if release_id:
         assert made == release_id
     assert ev.release_id_from_image_tag(ev.image_tag("12", made)) == made
+
+
+def test_model_registered_in_camel_case_too():
+    data = {"modelName": "diabetes-model", "modelVersion": "4", "modelTags": {"release_id": "rel-9"}}
+    event = ev.parse_event(p.event_grid("Microsoft.MachineLearningServices.ModelRegistered", "m", data, p.ML_TOPIC))
+    assert (event.model_name, event.model_version, event.release_id) == ("diabetes-model", "4", "rel-9")

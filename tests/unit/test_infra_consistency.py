@@ -417,7 +417,7 @@ resource sub 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = 
   name: 'x'
   properties: {
     destination: { endpointType: 'AzureFunction', properties: { resourceId: '${app.id}/functions/on_build_event' } }
-    filter: { includedEventTypes: [ 'MLOps.BuildCompleted' ] }
+    filter: { includedEventTypes: [ 'MLOps.BuildCompleted', 'MLOps.ReleaseApproved' ] }
   }
 }
 """

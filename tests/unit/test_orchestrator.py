@@ -419,3 +419,18 @@ def test_a_release_that_ends_gives_back_its_staging_endpoint(world):
     ports.tester.failing_urls.add(f"staging-{RELEASE}")
     to_approval(orchestrator)
     assert state(ports) == State.FAILED and ("remove_staging", RELEASE) in calls.log
+
+
+def test_approval_can_hand_the_promotion_to_an_event(world):
+    orchestrator, ports, calls, _ = world
+    orchestrator.promote_inline = False
+    to_approval(orchestrator)
+    release = orchestrator.approve(RELEASE, "bob", "")
+    assert release.state == State.PROMOTING and calls.count("deploy_production") == 0
+    event_type, subject, data = ports.publisher.events[-1]
+    assert (event_type, data) == ("MLOps.ReleaseApproved", {"releaseId": RELEASE})
+    approved = p.event_grid(event_type, subject, data, p.BUILD_TOPIC)
+    assert orchestrator.receive("on_build_event", approved) is Outcome.HANDLED
+    assert state(ports) == State.LIVE and calls.count("deploy_production") == 1
+    assert orchestrator.receive("on_build_event", approved) is Outcome.DUPLICATE
+    assert calls.count("deploy_production") == 1

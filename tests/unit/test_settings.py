@@ -59,3 +59,13 @@ def test_the_azure_platform_fails_at_start_naming_every_missing_setting(monkeypa
     required = [name for name, (is_required, *_rest) in SETTINGS.items() if is_required and name != "ACR_NAME"]
     assert all(f"{name} is missing" in message for name in required)
     assert "ACR_NAME='bad name!' is malformed" in message
+
+
+def test_a_data_asset_needs_test_rows_on_disk():
+    from platforms.azure.settings import AzureSettings, example_env
+
+    env = {**example_env(), "AZUREML_TRAINING_DATA": "azureml:diabetes-csv:3"}
+    with pytest.raises(SettingsError, match="AZUREML_TEST_DATA is missing"):
+        AzureSettings.from_env(env)
+    settings = AzureSettings.from_env({**env, "AZUREML_TEST_DATA": "testdata/rows.csv"})
+    assert settings.test_data == "testdata/rows.csv"
