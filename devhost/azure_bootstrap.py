@@ -9,9 +9,10 @@ Azure login (DefaultAzureCredential) and the Azure settings in the environment:
    3.11, numpy/pandas/scipy/scikit-learn/joblib pinned as in requirements.txt, so a model trained in
    Azure ML loads in the scoring image). A new version is registered only when the image or the
    conda definition differs from the latest version;
-3. pipeline components: each given component is registered unless its name and version exist
-   (the command passes none today: platforms/azure/components.py builds the steps inline on each
-   submission, and Azure ML registers those anonymous components itself);
+3. pipeline components: the three steps (mlops_data_checks, mlops_train, mlops_evaluate, versioned
+   by a hash of the ml_pipeline code) are registered unless that name and version exist, so the
+   workspace's catalogue shows them; each submission still builds its steps inline with its
+   release's parameters;
 4. event subscriptions: checks, through Azure Resource Manager, that the build topic and the two
    system topics each have a subscription to their function with the event types
    functions.events.FUNCTION_EVENT_TYPES assigns to it (they are deployed by the Bicep, phase 2).
@@ -26,6 +27,7 @@ import argparse
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -400,11 +402,12 @@ class ArmResourceReader:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    from azure.ai.ml import MLClient
     from azure.identity import DefaultAzureCredential
 
     from functions.settings import SettingsError
+    from platforms.azure.components import environment_reference, registrable_components, stage_code
     from platforms.azure.settings import AzureSettings
+    from platforms.azure.training import build_ml_client
 
     try:
         settings = AzureSettings.from_env()
@@ -413,10 +416,15 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         print("set them from the deployment: see docs/azure.md, 'Settings for the mlops command'")
         return 2
     credential = DefaultAzureCredential()
-    ml_client = MLClient(credential, settings.subscription_id, settings.resource_group, settings.workspace)
+    ml_client = build_ml_client(settings, credential)
     where = f"workspace {settings.workspace} in {settings.resource_group}"
     print(f"mlops azure bootstrap{' (dry run: nothing is changed)' if args.dry_run else ''}: {where}")
-    lines = bootstrap(settings, ml_client, ArmResourceReader(credential), dry_run=args.dry_run, echo=print)
+    with tempfile.TemporaryDirectory(prefix="mlops-components-") as staged:
+        code = stage_code(Path(staged))
+        components = registrable_components(code, environment_reference(settings.environment), settings.training_data)
+        lines = bootstrap(
+            settings, ml_client, ArmResourceReader(credential), components=components, dry_run=args.dry_run, echo=print
+        )
     return 1 if any(": failed (" in line for line in lines) else 0
 
 

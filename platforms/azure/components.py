@@ -19,6 +19,7 @@ and report, so the model registered for a release is the one its own job trained
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shlex
@@ -196,6 +197,31 @@ def evaluate_component(code: Path, environment: str, data: str, with_champion: b
         code=str(code),
         environment=environment,
     )
+
+
+def code_version(code: Path) -> str:
+    """A version for the steps' code: a short hash of every file under ``code`` (path and bytes)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in code.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(code).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def registrable_components(code: Path, environment: str, data: str = BUILTIN_DATA) -> list[Any]:
+    """The three steps as named, versioned components for the workspace's catalogue (`mlops azure
+    bootstrap`). Versions hash the code, so registering unchanged code again changes nothing."""
+    version = code_version(code)
+    nodes = [
+        data_checks_component(code, environment, data, with_champion=True),
+        train_component(code, environment, data, {}),
+        evaluate_component(code, environment, data, with_champion=True),
+    ]
+    components = []
+    for node in nodes:
+        component = node.component
+        component.name, component.version = f"mlops_{component.name}", version
+        components.append(component)
+    return components
 
 
 def retraining_pipeline(spec: RetrainingSpec) -> PipelineJob:

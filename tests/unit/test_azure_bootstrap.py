@@ -444,3 +444,15 @@ def test_the_command_names_missing_settings(monkeypatch: pytest.MonkeyPatch, cap
     assert ab.cmd_bootstrap(argparse.Namespace(dry_run=True)) == 2
     out = capsys.readouterr().out
     assert "AZURE_SUBSCRIPTION_ID is missing" in out and "docs/azure.md" in out
+
+
+def test_the_pipeline_steps_are_registered_once_per_code_version(tmp_path):
+    from platforms.azure.components import registrable_components, stage_code
+
+    code = stage_code(tmp_path / "code")
+    components = registrable_components(code, "azureml:diabetes-train-env@latest")
+    assert [c.name for c in components] == ["mlops_data_checks", "mlops_train", "mlops_evaluate"]
+    assert len({c.version for c in components}) == 1 and all(c._validate().passed for c in components)
+    assert registrable_components(code, "azureml:diabetes-train-env@latest")[0].version == components[0].version
+    (code / "ml_pipeline" / "train.py").write_text("# changed\n")
+    assert registrable_components(code, "azureml:diabetes-train-env@latest")[0].version != components[0].version
