@@ -46,6 +46,13 @@ EAGER_MODULES = (
     "platforms.local.store",
     "platforms.local.testing",
     "platforms.local.training",
+    # the Azure adapters: azure-ai-ml, azure-data-tables, the management clients, azure-eventgrid
+    "platforms.azure.training",
+    "platforms.azure.production",
+    "platforms.azure.table_store",
+    "platforms.azure.images",
+    "platforms.azure.staging",
+    "platforms.azure.publisher",
     "ml_pipeline.evaluate",
     "ml_pipeline.train",
     "ml_pipeline.dataset",
