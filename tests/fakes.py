@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from functions.events import image_tag
+from functions.orchestrator import Ports
 from functions.ports import ConcurrencyError, DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
 from functions.release import Release
 from ml_pipeline.evaluate import compare_predictions
@@ -209,3 +210,17 @@ class FakePublisher:
     def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
         self.events.append((event_type, subject, data))
         return f"evt-{len(self.events)}"
+
+
+def fake_ports(calls: Calls) -> Ports:
+    """Every port backed by a fake; platform calls are recorded in ``calls``."""
+    return Ports(
+        store=InMemoryReleaseStore(),
+        training=FakeTraining(calls),
+        registry=FakeRegistry(calls),
+        images=FakeImages(calls),
+        deployer=FakeDeployer(calls),
+        tester=FakeTester(calls),
+        notifier=FakeNotifier(),
+        publisher=FakePublisher(),
+    )

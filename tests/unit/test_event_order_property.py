@@ -6,19 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.events import image_tag, release_id_for_build
-from functions.orchestrator import Orchestrator, Ports
+from functions.orchestrator import Orchestrator
 from tests import payloads as p
-from tests.fakes import (
-    Calls,
-    FakeDeployer,
-    FakeImages,
-    FakeNotifier,
-    FakePublisher,
-    FakeRegistry,
-    FakeTester,
-    FakeTraining,
-    InMemoryReleaseStore,
-)
+from tests.fakes import Calls, fake_ports
 from tests.unit.test_orchestrator import Clock
 
 BUILDS = ("101", "202")
@@ -38,10 +28,7 @@ def clean_events(build_id: str) -> list[tuple[str, dict]]:
 
 def run(deliveries: list[tuple[str, dict]]) -> tuple[dict[str, dict], Calls]:
     calls = Calls()
-    ports = Ports(
-        InMemoryReleaseStore(), FakeTraining(calls), FakeRegistry(calls), FakeImages(calls), FakeDeployer(calls),
-        FakeTester(calls), FakeNotifier(), FakePublisher(),
-    )  # fmt: skip
+    ports = fake_ports(calls)
     orchestrator = Orchestrator(ports, clock=Clock())
     for function, payload in deliveries:
         orchestrator.receive(function, payload)

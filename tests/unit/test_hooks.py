@@ -12,18 +12,8 @@ import pytest
 
 from functions import hooks
 from functions.events import BuildCompleted, parse_event, release_id_for_build
-from functions.orchestrator import Orchestrator, Ports
-from tests.fakes import (
-    Calls,
-    FakeDeployer,
-    FakeImages,
-    FakeNotifier,
-    FakePublisher,
-    FakeRegistry,
-    FakeTester,
-    FakeTraining,
-    InMemoryReleaseStore,
-)
+from functions.orchestrator import Orchestrator
+from tests.fakes import Calls, InMemoryReleaseStore, fake_ports
 
 GITHUB_SECRET = "gh-webhook-secret-0123456789"
 ADO_USER = "azure-devops"
@@ -36,17 +26,8 @@ DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 def world(monkeypatch: pytest.MonkeyPatch):
     """An in-memory orchestrator behind functions.hooks, and the hook secrets configured."""
     calls = Calls()
-    store = InMemoryReleaseStore()
-    ports = Ports(
-        store=store,
-        training=FakeTraining(calls),
-        registry=FakeRegistry(calls),
-        images=FakeImages(calls),
-        deployer=FakeDeployer(calls),
-        tester=FakeTester(calls),
-        notifier=FakeNotifier(),
-        publisher=FakePublisher(),
-    )
+    ports = fake_ports(calls)
+    store = ports.store
     orchestrator = Orchestrator(ports)
     monkeypatch.setattr(hooks, "orchestrator", lambda: orchestrator)
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)

@@ -10,18 +10,7 @@ from functions.orchestrator import Conflict, NotFound, Orchestrator, Outcome, Po
 from functions.ports import JobStatus
 from functions.release import State
 from tests import payloads as p
-from tests.fakes import (
-    Calls,
-    FakeDeployer,
-    FakeImages,
-    FakeNotifier,
-    FakePublisher,
-    FakeRegistry,
-    FakeTester,
-    FakeTraining,
-    InMemoryReleaseStore,
-    evaluation_report,
-)
+from tests.fakes import Calls, evaluation_report, fake_ports
 
 RELEASE = release_id_for_build("1234")
 JOB = f"job-{RELEASE}"
@@ -43,16 +32,7 @@ class Clock:
 def world():
     calls = Calls()
     clock = Clock()
-    ports = Ports(
-        store=InMemoryReleaseStore(),
-        training=FakeTraining(calls),
-        registry=FakeRegistry(calls),
-        images=FakeImages(calls),
-        deployer=FakeDeployer(calls),
-        tester=FakeTester(calls),
-        notifier=FakeNotifier(),
-        publisher=FakePublisher(),
-    )
+    ports = fake_ports(calls)
     orchestrator = Orchestrator(ports, clock=clock, timeouts=Timeouts(approval=timedelta(hours=1)))
     return orchestrator, ports, calls, clock
 
