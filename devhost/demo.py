@@ -64,7 +64,7 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
 
 
 def cli_hint(command: str) -> str:
-    return f".venv/bin/python -m devhost {command}"
+    return f".venv/bin/mlops {command}"
 
 
 def _reset_home(settings: Settings) -> None:
