@@ -30,6 +30,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import git_revision
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 0.4
 TARGET_RATIO = 0.25
@@ -206,18 +208,6 @@ def print_results(cases: list[Case]) -> None:
     for case in cases:
         if case.failures:
             console.print(f"[red]{case.name} failed:[/red] {case.failures[0]}", highlight=False)
-
-
-def git_revision() -> str:
-    """The commit measured, with "+changes" when the work tree differs from it (figures depend on the code)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return (head.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
 import sys
 
 import numpy as np
 from rich.console import Console
+
+from platforms.local.paths import REPO_ROOT
 
 
 def wide_console(min_width: int = 120) -> Console:
@@ -32,3 +35,15 @@ def machine_summary() -> str:
 
 def verdict(passed: bool) -> str:
     return "[green]PASS[/green]" if passed else "[red]MISS[/red]"
+
+
+def git_revision() -> str:
+    """The commit measured, with "+changes" when the work tree differs from it (figures depend on the code)."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    return (head.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")

@@ -45,6 +45,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.common import git_revision
 from benchmarks.noop_ports import CountingStore, noop_orchestrator
 from functions.events import image_tag, release_id_for_build
 from platforms.local.store import SqliteReleaseStore
@@ -588,18 +589,6 @@ def print_summary(rows: list[tuple[Run, float | None, str]]) -> None:
             verdict(run.rate >= target) if target else unit,
         )
     console.print(table)
-
-
-def git_revision() -> str:
-    """The commit measured, with "+changes" when the work tree differs from it (figures depend on the code)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT, capture_output=True, text=True
-        )
-    except OSError:
-        return "unknown"
-    return (head.stdout.strip() or "unknown") + ("+changes" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:

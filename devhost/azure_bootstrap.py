@@ -405,9 +405,9 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     from azure.identity import DefaultAzureCredential
 
     from functions.settings import SettingsError
+    from platforms.azure.clients import build_ml_client
     from platforms.azure.components import environment_reference, registrable_components, stage_code
     from platforms.azure.settings import AzureSettings
-    from platforms.azure.training import build_ml_client
 
     try:
         settings = AzureSettings.from_env()

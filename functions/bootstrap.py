@@ -63,6 +63,7 @@ def _azure_ports() -> Ports:
 
     from azure.identity import DefaultAzureCredential
 
+    from platforms.azure.clients import build_ml_client
     from platforms.azure.deployer import AzureDeployer
     from platforms.azure.images import AcrImages, AcrTasksClient
     from platforms.azure.models import download_model
@@ -74,7 +75,7 @@ def _azure_ports() -> Ports:
     from platforms.azure.staging import AciStaging
     from platforms.azure.table_store import TableReleaseStore
     from platforms.azure.testing import AzureEndpointTester
-    from platforms.azure.training import AzureTraining, build_ml_client
+    from platforms.azure.training import AzureTraining
 
     azure = AzureSettings.from_env()  # fails here, naming every missing or malformed setting
     credential = DefaultAzureCredential()

@@ -193,11 +193,9 @@ class AcrTasksClient:
     def from_settings(cls, settings: AzureSettings, credential: Any = None) -> AcrTasksClient:
         from azure.mgmt.containerregistry import ContainerRegistryManagementClient
 
-        if credential is None:
-            from azure.identity import DefaultAzureCredential
+        from platforms.azure.clients import credential_or_default
 
-            credential = DefaultAzureCredential()
-        client = ContainerRegistryManagementClient(credential, settings.subscription_id)
+        client = ContainerRegistryManagementClient(credential_or_default(credential), settings.subscription_id)
         return cls(client.send_request, settings.subscription_id)
 
     def registry_path(self, resource_group_name: str, registry_name: str) -> str:

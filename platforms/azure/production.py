@@ -25,6 +25,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from functions.ports import Endpoint, ImageRef, ModelRef
+from platforms.azure.clients import build_ml_client
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import KubernetesOnlineEndpoint, ResourceRequirementsSettings
@@ -86,13 +87,6 @@ def model_asset(model: ModelRef) -> str:
     return f"azureml:{model.name}:{model.version}"
 
 
-def ml_client_from_settings(settings: AzureSettings, credential: Any = None) -> Any:
-    """An MLClient for the settings' workspace (one builder for every Azure ML adapter)."""
-    from platforms.azure.training import build_ml_client
-
-    return build_ml_client(settings, credential)
-
-
 class AksProduction:
     """The production half of the Deployer port on an Azure ML Kubernetes online endpoint."""
 
@@ -118,7 +112,7 @@ class AksProduction:
 
     @classmethod
     def from_settings(cls, settings: AzureSettings, credential: Any = None, **options: Any) -> AksProduction:
-        return cls(settings, ml_client_from_settings(settings, credential), **options)
+        return cls(settings, build_ml_client(settings, credential), **options)
 
     @property
     def endpoint_name(self) -> str:

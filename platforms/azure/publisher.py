@@ -35,9 +35,9 @@ def credential_for(access_key: str | None = None) -> AzureKeyCredential | TokenC
     """The topic access key when one is given, else DefaultAzureCredential."""
     if access_key:
         return AzureKeyCredential(access_key)
-    from azure.identity import DefaultAzureCredential
+    from platforms.azure.clients import credential_or_default
 
-    return DefaultAzureCredential()
+    return credential_or_default()
 
 
 class EventGridPublisher:

@@ -49,7 +49,7 @@ class AzureRegistry:
 
     @classmethod
     def from_settings(cls, settings: AzureSettings, credential: TokenCredential | None = None) -> AzureRegistry:
-        from platforms.azure.training import build_ml_client
+        from platforms.azure.clients import build_ml_client
 
         client = build_ml_client(settings, credential)
         return cls(settings, client)

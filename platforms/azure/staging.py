@@ -112,11 +112,10 @@ class AciStaging:
     def from_settings(cls, settings: AzureSettings, credential: Any = None, **kwargs: Any) -> AciStaging:
         from azure.mgmt.containerinstance import ContainerInstanceManagementClient
 
-        if credential is None:
-            from azure.identity import DefaultAzureCredential
+        from platforms.azure.clients import credential_or_default
 
-            credential = DefaultAzureCredential()
-        return cls(settings, ContainerInstanceManagementClient(credential, settings.subscription_id), **kwargs)
+        client = ContainerInstanceManagementClient(credential_or_default(credential), settings.subscription_id)
+        return cls(settings, client, **kwargs)
 
     @property
     def resource_group(self) -> str:

@@ -92,11 +92,10 @@ class TableReleaseStore:
     @classmethod
     def from_settings(cls, settings: AzureSettings, credential: TokenCredential | None = None) -> TableReleaseStore:
         """The store the Function App uses: its managed identity needs "Storage Table Data Contributor"."""
-        if credential is None:
-            from azure.identity import DefaultAzureCredential
+        from platforms.azure.clients import credential_or_default
 
-            credential = DefaultAzureCredential()
-        return cls(TableServiceClient(endpoint=settings.tables_endpoint, credential=credential), settings.tables_name)
+        service = TableServiceClient(endpoint=settings.tables_endpoint, credential=credential_or_default(credential))
+        return cls(service, settings.tables_name)
 
     @classmethod
     def from_connection_string(cls, conn_str: str, name_prefix: str = "releases") -> TableReleaseStore:

@@ -26,7 +26,8 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from functions.ports import Endpoint, ModelRef, TestReport
-from platforms.azure.production import DEPLOYMENT_HEADER, deployment_name, ml_client_from_settings
+from platforms.azure.clients import build_ml_client
+from platforms.azure.production import DEPLOYMENT_HEADER, deployment_name
 from platforms.local.testing import HttpEndpointTester, ModelFiles
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class AzureEndpointTester(HttpEndpointTester):
     def from_settings(cls, settings: AzureSettings, credential: Any = None, **options: Any) -> AzureEndpointTester:
         from platforms.azure.models import download_model
 
-        ml_client = ml_client_from_settings(settings, credential)
+        ml_client = build_ml_client(settings, credential)
         return cls(ml_client, settings, lambda model, target: download_model(ml_client, model, target), **options)
 
     def smoke(self, endpoint: Endpoint) -> TestReport:

@@ -23,6 +23,7 @@ from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
 from functions.ports import JobStatus, ModelRef
+from platforms.azure.clients import build_ml_client
 from platforms.azure.components import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT,
@@ -181,22 +182,6 @@ def _find_report(download: Path, output: str, filename: str) -> Path | None:
         return expected
     found = sorted(download.rglob(filename))  # any other nesting a future SDK might use
     return found[0] if found else None
-
-
-def build_ml_client(settings: AzureSettings, credential: TokenCredential | None = None) -> Any:
-    """An MLClient for the settings' workspace (DefaultAzureCredential unless given one). No network yet."""
-    from azure.ai.ml import MLClient
-
-    if credential is None:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential()
-    return MLClient(
-        credential=credential,
-        subscription_id=settings.subscription_id,
-        resource_group_name=settings.resource_group,
-        workspace_name=settings.workspace,
-    )
 
 
 def _safe_name(text: str) -> str:
