@@ -16,6 +16,7 @@ import pytest
 
 from platforms.local.events import LocalEventBus
 from platforms.local.inference_server import free_port
+from tests.http_server import serving
 
 pytestmark = pytest.mark.integration
 RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"
@@ -66,14 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @contextmanager
 def fake_host(statuses: list[int], port: int = 0) -> Iterator[FakeHost]:
-    server = FakeHost(port, statuses)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving(FakeHost(port, statuses)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import threading
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +27,7 @@ from platforms.azure.production import AksProduction, deployment_name
 from platforms.azure.settings import AzureSettings, example_env
 from platforms.azure.testing import AzureEndpointTester
 from tests.azure_fakes_endpoints import FakeMLClient
+from tests.http_server import serving
 from tests.scoring_helpers import load_score_module
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
@@ -105,24 +106,18 @@ class StandInServer:
 
 @pytest.fixture(scope="module")
 def serve(trained_dir: Path) -> Iterator[Callable[..., StandInServer]]:
-    started: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
     model = joblib.load(trained_dir / "model.joblib")
+    with ExitStack() as running:
 
-    def start(key: str | None, score_path: str, deployments: set[str] | None = None) -> StandInServer:
-        stand_in = StandInServer(model, key, score_path, deployments or set())
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
-        httpd.daemon_threads = True
-        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        started.append((httpd, thread))
-        stand_in.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        return stand_in
+        def start(key: str | None, score_path: str, deployments: set[str] | None = None) -> StandInServer:
+            stand_in = StandInServer(model, key, score_path, deployments or set())
+            httpd = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
+            httpd.daemon_threads = True
+            running.enter_context(serving(httpd))
+            stand_in.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+            return stand_in
 
-    yield start
-    for httpd, thread in started:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+        yield start
 
 
 @pytest.fixture
