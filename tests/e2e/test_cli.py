@@ -35,12 +35,12 @@ def test_trigger_list_show_and_reject(host):
     shown = mlops(host, "show", release_id)
     assert shown.returncode == 0 and "training_submitted" in shown.stdout and release_id in shown.stdout
 
-    if waiting["state"] == "awaiting_approval":
-        no_comment = mlops(host, "reject", release_id, "--by", "carol")
-        assert no_comment.returncode == 2  # argparse: --comment is required
-        rejected = mlops(host, "reject", release_id, "--by", "carol", "--comment", "not now")
-        assert rejected.returncode == 0 and "declined" in rejected.stdout
-        assert host.release(release_id)["state"] == "declined"
+    assert waiting["state"] == "awaiting_approval", waiting
+    no_comment = mlops(host, "reject", release_id, "--by", "carol")
+    assert no_comment.returncode == 2  # argparse: --comment is required
+    rejected = mlops(host, "reject", release_id, "--by", "carol", "--comment", "not now")
+    assert rejected.returncode == 0 and "declined" in rejected.stdout
+    assert host.release(release_id)["state"] == "declined"
 
 
 def test_errors_from_the_host_are_one_line_with_exit_1(host):

@@ -53,7 +53,7 @@ def test_worse_parameters_are_rejected_by_the_gate_with_evidence(host, approved)
     rejected = wait_for_state(host, release_id, {"rejected", "awaiting_approval", "failed"})
     assert rejected["state"] == "rejected", rejected
     gate = rejected["gate"]
-    assert gate["promote"] is False and gate["reason"].startswith("not better")
+    assert gate["promote"] is False and gate["reason"].startswith("possibly worse")  # the host runs non-inferiority
     assert gate["evidence"]["champion"] < gate["evidence"]["candidate"]
     assert gate["evaluation"]["differences"]["mse"]["intervals"]["0.95"][0] > 0
     assert host.release(approved["id"])["state"] == "live"
