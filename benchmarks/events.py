@@ -47,7 +47,7 @@ from rich.table import Table
 
 from benchmarks.common import git_revision
 from benchmarks.noop_ports import CountingStore, noop_orchestrator
-from functions.events import image_tag, release_id_for_build
+from functions.domain.ids import image_tag, release_id_for_build
 from platforms.local.store import SqliteReleaseStore
 from tests import payloads as p
 

@@ -23,7 +23,7 @@ import numpy as np
 from rich.table import Table
 
 from benchmarks.common import load_average, machine_summary, verdict, wide_console
-from functions.gate import decide
+from functions.domain.gate import decide
 from ml_pipeline.bootstrap import DEFAULT_SEED
 from ml_pipeline.evaluate import compare_predictions
 

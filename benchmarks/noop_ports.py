@@ -16,10 +16,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from functions.events import image_tag
+from functions.domain.ids import image_tag
 from functions.orchestrator import Orchestrator, Ports
-from functions.ports import ConcurrencyError, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
-from functions.release import Release
+from functions.ports import ConcurrencyError
+from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, TestReport
+from functions.domain.release import Release
 from platforms.local.store import SqliteReleaseStore
 
 # A fixed clock makes runs comparable: every release gets the same created_at, so which release stays

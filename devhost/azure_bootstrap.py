@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
-from functions.events import FUNCTION_EVENT_TYPES
+from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

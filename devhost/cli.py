@@ -220,7 +220,7 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_trigger(args: argparse.Namespace) -> int:
-    from functions.events import release_id_for_build
+    from functions.domain.ids import release_id_for_build
 
     event = build_completed_event(args.commit, parse_params(args.param), args.build_id)
     HostClient().deliver("on_build_event", [event])
@@ -294,7 +294,8 @@ def cmd_publish_build(
     args: argparse.Namespace, publisher: Publisher | None = None, env: Mapping[str, str] | None = None
 ) -> int:
     """Send MLOps.BuildCompleted to the custom topic (or, with --to-host, to a local host's webhook)."""
-    from functions.events import BUILD_COMPLETED, release_id_for_build
+    from functions.domain.events import BUILD_COMPLETED
+    from functions.domain.ids import release_id_for_build
 
     env = os.environ if env is None else env
     data = build_completed_data(args, env)

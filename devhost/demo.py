@@ -20,7 +20,7 @@ from rich.table import Table
 
 from devhost import cli
 from devhost.client import HostClient
-from functions.events import release_id_for_build
+from functions.domain.ids import release_id_for_build
 from functions.settings import Settings
 
 console = cli.console

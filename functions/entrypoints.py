@@ -15,7 +15,7 @@ import azure.functions as func
 
 from functions.bootstrap import orchestrator
 from functions.orchestrator import Conflict, NotFound
-from functions.release import Release, State
+from functions.domain.release import Release, State
 
 log = logging.getLogger("mlops.entrypoints")
 MAX_LIST = 500

@@ -41,7 +41,8 @@ from urllib.parse import parse_qs
 import azure.functions as func
 
 from functions import bootstrap
-from functions.events import BUILD_COMPLETED, release_id_for_build
+from functions.domain.events import BUILD_COMPLETED
+from functions.domain.ids import release_id_for_build
 from functions.orchestrator import Outcome
 
 if TYPE_CHECKING:

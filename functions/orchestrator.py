@@ -18,23 +18,11 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from functions import events as ev
-from functions.gate import GatePolicy, decide
-from functions.ports import (
-    ConcurrencyError,
-    DeadLetter,
-    Deployer,
-    EndpointTester,
-    ImageRef,
-    Images,
-    ModelRef,
-    Notifier,
-    Publisher,
-    Registry,
-    ReleaseStore,
-    Training,
-)
-from functions.release import AT_REST, InvalidTransition, Release, State
+from functions.domain import events as ev
+from functions.domain.gate import GatePolicy, decide
+from functions.ports import ConcurrencyError, Deployer, EndpointTester, Images, Notifier, Publisher, Registry, ReleaseStore, Training
+from functions.domain.refs import DeadLetter, ImageRef, ModelRef
+from functions.domain.release import AT_REST, InvalidTransition, Release, State
 
 log = logging.getLogger("mlops.orchestrator")
 CONFLICT_RETRIES = 8

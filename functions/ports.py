@@ -7,57 +7,16 @@ job tags ``release_id``, model tags ``release_id``, image tag ``<model version>-
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+import builtins
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from functions.release import Release
+from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
+from functions.domain.release import Release
 
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    version: str
-    # Where the model's files are: a local directory, or an azureml:// URI.
-    location: str
-    tags: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    repository: str
-    tag: str
-    digest: str = ""
-    # Local platform: the build context directory; Azure: the login server.
-    location: str = ""
-
-    @property
-    def reference(self) -> str:
-        return f"{self.repository}:{self.tag}"
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    scoring_url: str
-    version: str = ""  # the deployment/slot behind the URL
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    state: str  # "running" | "completed" | "failed" | "canceled" | "unknown"
-    detail: str = ""
-    portal_url: str = ""
-
-
-@dataclass(frozen=True)
-class TestReport:
-    __test__ = False  # not a pytest test class
-
-    passed: bool
-    summary: str
-    checks: list[dict[str, Any]] = field(default_factory=list)
+# The one clock the service, reconcile and the local event bus read (tests pass a fake one).
+Clock = Callable[[], datetime]
 
 
 class Training(Protocol):
@@ -120,18 +79,21 @@ class Publisher(Protocol):
         """Send one event (Event Grid schema) to where its subscribers listen; return its id."""
 
 
+class LinkBuilder(Protocol):
+    """URLs of the app's own routes, for messages to people (built by the entry layer, passed in)."""
+
+    def release(self, release_id: str) -> str: ...
+
+    def approve(self, release_id: str) -> str: ...
+
+    def decline(self, release_id: str) -> str: ...
+
+    def approve_command(self, release_id: str) -> str:
+        """A command a person can run to approve, for notifications."""
+
+
 class ConcurrencyError(Exception):
     """The release changed since it was loaded: reload and decide again."""
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    event_id: str
-    event_type: str
-    function: str
-    reason: str
-    received_at: str
-    payload: Any
 
 
 class ReleaseStore(Protocol):
@@ -143,16 +105,36 @@ class ReleaseStore(Protocol):
     def save(self, release: Release) -> None:
         """Write if the stored version still equals release.version (then bump it), else ConcurrencyError."""
 
-    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         """Newest first."""
 
     def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
         """Keep an event that arrived before its release was ready for it."""
 
-    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
+    def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
         """Remove and return the parked events of a release, oldest first."""
 
     def add_dead_letter(self, letter: DeadLetter) -> bool:
         """Record a dead letter once per (event id, function); False if already recorded."""
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
+    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]: ...
+
+    # ---- the outbox: background work the timer carries out ----
+    def add_work(self, item: WorkItem) -> bool:
+        """Insert ``item`` unless an item with its key exists; False if one did (idempotent enqueue)."""
+
+    def due_work(self, now: str, limit: int = 100) -> builtins.list[WorkItem]:
+        """Items whose ``due_at`` is at or before ``now`` (ISO UTC), earliest due first."""
+
+    def claim_work(self, item: WorkItem, lease_until: str) -> WorkItem | None:
+        """Compare-and-set on ``item.version``: move its due time to ``lease_until`` and count the attempt.
+        The claimed item (version bumped), or None when another worker changed or finished it first."""
+
+    def retry_work(self, item: WorkItem, due_at: str, error: str) -> None:
+        """Put a claimed item back for ``due_at`` with the error of its last attempt."""
+
+    def finish_work(self, key: str) -> None:
+        """Remove a done item (no error if it is already gone)."""
+
+    def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
+        """Items not yet done (of one release, if given), earliest due first."""

@@ -10,9 +10,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from functions.gate import GateConfigError, GatePolicy
+from functions.domain.gate import GateConfigError, GatePolicy
 
 PLATFORMS = ("local", "azure")
+# The reconcile timer's NCRONTAB schedule is the app setting MLOPS_RECONCILE_SCHEDULE (function_app.py
+# binds "%MLOPS_RECONCILE_SCHEDULE%"); hosts that find it unset use this default: every minute.
+RECONCILE_SCHEDULE_SETTING = "MLOPS_RECONCILE_SCHEDULE"
+DEFAULT_RECONCILE_SCHEDULE = "0 * * * * *"
 
 
 class SettingsError(ValueError):

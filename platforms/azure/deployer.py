@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 
 
 class Staging(Protocol):

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from functions.events import image_tag
-from functions.ports import ImageRef, ModelRef
+from functions.domain.ids import image_tag
+from functions.domain.refs import ImageRef, ModelRef
 from platforms.azure.settings import AzureSettings
 
 logger = logging.getLogger("mlops.azure.images")

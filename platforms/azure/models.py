@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from functions.ports import ModelRef
+from functions.domain.refs import ModelRef
 
 MODEL_FILE = "model.joblib"
 

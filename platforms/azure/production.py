@@ -24,7 +24,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from platforms.azure.clients import build_ml_client
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Model
 from azure.core.exceptions import ResourceNotFoundError
 
-from functions.ports import ModelRef
+from functions.domain.refs import ModelRef
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

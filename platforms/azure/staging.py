@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from platforms.azure.settings import AzureSettings
 
 logger = logging.getLogger("mlops.azure.staging")

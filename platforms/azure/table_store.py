@@ -46,8 +46,9 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
-from functions.ports import ConcurrencyError, DeadLetter
-from functions.release import Release
+from functions.ports import ConcurrencyError
+from functions.domain.refs import DeadLetter
+from functions.domain.release import Release
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential

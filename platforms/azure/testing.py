@@ -25,7 +25,7 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
-from functions.ports import Endpoint, ModelRef, TestReport
+from functions.domain.refs import Endpoint, ModelRef, TestReport
 from platforms.azure.clients import build_ml_client
 from platforms.azure.production import DEPLOYMENT_HEADER, deployment_name
 from platforms.local.testing import HttpEndpointTester, ModelFiles

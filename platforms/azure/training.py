@@ -22,7 +22,7 @@ from azure.ai.ml.entities import PipelineJob
 from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
-from functions.ports import JobStatus, ModelRef
+from functions.domain.refs import JobStatus, ModelRef
 from platforms.azure.clients import build_ml_client
 from platforms.azure.components import (
     EVALUATION_FILE,

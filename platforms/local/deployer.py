@@ -31,7 +31,7 @@ from typing import Any
 
 import requests
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from platforms.local import production_router
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.inference_server import (

@@ -18,7 +18,8 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from functions.ports import ImageRef, ModelRef, Publisher
+from functions.domain.refs import ImageRef, ModelRef
+from functions.ports import Publisher
 from platforms.local.events import event_time
 from platforms.local.files import utc_now
 from platforms.local.paths import REPO_ROOT

@@ -15,7 +15,8 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from functions.ports import ModelRef, Publisher
+from functions.domain.refs import ModelRef
+from functions.ports import Publisher
 from platforms.local.files import utc_now
 from platforms.local.sqlite_db import read_connection, write_transaction
 

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from functions.ports import ConcurrencyError, DeadLetter
-from functions.release import Release
+from functions.ports import ConcurrencyError
+from functions.domain.refs import DeadLetter
+from functions.domain.release import Release
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from functions.ports import Endpoint, ModelRef, TestReport
+from functions.domain.refs import Endpoint, ModelRef, TestReport
 
 MODEL_FILE = "model.joblib"
 TOLERANCE = 1e-9

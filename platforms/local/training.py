@@ -22,7 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from functions.ports import JobStatus, ModelRef, Publisher
+from functions.domain.refs import JobStatus, ModelRef
+from functions.ports import Publisher
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.paths import REPO_ROOT
 from platforms.local.processes import log_tail, pid_alive

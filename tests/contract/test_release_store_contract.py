@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from functions.ports import ConcurrencyError, DeadLetter, ReleaseStore
-from functions.release import Release, State
+from functions.ports import ConcurrencyError, ReleaseStore
+from functions.domain.refs import DeadLetter
+from functions.domain.release import Release, State
 from tests.contract.conftest import StoreFactory
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

@@ -20,9 +20,9 @@ import requests
 
 from devhost.client import HostClient
 from devhost.settings import REPO_ROOT
-from functions.events import release_id_for_build
+from functions.domain.ids import release_id_for_build
 from functions.hooks import github_signature
-from functions.release import AT_REST
+from functions.domain.release import AT_REST
 from tests.e2e.conftest import running_host, wait_for_state
 
 pytestmark = pytest.mark.e2e

@@ -11,7 +11,7 @@ import requests
 from sklearn.datasets import load_diabetes
 
 from devhost.cli import build_completed_event
-from functions.events import release_id_for_build
+from functions.domain.ids import release_id_for_build
 from tests import payloads as p
 from tests.e2e.conftest import post_webhook, wait_for_state
 

@@ -19,14 +19,14 @@ import numpy as np
 import pytest
 import requests
 
-from functions.ports import Endpoint, ModelRef
+from functions.domain.refs import Endpoint, ModelRef
 from ml_pipeline.dataset import load_dataset
 from ml_pipeline.train import train
 from platforms.local.deployer import LocalDeployer
 from platforms.local.images import LocalImages
 from platforms.local.inference_server import free_port
 from platforms.local.processes import stop_process_group
-from tests.integration.test_local_recording_publisher import RecordingPublisher
+from tests.doubles.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]

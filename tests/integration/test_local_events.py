@@ -16,7 +16,7 @@ import pytest
 
 from platforms.local.events import LocalEventBus
 from platforms.local.inference_server import free_port
-from tests.http_server import serving
+from tests.doubles.http_server import serving
 
 pytestmark = pytest.mark.integration
 RUN_COMPLETED = "Microsoft.MachineLearningServices.RunCompleted"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from functions.ports import ImageRef, ModelRef
+from functions.domain.refs import ImageRef, ModelRef
 from platforms.local.images import LocalImages, context_digest
-from tests.integration.test_local_recording_publisher import RecordingPublisher
+from tests.doubles.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"

@@ -16,7 +16,7 @@ import requests
 from platforms.local.deployer import DeploymentError, LocalDeployer
 from platforms.local.inference_server import free_port
 from platforms.local.production_router import RouterServer
-from tests.http_server import serving
+from tests.doubles.http_server import serving
 
 pytestmark = pytest.mark.integration
 

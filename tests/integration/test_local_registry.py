@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from functions.ports import ModelRef
+from functions.domain.refs import ModelRef
 from platforms.local.registry import LocalRegistry, ModelNotFound
-from tests.integration.test_local_recording_publisher import RecordingPublisher
+from tests.doubles.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"

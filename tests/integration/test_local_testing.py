@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.ports import Endpoint, ModelRef
+from functions.domain.refs import Endpoint, ModelRef
 from ml_pipeline.train import train
 from platforms.local.inference_server import InferenceServer, free_port
 from platforms.local.testing import HttpEndpointTester, health_url

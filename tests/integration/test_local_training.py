@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from functions.ports import ModelRef
+from functions.domain.refs import ModelRef
 from platforms.local.training import EXPERIMENT_ID, LocalTraining
-from tests.integration.test_local_recording_publisher import RecordingPublisher
+from tests.doubles.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.integration
 JOB_TIMEOUT_S = 60

@@ -21,7 +21,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.core.pipeline.transport import RequestsTransport
 
 from devhost import azure_bootstrap as ab
-from functions.events import FUNCTION_EVENT_TYPES
+from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 from platforms.azure.settings import AzureSettings, example_env
 
 REQUIREMENTS = (

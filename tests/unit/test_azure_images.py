@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from functions.events import image_tag, release_id_from_image_tag
-from functions.ports import ImageRef, ModelRef
+from functions.domain.ids import image_tag, release_id_from_image_tag
+from functions.domain.refs import ImageRef, ModelRef
 from platforms.azure.images import (
     ACR_TASKS_API_VERSION,
     SCORING_DIR,
@@ -28,7 +28,7 @@ from platforms.azure.images import (
     pack_context,
 )
 from platforms.azure.settings import AzureSettings, example_env
-from tests.azure_fakes_mgmt import (
+from tests.doubles.azure_mgmt import (
     RELATIVE_PATH,
     UPLOAD_URL,
     ArmStub,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from functions.orchestrator import Orchestrator, Ports
-from functions.release import State
+from functions.domain.release import State
 from platforms.azure.deployer import AzureDeployer
 from platforms.azure.images import AcrImages
 from platforms.azure.production import AksProduction
@@ -18,10 +18,10 @@ from platforms.azure.settings import AzureSettings, example_env
 from platforms.azure.staging import AciStaging
 from platforms.azure.training import AzureTraining
 from tests import payloads as p
-from tests.azure_fakes_endpoints import FakeMLClient as FakeEndpointsClient
-from tests.azure_fakes_mgmt import FakeContainerInstanceClient, FakeRegistryTasksClient, FakeUploader
-from tests.azure_fakes_ml import FakeMLClient
-from tests.fakes import Calls, FakeNotifier, FakePublisher, FakeTester, InMemoryReleaseStore, evaluation_report
+from tests.doubles.azure_endpoints import FakeMLClient as FakeEndpointsClient
+from tests.doubles.azure_mgmt import FakeContainerInstanceClient, FakeRegistryTasksClient, FakeUploader
+from tests.doubles.azure_ml import FakeMLClient
+from tests.doubles.ports import Calls, FakeNotifier, FakePublisher, FakeTester, InMemoryReleaseStore, evaluation_report
 
 SETTINGS = AzureSettings.from_env(example_env())
 

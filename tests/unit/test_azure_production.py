@@ -10,7 +10,7 @@ from azure.ai.ml.entities import Environment, KubernetesOnlineDeployment, Kubern
 from azure.ai.ml.entities._endpoint._endpoint_helpers import validate_endpoint_or_deployment_name
 from azure.core.exceptions import HttpResponseError
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from platforms.azure.production import (
     INFERENCE_CONFIG,
     AksProduction,
@@ -20,7 +20,7 @@ from platforms.azure.production import (
     model_asset,
 )
 from platforms.azure.settings import AzureSettings, example_env
-from tests.azure_fakes_endpoints import FakeMLClient
+from tests.doubles.azure_endpoints import FakeMLClient
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")

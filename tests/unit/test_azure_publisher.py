@@ -11,11 +11,11 @@ from azure.eventgrid import EventGridEvent, EventGridPublisherClient
 from azure.identity import DefaultAzureCredential
 
 from devhost.cli import build_parser, cmd_publish_build
-from functions.events import BUILD_COMPLETED
+from functions.domain.events import BUILD_COMPLETED
 from functions.settings import SettingsError
 from platforms.azure.publisher import EventGridPublisher, credential_for
 from platforms.azure.settings import AzureSettings, example_env
-from tests.fakes import FakePublisher
+from tests.doubles.ports import FakePublisher
 
 ENDPOINT = "https://egt-mlops-builds.westeurope-1.eventgrid.azure.net/api/events"
 SHA = "3f2a9c1d0e4b5a6978877665544332211aabbccd"

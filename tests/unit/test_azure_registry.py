@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from azure.ai.ml.entities import Model
 
-from functions.ports import ModelRef
+from functions.domain.refs import ModelRef
 from platforms.azure.registry import AzureRegistry, ModelNotFound
 from platforms.azure.settings import AzureSettings, example_env
-from tests.azure_fakes_ml import FakeMLClient
+from tests.doubles.azure_ml import FakeMLClient
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")

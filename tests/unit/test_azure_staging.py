@@ -18,10 +18,10 @@ from azure.mgmt.containerinstance.models import (
     UserAssignedIdentities,
 )
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from platforms.azure.settings import AzureSettings, example_env
 from platforms.azure.staging import AciStaging, StagingError, dns_label, group_name
-from tests.azure_fakes_mgmt import FakeClock, FakeContainerInstanceClient, ScriptedReadiness, StaticCredential
+from tests.doubles.azure_mgmt import FakeClock, FakeContainerInstanceClient, ScriptedReadiness, StaticCredential
 
 SETTINGS = AzureSettings.from_env(example_env())
 IDENTITY = SETTINGS.aci_identity

@@ -21,13 +21,13 @@ from typing import Any
 import joblib
 import pytest
 
-from functions.ports import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from ml_pipeline.train import train
 from platforms.azure.production import AksProduction, deployment_name
 from platforms.azure.settings import AzureSettings, example_env
 from platforms.azure.testing import AzureEndpointTester
-from tests.azure_fakes_endpoints import FakeMLClient
-from tests.http_server import serving
+from tests.doubles.azure_endpoints import FakeMLClient
+from tests.doubles.http_server import serving
 from tests.scoring_helpers import load_score_module
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from azure.ai.ml.entities import Command, PipelineJob
 
-from functions.ports import ModelRef
+from functions.domain.refs import ModelRef
 from platforms.azure.components import param_arguments
 from platforms.azure.settings import AzureSettings, example_env
 from platforms.azure.training import STATES, AzureTraining, EvaluationNotFound, _find_report
-from tests.azure_fakes_ml import FakeMLClient
+from tests.doubles.azure_ml import FakeMLClient
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")

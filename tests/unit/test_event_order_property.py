@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from functions.events import image_tag, release_id_for_build
+from functions.domain.ids import image_tag, release_id_for_build
 from functions.orchestrator import Orchestrator
 from tests import payloads as p
-from tests.fakes import Calls, fake_ports
-from tests.unit.test_orchestrator import Clock
+from tests.doubles.ports import Calls, fake_ports
+from tests.doubles.clock import Clock
 
 BUILDS = ("101", "202")
 COMPARED = ("id", "state", "trigger", "params", "job", "candidate", "champion", "gate", "image", "staging",

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from functions import events as ev
+from functions.domain import events as ev
+from functions.domain import ids
 from tests import payloads as p
 
 
@@ -146,13 +147,13 @@ def test_invalid_payloads_say_why(payload, message):
     [("1234", "rel-1234"), ("20261126.3", None), ("feature/x y", None), ("a" * 80, None)],
 )
 def test_release_ids_are_safe_for_image_tags_and_stable(build_id, release_id):
-    made = ev.release_id_for_build(build_id)
-    assert made == ev.release_id_for_build(build_id)
+    made = ids.release_id_for_build(build_id)
+    assert made == ids.release_id_for_build(build_id)
     assert made.startswith("rel-") and len(made) <= ev.MAX_RELEASE_ID
     assert all(c.isalnum() or c == "-" for c in made)
     if release_id:
         assert made == release_id
-    assert ev.release_id_from_image_tag(ev.image_tag("12", made)) == made
+    assert ids.release_id_from_image_tag(ids.image_tag("12", made)) == made
 
 
 def test_model_registered_in_camel_case_too():

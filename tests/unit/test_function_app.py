@@ -10,7 +10,7 @@ import azure.functions as func
 
 from devhost.indexing import check_indexing, http_methods, indexed_functions
 from devhost.settings import REPO_ROOT
-from functions.events import FUNCTION_EVENT_TYPES
+from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 
 
 def load_app() -> func.FunctionApp:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from functions.gate import GateConfigError, GatePolicy, decide
+from functions.domain.gate import GateConfigError, GatePolicy, decide
 from ml_pipeline.evaluate import compare_predictions
 
 rng = np.random.default_rng(11)

@@ -11,9 +11,10 @@ import azure.functions as func
 import pytest
 
 from functions import hooks
-from functions.events import BuildCompleted, parse_event, release_id_for_build
+from functions.domain.events import BuildCompleted, parse_event
+from functions.domain.ids import release_id_for_build
 from functions.orchestrator import Orchestrator
-from tests.fakes import Calls, InMemoryReleaseStore, fake_ports
+from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
 
 GITHUB_SECRET = "gh-webhook-secret-0123456789"
 ADO_USER = "azure-devops"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from devhost.indexing import indexed_functions
-from functions.events import FUNCTION_EVENT_TYPES
+from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 from platforms.azure.settings import SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,27 +5,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.events import image_tag, release_id_for_build
+from functions.domain.ids import image_tag, release_id_for_build
 from functions.orchestrator import Conflict, NotFound, Orchestrator, Outcome, Ports, Timeouts
-from functions.ports import JobStatus
-from functions.release import State
+from functions.domain.refs import JobStatus
+from functions.domain.release import State
 from tests import payloads as p
-from tests.fakes import Calls, evaluation_report, fake_ports
+from tests.doubles.clock import Clock
+from tests.doubles.ports import Calls, evaluation_report, fake_ports
 
 RELEASE = release_id_for_build("1234")
 JOB = f"job-{RELEASE}"
 TAG = image_tag("1", RELEASE)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kwargs: float) -> None:
-        self.now += timedelta(**kwargs)
 
 
 @pytest.fixture
@@ -326,7 +316,7 @@ def test_an_event_parked_after_the_release_moved_on_is_replayed_at_once(world):
     seen_while_registering = ports.store.get(RELEASE)  # what a concurrent ImagePushed handler loaded
     orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))  # moves on and replays (nothing yet)
     pushed = p.image_pushed(TAG)
-    from functions.events import parse_event
+    from functions.domain.events import parse_event
 
     assert orchestrator._park(parse_event(pushed), pushed, seen_while_registering) is Outcome.PARKED
     assert state(ports) == State.AWAITING_APPROVAL and ports.store.take_parked(RELEASE) == []

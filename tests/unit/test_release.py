@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.release import InvalidTransition, Release, State
+from functions.domain.release import InvalidTransition, Release, State
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MODEL = {"name": "m", "version": "1", "location": "/m", "tags": {}}

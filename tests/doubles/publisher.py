@@ -1,4 +1,4 @@
-"""RecordingPublisher: the Publisher test double the local adapters' tests share, and its own tests.
+"""RecordingPublisher: the Publisher double the local adapters' tests share.
 
 It records the Event Grid envelope the local bus would send (built by the bus's own
 ``build_event``), so tests check the exact payload without a host to deliver to.
@@ -10,8 +10,6 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 from platforms.local.events import build_event
 
@@ -47,28 +45,3 @@ class RecordingPublisher:
                     seen = [(event["eventType"], event["subject"]) for event in self.events]
                     raise AssertionError(f"no matching event within {timeout_s} s; published: {seen}")
                 self._changed.wait(remaining)
-
-
-def test_records_the_envelope_and_returns_its_id():
-    publisher = RecordingPublisher()
-    event_id = publisher.publish("MLOps.BuildCompleted", "builds/1", {"buildId": "1", "result": "succeeded"})
-    [event] = publisher.events
-    assert event["id"] == event_id
-    assert event["eventType"] == "MLOps.BuildCompleted"
-    assert event["data"] == {"buildId": "1", "result": "succeeded"}
-
-
-def test_wait_for_sees_an_event_published_from_another_thread():
-    publisher = RecordingPublisher()
-    timer = threading.Timer(0.1, publisher.publish, ("MLOps.BuildCompleted", "builds/2", {"buildId": "2"}))
-    timer.start()
-    event = publisher.wait_for(lambda e: e["subject"] == "builds/2", timeout_s=5)
-    timer.join()
-    assert event["data"] == {"buildId": "2"}
-
-
-def test_wait_for_names_what_was_published_when_it_times_out():
-    publisher = RecordingPublisher()
-    publisher.publish("MLOps.BuildCompleted", "builds/3", {})
-    with pytest.raises(AssertionError, match="builds/3"):
-        publisher.wait_for(lambda e: False, timeout_s=0.05)

@@ -10,11 +10,11 @@ caller dead-letters it.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from functions.domain.ids import release_id_from_image_tag
 
 BUILD_COMPLETED = "MLOps.BuildCompleted"
 RELEASE_STATE_CHANGED = "MLOps.ReleaseStateChanged"
@@ -25,10 +25,6 @@ MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 DATASET_DRIFT_DETECTED = "Microsoft.MachineLearningServices.DatasetDriftDetected"
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"
-
-RELEASE_PREFIX = "rel-"
-_UNSAFE = re.compile(r"[^a-z0-9-]+")
-MAX_RELEASE_ID = 48
 
 
 class InvalidEvent(ValueError):
@@ -148,26 +144,6 @@ class ImageEvent(DomainEvent):
     @property
     def release_id(self) -> str | None:
         return release_id_from_image_tag(self.tag)
-
-
-def release_id_for_build(build_id: str) -> str:
-    """A release id from a build id, safe for image tags: same build, same release."""
-    cleaned = _UNSAFE.sub("-", build_id.lower()).strip("-")
-    if not cleaned or cleaned != build_id.lower() or len(cleaned) > MAX_RELEASE_ID - 12:
-        suffix = hashlib.sha256(build_id.encode()).hexdigest()[:8]
-        cleaned = f"{cleaned[: MAX_RELEASE_ID - 14]}-{suffix}".strip("-")
-    return RELEASE_PREFIX + cleaned
-
-
-def image_tag(model_version: str, release_id: str) -> str:
-    return f"{model_version}-{release_id}"
-
-
-def release_id_from_image_tag(tag: str) -> str | None:
-    version, sep, rest = tag.partition("-")
-    if sep and version.isdigit() and rest.startswith(RELEASE_PREFIX):
-        return rest
-    return None
 
 
 def _require_text(data: Mapping[str, Any], key: str, event_type: str) -> str:
@@ -315,11 +291,4 @@ _PARSERS = {
     DATASET_DRIFT_DETECTED: _parse_drift,
     IMAGE_PUSHED: _parse_image,
     IMAGE_DELETED: _parse_image,
-}
-
-# Which Event Grid function (subscription) handles which event types.
-FUNCTION_EVENT_TYPES = {
-    "on_build_event": (BUILD_COMPLETED, RELEASE_APPROVED),
-    "on_ml_event": (RUN_COMPLETED, RUN_STATUS_CHANGED, MODEL_REGISTERED, DATASET_DRIFT_DETECTED),
-    "on_registry_event": (IMAGE_PUSHED, IMAGE_DELETED),
 }

@@ -10,10 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from functions.events import image_tag
+from functions.domain.ids import image_tag
 from functions.orchestrator import Ports
-from functions.ports import ConcurrencyError, DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
-from functions.release import Release
+from functions.ports import ConcurrencyError
+from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
+from functions.domain.release import Release
 from ml_pipeline.evaluate import compare_predictions
 
 

@@ -1,0 +1,80 @@
+"""Value objects the orchestrator and its adapters exchange: what a port takes and gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    # Where the model's files are: a local directory, or an azureml:// URI.
+    location: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    repository: str
+    tag: str
+    digest: str = ""
+    # Local platform: the build context directory; Azure: the login server.
+    location: str = ""
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    scoring_url: str
+    version: str = ""  # the deployment/slot behind the URL
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: str  # "running" | "completed" | "failed" | "canceled" | "unknown"
+    detail: str = ""
+    portal_url: str = ""
+
+
+@dataclass(frozen=True)
+class TestReport:
+    __test__ = False  # not a pytest test class
+
+    passed: bool
+    summary: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    event_id: str
+    event_type: str
+    function: str
+    reason: str
+    received_at: str
+    payload: Any
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """Background work in the outbox, carried out by the timer (notifications, async steps, rollout steps).
+
+    ``key`` is unique: adding the same key again keeps the first item, so enqueueing is idempotent.
+    ``kind`` names the handler; ``due_at`` is ISO 8601 UTC (``YYYY-MM-DDTHH:MM:SS+00:00``, which
+    sorts as text). ``version`` is the store's, for compare-and-set claims.
+    """
+
+    key: str
+    kind: str
+    release_id: str
+    payload: dict[str, Any]
+    due_at: str
+    attempts: int = 0
+    last_error: str = ""
+    version: int = 0
