@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,13 +24,20 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-test: $(STAMP) $(NODE_STAMP)
-	$(PY) -m ruff check .
+# lint first: a type error or a broken layer rule fails fast, before the slow tests.
+test: lint $(NODE_STAMP)
 	$(PY) -m pytest
 
+# The unit layer only (no sockets, no processes): under a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q tests/unit
+
+# ruff, the type checker (mypy, config in pyproject.toml) and the layer rules (import-linter), all at 0 findings.
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.scoring

@@ -26,6 +26,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -46,7 +47,7 @@ EAGER_MODULES = (
     "platforms.local.notifier",
     "platforms.local.registry",
     "platforms.local.store",
-    "platforms.local.testing",
+    "platforms.common.endpoint_tests",
     "platforms.local.training",
     # the Azure adapters: azure-ai-ml, azure-data-tables, the management clients, azure-eventgrid
     "platforms.azure.training",
@@ -133,7 +134,7 @@ def measure(cases: list[Case], repeats: int, time_limit: float) -> None:
             break
 
 
-def heavy_after_app_import() -> dict[str, object]:
+def heavy_after_app_import() -> dict[str, Any]:
     """Which heavy libraries ``import function_app`` loaded (none expected), and whether azure-ai-ml exists."""
     code = (
         "import importlib.util, json, sys\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import functools
 import io
 import itertools
 import json
@@ -105,7 +106,8 @@ def make_workload(total: int, duplicate_fraction: float, window: int, seed: int)
     for queue in queues:
         rng.shuffle(queue)
     deliveries: list[Delivery] = []
-    waiting, active = deque(range(releases)), []
+    waiting = deque(range(releases))
+    active: list[int] = []
     while waiting or active:  # runs exactly `total` times: one delivery per pass
         while waiting and len(active) < window:
             active.append(waiting.popleft())
@@ -215,8 +217,7 @@ def profile_text(stats: pstats.Stats, scope: str = CODE_SCOPE, own: int = 12, cu
     sections = []
     for key, limit, restriction in (("tottime", own, ()), ("cumulative", cumulative, (scope,))):
         out = io.StringIO()
-        stats.stream = out
-        stats.sort_stats(key).print_stats(*restriction, limit)
+        pstats.Stats(stream=out).add(stats).sort_stats(key).print_stats(*restriction, limit)
         lines = [line for line in out.getvalue().splitlines() if line.strip()]
         start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
         sections.append(f"  by {key}:\n" + "\n".join(lines[start:]))
@@ -229,21 +230,24 @@ def profile_text(stats: pstats.Stats, scope: str = CODE_SCOPE, own: int = 12, cu
 def serve(port: int, home: Path, profile: bool) -> int:
     """The server process: function_app behind devhost's host, its orchestrator swapped for the no-op one.
 
-    functions.entrypoints calls ``orchestrator()``, a name it imported from functions.bootstrap; rebinding that
-    name in functions.entrypoints (before any request) makes every function body use the benchmark's
-    orchestrator, and functions.bootstrap's cached builder (which would wire the real local platform) never runs.
+    The entry points call ``functions.bootstrap.orchestrator()`` per request; rebinding that name (before any
+    request) makes every function body use the benchmark's orchestrator, and bootstrap's cached builder (which
+    would wire the real local platform) never runs.
     """
     import uvicorn
 
     import function_app
     from devhost.host import LOOPBACK, build_host
-    from functions import entrypoints
+    from devhost.settings import apply_app_setting_defaults
+    from functions import bootstrap
+    from functions.entrypoints import eventgrid
 
     home.mkdir(parents=True, exist_ok=True)
     store = CountingStore(home / "releases.db")
     bench_orchestrator, calls = noop_orchestrator(store)
-    entrypoints.orchestrator = lambda: bench_orchestrator
-    bodies = _measure_function_bodies(entrypoints, profile)
+    bootstrap.orchestrator = functools.cache(lambda: bench_orchestrator)  # the benchmark's seam, same type
+    bodies = _measure_function_bodies(eventgrid, profile)
+    apply_app_setting_defaults()  # as `mlops up` does: function_app binds %MLOPS_RECONCILE_SCHEDULE%
     app = build_host(function_app.app, run_timers=False)
     config = uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
@@ -279,13 +283,13 @@ class _Bodies:
     profilers: list[cProfile.Profile] = field(default_factory=list)
 
 
-def _measure_function_bodies(entrypoints: Any, profile: bool) -> _Bodies:
-    """Wrap entrypoints.on_event (function_app looks it up per call) to sum the thread CPU time of each body.
+def _measure_function_bodies(eventgrid: Any, profile: bool) -> _Bodies:
+    """Wrap eventgrid.on_event (function_app looks it up per call) to sum the thread CPU time of each body.
 
     The host runs bodies in a thread pool and cProfile sees one thread, so with ``profile`` each pool thread
     gets its own profiler, timed by thread CPU time so that waits for the GIL or SQLite's lock do not count.
     """
-    on_event = entrypoints.on_event
+    on_event = eventgrid.on_event
     bodies = _Bodies()
     local = threading.local()
     lock = threading.Lock()
@@ -309,7 +313,7 @@ def _measure_function_bodies(entrypoints: Any, profile: bool) -> _Bodies:
                 bodies.cpu_seconds += spent
                 bodies.count += 1
 
-    entrypoints.on_event = measured
+    eventgrid.on_event = measured
     return bodies
 
 
@@ -338,7 +342,8 @@ def http_bodies(deliveries: list[Delivery], batch: int) -> list[tuple[str, bytes
     one subscription's events together: deliveries are grouped per function in arrival order."""
     if batch <= 1:
         return [(name, json.dumps([payload]).encode(), 1) for name, payload in deliveries]
-    bodies, pending = [], {}
+    bodies: list[tuple[str, bytes, int]] = []
+    pending: dict[str, list[dict[str, Any]]] = {}
     for name, payload in deliveries:
         group = pending.setdefault(name, [])
         group.append(payload)
@@ -644,8 +649,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((single, TARGET_HTTP, ""))
             if single and single.rate < TARGET_HTTP and not args.profile:
                 console.print("[yellow]HTTP target missed: profiling the server in a second run[/yellow]")
-                again = try_http("HTTP, profiled", workload.deliveries, root / "http-prof", 1, **options, profile=True)
-                for note in again.notes if again else []:
+                profiled = try_http(
+                    "HTTP, profiled", workload.deliveries, root / "http-prof", 1, **options, profile=True
+                )
+                for note in profiled.notes if profiled else []:
                     console.print(note, markup=False, highlight=False)
             if not args.no_batch:
                 batched = try_http(

@@ -4,7 +4,7 @@
 
 Measures wall time and peak memory of ml_pipeline.evaluate.compare_predictions, times a naive bootstrap
 (rng.integers + fancy-index mean, single-threaded, extrapolated from a few resamples) as a baseline, and
-runs functions.gate.decide on the report. Prints figures and PASS/MISS against the targets; always exits 0.
+runs functions.domain.gate.decide on the report. Prints figures and PASS/MISS against the targets; always exits 0.
 """
 
 from __future__ import annotations

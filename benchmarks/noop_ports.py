@@ -8,6 +8,7 @@ counter per (port call, release id), enough to prove each step ran exactly once 
 
 from __future__ import annotations
 
+import builtins
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -17,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from functions.domain.ids import image_tag
-from functions.orchestrator import Orchestrator, Ports
-from functions.ports import ConcurrencyError
-from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, TestReport
+from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
+from functions.ports import ConcurrencyError
+from functions.service.context import Ports
+from functions.service.orchestrator import Orchestrator
 from platforms.local.store import SqliteReleaseStore
 
 # A fixed clock makes runs comparable: every release gets the same created_at, so which release stays
@@ -157,7 +159,8 @@ class NoopPublisher:
 
 
 class CountingStore(SqliteReleaseStore):
-    """The real SqliteReleaseStore, counting its calls: loads, saves, version conflicts, rows listed."""
+    """The real SqliteReleaseStore, counting its calls: loads, saves, version conflicts, rows listed, and the
+    outbox's adds and claims (a claim another worker won counts as "claim lost")."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -180,7 +183,7 @@ class CountingStore(SqliteReleaseStore):
             self._count("save conflict")
             raise
 
-    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         releases = super().list(limit, states)
         self._count("list")
         self._count("rows listed", len(releases))
@@ -189,6 +192,17 @@ class CountingStore(SqliteReleaseStore):
     def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
         self._count("park")
         super().park(release_id, event_id, payload)
+
+    def add_work(self, item: WorkItem) -> bool:
+        self._count("add_work")
+        return super().add_work(item)
+
+    def claim_work(self, item: WorkItem, lease_until: str) -> WorkItem | None:
+        self._count("claim_work")
+        claimed = super().claim_work(item, lease_until)
+        if claimed is None:
+            self._count("claim lost")
+        return claimed
 
 
 def noop_orchestrator(store: SqliteReleaseStore) -> tuple[Orchestrator, CallCounts]:

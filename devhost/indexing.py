@@ -19,7 +19,9 @@ and the 4.x one was read from its source):
 Host-side checks added: HTTP routes must not clash for a shared method (the host compares routes
 case-insensitively; here parameter names are ignored too, since ASP.NET would fail at request
 time on ``items/{id}`` vs ``items/{key}``), routes must stay out of the host's ``admin``/``runtime``
-space, and timer schedules must be valid NCRONTAB.
+space, and timer schedules must be valid NCRONTAB. A schedule may name app settings (``%NAME%``),
+resolved from the environment as the host resolves them; an unset setting, or one whose value is not
+valid NCRONTAB, is reported with the setting's and the function's names.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from devhost import ncrontab
 
 HTTP_TRIGGER = "httpTrigger"
 TIMER_TRIGGER = "timerTrigger"
+EVENT_GRID_TRIGGER = "eventGridTrigger"
 RETURN = "$return"
 _GENERIC = "generic"
 _APP_SETTING = re.compile(r"%([^%]+)%")
@@ -54,16 +57,54 @@ def indexed_functions(app: func.FunctionApp) -> list[func.Function]:
     return app.get_functions()
 
 
+def function_name(function: func.Function) -> str:
+    name = function.get_function_name()
+    if not name:  # azure.functions falls back to the Python name, so only a broken Function gets here
+        raise ValueError(f"a function of the app has no name: {function!r}")
+    return name
+
+
+def trigger_of(function: func.Function) -> typing.Any:
+    """The function's trigger binding.
+
+    Typed Any on purpose: the host reads trigger-specific fields (``route``, ``methods``, ``schedule``,
+    ``run_on_startup``) by binding type, as it reads function.json, and get_trigger() is typed as the base class.
+    """
+    trigger = function.get_trigger()
+    if trigger is None:  # get_functions() refuses such an app; this keeps a direct caller honest too
+        raise ValueError(f"function {function_name(function)} has no trigger")
+    return trigger
+
+
 def timer_schedule(trigger: typing.Any) -> str:
     """The timer trigger's schedule with ``%SETTING%`` references resolved from the environment, as the host does."""
 
     def setting(match: re.Match[str]) -> str:
         name = match[1]
         if name not in os.environ:
-            raise ValueError(f"timer schedule {trigger.schedule!r} names app setting {name!r}, which is not set")
+            raise ValueError(
+                f"its timer schedule {trigger.schedule!r} names app setting {name!r}, which is not set; "
+                f"set {name} in the environment the host runs in (on Azure: an app setting of the Function App)"
+            )
         return os.environ[name]
 
     return _APP_SETTING.sub(setting, trigger.schedule)
+
+
+def checked_timer_schedule(trigger: typing.Any) -> str:
+    """``timer_schedule``, validated as NCRONTAB; a bad value from an app setting names the setting."""
+    schedule = timer_schedule(trigger)
+    try:
+        ncrontab.validate(schedule)
+    except ValueError as exc:
+        settings = _APP_SETTING.findall(trigger.schedule)
+        if not settings:
+            raise
+        named = " and ".join(f"app setting {name!r}" for name in settings)
+        raise ValueError(
+            f"its timer schedule {trigger.schedule!r} comes from {named}, which is not valid: {exc}"
+        ) from exc
+    return schedule
 
 
 def check_indexing(app: func.FunctionApp) -> list[str]:
@@ -74,7 +115,7 @@ def check_indexing(app: func.FunctionApp) -> list[str]:
         return [str(exc)]
     problems: list[str] = []
     for function in functions:
-        name = function.get_function_name()
+        name = function_name(function)
         problems.extend(f"cannot load the {name} function: {problem}" for problem in _check_function(function))
     problems.extend(_check_schedules(functions))
     problems.extend(_check_routes(functions))
@@ -180,21 +221,21 @@ def _type_name(pytype: typing.Any) -> str:
 
 def _check_schedules(functions: list[func.Function]) -> Iterator[str]:
     for function in functions:
-        trigger = function.get_trigger()
+        trigger = trigger_of(function)
         if trigger.type == TIMER_TRIGGER:
             try:
-                ncrontab.validate(timer_schedule(trigger))
+                checked_timer_schedule(trigger)
             except ValueError as exc:
-                yield f"cannot load the {function.get_function_name()} function: {exc}"
+                yield f"cannot load the {function_name(function)} function: {exc}"
 
 
 def _check_routes(functions: list[func.Function]) -> Iterator[str]:
     seen: list[tuple[str, str, frozenset[str] | None]] = []
     for function in functions:
-        trigger = function.get_trigger()
+        trigger = trigger_of(function)
         if trigger.type != HTTP_TRIGGER:
             continue
-        name = function.get_function_name()
+        name = function_name(function)
         route = trigger.route.strip("/").lower()
         if route.startswith(("admin", "runtime")):
             yield f"{name}: the route {trigger.route!r} conflicts with one or more built in routes"

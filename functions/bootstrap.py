@@ -1,48 +1,58 @@
-"""The composition root: picks the platform from settings and wires adapters into the orchestrator."""
+"""The composition root: picks the platform from settings and wires adapters into the orchestrator.
+
+The only module that names adapters; entry points get the orchestrator and the settings from here.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
 
-from functions.orchestrator import Orchestrator, Ports, Timeouts
+from functions.links import Links
+from functions.ports import Clock
+from functions.service.context import Ports, Timeouts, utc_now
+from functions.service.orchestrator import Orchestrator
 from functions.settings import Settings
 
 
-def build_orchestrator(settings: Settings | None = None) -> Orchestrator:
+def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now) -> Orchestrator:
+    """The orchestrator for ``settings``; ``clock`` is the one clock of the service and the local bus."""
     settings = settings or Settings.from_env()
+    links = Links(settings.public_url)
     if settings.platform == "local":
         return Orchestrator(
-            _local_ports(settings),
+            _local_ports(settings, clock),
+            links=links,
             policy=settings.gate_policy,
             timeouts=Timeouts(approval=settings.approval_timeout),
-            public_url=settings.public_url,
+            clock=clock,
         )
     # Azure steps (an AKS rollout, an ACI group coming up) take minutes: reconcile waits longer
     # than host.json's functionTimeout (30 min) before it retries a claimed step.
     return Orchestrator(
         _azure_ports(),
+        links=links,
         policy=settings.gate_policy,
         timeouts=Timeouts(approval=settings.approval_timeout, claimed_step=timedelta(minutes=35)),
-        public_url=settings.public_url,
         promote_inline=False,
+        clock=clock,
     )
 
 
-def _local_ports(settings: Settings) -> Ports:
+def _local_ports(settings: Settings, clock: Clock) -> Ports:
     # Imported here so the Azure platform never loads local-only modules, and the reverse.
+    from platforms.common.endpoint_tests import HttpEndpointTester
     from platforms.local.deployer import LocalDeployer
     from platforms.local.events import LocalEventBus
     from platforms.local.images import LocalImages
     from platforms.local.notifier import LocalNotifier
     from platforms.local.registry import LocalRegistry
     from platforms.local.store import SqliteReleaseStore
-    from platforms.local.testing import HttpEndpointTester
     from platforms.local.training import LocalTraining
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
-    bus = LocalEventBus(home, settings.host_url)
+    bus = LocalEventBus(home, settings.host_url, clock=clock)
     return Ports(
         store=SqliteReleaseStore(home / "releases.db"),
         training=LocalTraining(home, bus, data=settings.training_data),
@@ -99,6 +109,12 @@ def _azure_ports() -> Ports:
 
 
 @cache
+def settings() -> Settings:
+    """The app's settings, read once (secrets inside are read again per request: Settings.hook_secrets)."""
+    return Settings.from_env()
+
+
+@cache
 def orchestrator() -> Orchestrator:
     """The app's one orchestrator, built on first use (not at import: keeps start-up fast)."""
-    return build_orchestrator()
+    return build_orchestrator(settings())

@@ -121,7 +121,7 @@ class ReleaseStore(Protocol):
 
     # ---- the outbox: background work the timer carries out ----
     def add_work(self, item: WorkItem) -> bool:
-        """Insert ``item`` unless an item with its key exists; False if one did (idempotent enqueue)."""
+        """Insert ``item`` (stored at version 1) unless an item with its key exists; False if one did."""
 
     def due_work(self, now: str, limit: int = 100) -> builtins.list[WorkItem]:
         """Items whose ``due_at`` is at or before ``now`` (ISO UTC), earliest due first."""

@@ -24,6 +24,16 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class HookSecrets:
+    """The CI webhooks' credentials (never printed: repr hides them)."""
+
+    ado_user: str = field(default="", repr=False)
+    ado_secret: str = field(default="", repr=False)
+    github_secret: str = field(default="", repr=False)
+    github_workflows: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     platform: str = "local"
     home: Path = field(default_factory=lambda: Path(".mlops").resolve())
@@ -33,6 +43,22 @@ class Settings:
     training_data: str = "diabetes"
     approval_timeout: timedelta = timedelta(hours=72)
     gate_policy: GatePolicy = field(default_factory=GatePolicy)
+    # The environment the settings came from; secrets are read from it on every request (rotation).
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
+
+    def hook_secrets(self) -> HookSecrets:
+        """The hooks' settings as they are now: rotating a secret (Key Vault reference) needs no restart.
+
+        An unresolved Key Vault reference counts as not configured, never as the secret.
+        """
+        env = self.env
+        workflows = (env.get("MLOPS_GITHUB_WORKFLOWS") or "").split(",")
+        return HookSecrets(
+            ado_user=(env.get("MLOPS_HOOK_USER") or "").strip(),
+            ado_secret=_secret(env, "MLOPS_HOOK_SECRET"),
+            github_secret=_secret(env, "MLOPS_GITHUB_WEBHOOK_SECRET"),
+            github_workflows=tuple(w.strip() for w in workflows if w.strip()),
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -50,7 +76,13 @@ class Settings:
             training_data=env.get("MLOPS_TRAINING_DATA") or "diabetes",
             approval_timeout=timedelta(hours=_float(env, "MLOPS_APPROVAL_TIMEOUT_HOURS", 72.0)),
             gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY")),
+            env=env,
         )
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    value = (env.get(name) or "").strip()
+    return "" if value.startswith("@Microsoft.KeyVault(") else value
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:

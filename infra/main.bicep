@@ -11,7 +11,7 @@
 // Step by step, from an empty subscription: docs/azure.md. Choices and sources: infra/README.md.
 // tests/unit/test_infra_consistency.py parses this file: every setting the code reads must be in
 // the app settings below, and every event subscription must target a function of function_app.py
-// with exactly the event types functions/events.py assigns to it.
+// with exactly the event types functions/service/subscriptions.py assigns to it.
 
 targetScope = 'resourceGroup'
 
@@ -88,8 +88,11 @@ param modelName string = 'diabetes-model'
 param endpointName string = 'diabetes-prod'
 param acrRepository string = 'diabetes-scoring'
 
-@description('Prefix of the release tables: <prefix>, <prefix>parked, <prefix>deadletters.')
+@description('Prefix of the release tables: <prefix>, <prefix>parked, <prefix>deadletters, <prefix>work.')
 param tablesName string = 'releases'
+@description('NCRONTAB schedule (six fields, UTC) of the reconcile timer: approvals, stuck steps, background work.')
+param reconcileSchedule string = '0 * * * * *'
+
 param approvalTimeoutHours string = '72'
 
 @description('Promotion gate policy as JSON, e.g. {"mode": "non_inferiority", "margin": 50}; empty for the default policy.')
@@ -98,7 +101,7 @@ param gatePolicy string = ''
 @description('Base URL in approval messages; empty for https://<functionAppName>.azurewebsites.net.')
 param publicUrl string = ''
 
-// ---- CI hooks (functions/hooks.py) --------------------------------------------------------------
+// ---- CI hooks (functions/entrypoints/hooks/) ----------------------------------------------
 
 @description('User name of the Azure DevOps service hook (basic auth); not a secret.')
 param hookUser string = 'azure-devops'
@@ -241,6 +244,7 @@ resource releaseTables 'Microsoft.Storage/storageAccounts/tableServices/tables@2
     tablesName
     '${tablesName}parked'
     '${tablesName}deadletters'
+    '${tablesName}work'
   ]: {
     parent: tableService
     name: table
@@ -456,6 +460,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'MLOPS_GATE_POLICY'
           value: gatePolicy
         }
+        {
+          name: 'MLOPS_RECONCILE_SCHEDULE' // function_app.py binds the reconcile timer to %MLOPS_RECONCILE_SCHEDULE%
+          value: reconcileSchedule
+        }
         // -- platforms/azure/settings.py (SETTINGS)
         {
           name: 'AZURE_SUBSCRIPTION_ID'
@@ -533,7 +541,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'EVENTGRID_TOPIC_ENDPOINT'
           value: buildTopic.properties.endpoint
         }
-        // -- functions/hooks.py: secrets only as Key Vault references (empty: that hook answers 503)
+        // -- functions/entrypoints/hooks/: secrets only as Key Vault references (empty: that hook answers 503)
         {
           name: 'MLOPS_HOOK_USER'
           value: hookUser
@@ -737,7 +745,7 @@ resource acrTopicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022
 }
 
 // ---- event subscriptions (phase 2), one per Event Grid function ---------------------------------
-// includedEventTypes must equal functions.events.FUNCTION_EVENT_TYPES[<function>] (tested).
+// includedEventTypes must equal functions.service.subscriptions.FUNCTION_EVENT_TYPES[<function>] (tested).
 
 resource onBuildEvent 'Microsoft.EventGrid/eventSubscriptions@2025-02-15' = if (deployEventSubscriptions) {
   name: 'on-build-event'

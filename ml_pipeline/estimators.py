@@ -51,7 +51,7 @@ def build_estimator(spec: dict[str, Any], seed: int) -> Any:
         raise PipelineInputError(f"unknown estimator {name!r}") from None
     if not inspect.isclass(estimator_class) or not is_regressor(estimator_class()):
         raise PipelineInputError(f"{name} is not a scikit-learn regressor")
-    estimator = estimator_class()
+    estimator: Any = estimator_class()  # scikit-learn ships no type information
     valid = estimator.get_params()
     unknown = sorted(set(spec["params"]) - set(valid))
     if unknown:

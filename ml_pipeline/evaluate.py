@@ -81,7 +81,7 @@ def compare_predictions(
     estimates = per_row.mean(axis=0)
     samples = bootstrap_means(per_row, resamples, seed)
     bootstrap = {"resamples": resamples, "seed": seed, "method": "paired percentile bootstrap"}
-    differences = {
+    differences: dict[str, dict[str, Any]] = {
         "mse": {"estimate": float(estimates[0]), "intervals": percentile_intervals(samples[:, 0])},
         "mae": {"estimate": float(estimates[1]), "intervals": percentile_intervals(samples[:, 1])},
     }

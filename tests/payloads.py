@@ -38,7 +38,7 @@ def cloud_event(event_type: str, subject: str, data: dict[str, Any], source: str
 
 
 def build_completed(build_id: str = "1234", *, result: str = "succeeded", parameters: dict | None = None, **kw):
-    data = {
+    data: dict[str, Any] = {
         "buildId": build_id,
         "buildNumber": "20261126.1",
         "result": result,

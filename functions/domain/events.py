@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.domain.ids import release_id_from_image_tag
+from functions.domain.ids import release_id_for_build, release_id_from_image_tag
 
 BUILD_COMPLETED = "MLOps.BuildCompleted"
 RELEASE_STATE_CHANGED = "MLOps.ReleaseStateChanged"

@@ -65,7 +65,8 @@ class DeadLetter:
 class WorkItem:
     """Background work in the outbox, carried out by the timer (notifications, async steps, rollout steps).
 
-    ``key`` is unique: adding the same key again keeps the first item, so enqueueing is idempotent.
+    ``key`` is unique among pending items: adding a key that is still pending keeps the first item
+    (a finished item is gone, so callers give work a key per occasion, e.g. per release version).
     ``kind`` names the handler; ``due_at`` is ISO 8601 UTC (``YYYY-MM-DDTHH:MM:SS+00:00``, which
     sorts as text). ``version`` is the store's, for compare-and-set claims.
     """

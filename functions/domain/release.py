@@ -36,18 +36,6 @@ FINAL_STATES = frozenset(
     {State.REJECTED, State.DECLINED, State.EXPIRED, State.FAILED, State.ROLLED_BACK, State.SUPERSEDED}
 )
 AT_REST = FINAL_STATES | {State.AWAITING_APPROVAL, State.LIVE}
-# The order a release moves in; an event meant for a later step than the current one is
-# early (kept until the release catches up), one for an earlier step is stale.
-PROGRESS = (
-    State.QUEUED,
-    State.TRAINING,
-    State.REGISTERING,
-    State.PACKAGING,
-    State.DEPLOYING_STAGING,
-    State.AWAITING_APPROVAL,
-    State.PROMOTING,
-    State.LIVE,
-)
 
 
 class InvalidTransition(Exception):
@@ -119,9 +107,6 @@ class Release:
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
-
-    def progress(self) -> int:
-        return PROGRESS.index(self.state) if self.state in PROGRESS else len(PROGRESS)
 
     def step_age(self, now: datetime) -> timedelta:
         return now - datetime.fromisoformat(self.step_started_at or self.created_at)

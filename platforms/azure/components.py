@@ -32,7 +32,7 @@ from typing import Any
 from azure.ai.ml import Input, Output, command
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.dsl import pipeline
-from azure.ai.ml.entities import Command, PipelineJob
+from azure.ai.ml.entities import Command, CommandComponent, PipelineJob
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ml_pipeline"
@@ -219,6 +219,8 @@ def registrable_components(code: Path, environment: str, data: str = BUILTIN_DAT
     components = []
     for node in nodes:
         component = node.component
+        if not isinstance(component, CommandComponent):  # command() always builds one; a str names a registered one
+            raise TypeError(f"step {node.name} refers to component {component!r}, not a component it defines")
         component.name, component.version = f"mlops_{component.name}", version
         components.append(component)
     return components
@@ -231,7 +233,8 @@ def retraining_pipeline(spec: RetrainingSpec) -> PipelineJob:
     train_step = train_component(spec.code, spec.environment, spec.data, spec.params)
     evaluate_step = evaluate_component(spec.code, spec.environment, spec.data, with_champion)
     # The DSL turns the decorated function's parameters into pipeline inputs and its returned dict into
-    # pipeline outputs; parameters stay unannotated because it reads annotations as input types.
+    # pipeline outputs; parameters stay unannotated because it reads annotations as input types. A step's
+    # outputs are indexed by name (the SDK types ``outputs`` as a dict; attribute access is the same lookup).
     settings: dict[str, Any] = {
         "name": PIPELINE_NAME,
         "description": "data checks -> train -> evaluate against the champion",
@@ -246,12 +249,12 @@ def retraining_pipeline(spec: RetrainingSpec) -> PipelineJob:
         @pipeline(**settings)
         def retraining_against_champion(data, champion_model):
             data_checks = checks_step(data=data, champion_model=champion_model)
-            train = train_step(data=data, checks=data_checks.outputs.checks)
-            evaluate = evaluate_step(candidate=train.outputs.model, data=data, champion_model=champion_model)
+            train = train_step(data=data, checks=data_checks.outputs[CHECKS_OUTPUT])
+            evaluate = evaluate_step(candidate=train.outputs[MODEL_OUTPUT], data=data, champion_model=champion_model)
             return {
-                CHECKS_OUTPUT: data_checks.outputs.checks,
-                MODEL_OUTPUT: train.outputs.model,
-                EVALUATION_OUTPUT: evaluate.outputs.evaluation,
+                CHECKS_OUTPUT: data_checks.outputs[CHECKS_OUTPUT],
+                MODEL_OUTPUT: train.outputs[MODEL_OUTPUT],
+                EVALUATION_OUTPUT: evaluate.outputs[EVALUATION_OUTPUT],
             }
 
         champion_input = Input(type=AssetTypes.CUSTOM_MODEL, path=spec.champion)
@@ -260,12 +263,12 @@ def retraining_pipeline(spec: RetrainingSpec) -> PipelineJob:
     @pipeline(**settings)
     def retraining(data):
         data_checks = checks_step(data=data)
-        train = train_step(data=data, checks=data_checks.outputs.checks)
-        evaluate = evaluate_step(candidate=train.outputs.model, data=data)
+        train = train_step(data=data, checks=data_checks.outputs[CHECKS_OUTPUT])
+        evaluate = evaluate_step(candidate=train.outputs[MODEL_OUTPUT], data=data)
         return {
-            CHECKS_OUTPUT: data_checks.outputs.checks,
-            MODEL_OUTPUT: train.outputs.model,
-            EVALUATION_OUTPUT: evaluate.outputs.evaluation,
+            CHECKS_OUTPUT: data_checks.outputs[CHECKS_OUTPUT],
+            MODEL_OUTPUT: train.outputs[MODEL_OUTPUT],
+            EVALUATION_OUTPUT: evaluate.outputs[EVALUATION_OUTPUT],
         }
 
     return retraining(data=_data_value(spec.data))

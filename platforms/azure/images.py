@@ -39,6 +39,7 @@ from urllib.parse import quote
 from functions.domain.ids import image_tag
 from functions.domain.refs import ImageRef, ModelRef
 from platforms.azure.settings import AzureSettings
+from platforms.common.model_files import ModelFiles
 
 logger = logging.getLogger("mlops.azure.images")
 
@@ -52,7 +53,6 @@ DEFAULT_BUILD_TIMEOUT_S = 3600
 MIN_BUILD_TIMEOUT_S, MAX_BUILD_TIMEOUT_S = 300, 28800  # what the REST schema allows
 DEFAULT_LOOKUP_RUNS = 100
 
-ModelFiles = Callable[[ModelRef, Path], None]
 Uploader = Callable[[str, bytes], None]
 
 
@@ -166,10 +166,17 @@ class _RunsOperations(Protocol):
 
 
 class RegistryTasksClient(Protocol):
-    """The shape of ``AcrTasksClient`` (and of ``azure.mgmt.containerregistrytasks``'s client)."""
+    """The shape of ``AcrTasksClient`` (and of ``azure.mgmt.containerregistrytasks``'s client).
 
-    registries: _RegistriesOperations
-    runs: _RunsOperations
+    Read-only members: a client's own operations classes (``_AcrRegistries``, the SDK's
+    ``RegistriesOperations``) satisfy them; a settable attribute would have to be exactly the Protocol.
+    """
+
+    @property
+    def registries(self) -> _RegistriesOperations: ...
+
+    @property
+    def runs(self) -> _RunsOperations: ...
 
 
 class AcrTasksClient:
@@ -341,12 +348,6 @@ class AcrImages:
             raise ValueError(f"build_timeout_s={build_timeout_s} is outside ACR's limits {limits}")
         self.build_timeout_s = build_timeout_s
         self.lookup_runs = lookup_runs
-
-    @classmethod
-    def from_settings(cls, settings: AzureSettings, model_files: ModelFiles, credential: Any = None) -> AcrImages:
-        """``model_files(model, directory)`` puts the registered model's files in ``directory``; on
-        Azure, ``functools.partial(platforms.azure.models.download_model, ml_client)``."""
-        return cls(settings, AcrTasksClient.from_settings(settings, credential), model_files)
 
     @property
     def resource_group(self) -> str:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.domain.refs import ModelRef
-
-MODEL_FILE = "model.joblib"
+from platforms.common.model_files import MODEL_FILE
 
 
 def download_model(ml_client: Any, model: ModelRef, target: Path) -> None:

@@ -25,7 +25,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from functions.domain.refs import Endpoint, ImageRef, ModelRef
-from platforms.azure.clients import build_ml_client
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import KubernetesOnlineEndpoint, ResourceRequirementsSettings
@@ -110,10 +109,6 @@ class AksProduction:
         self.resources = resources
         self.lro_timeout_s = lro_timeout_s
 
-    @classmethod
-    def from_settings(cls, settings: AzureSettings, credential: Any = None, **options: Any) -> AksProduction:
-        return cls(settings, build_ml_client(settings, credential), **options)
-
     @property
     def endpoint_name(self) -> str:
         return self.settings.endpoint
@@ -130,6 +125,7 @@ class AksProduction:
         )
         deployments = {d.name: d for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)}
 
+        previous: str | None
         if serving is not None and serving != new:
             previous = serving
         else:  # the first deployment, or a retry after the switch: the history says what came before

@@ -24,8 +24,6 @@ from azure.core.exceptions import ResourceNotFoundError
 from functions.domain.refs import ModelRef
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
-
     from platforms.azure.settings import AzureSettings
 
 logger = logging.getLogger("mlops.azure.registry")
@@ -46,13 +44,6 @@ class AzureRegistry:
         self.settings = settings
         self.ml_client = ml_client
         self.model_name = settings.model_name
-
-    @classmethod
-    def from_settings(cls, settings: AzureSettings, credential: TokenCredential | None = None) -> AzureRegistry:
-        from platforms.azure.clients import build_ml_client
-
-        client = build_ml_client(settings, credential)
-        return cls(settings, client)
 
     def register(self, release_id: str, job_name: str, location: str, tags: dict[str, str]) -> ModelRef:
         existing = [m for m in self._versions(self.model_name) if (m.tags or {}).get(RELEASE_TAG) == release_id]

@@ -20,10 +20,12 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from functions.domain.refs import Endpoint, ImageRef, ModelRef
 from platforms.azure.settings import AzureSettings
+from platforms.common.readiness import http_ok
 
 logger = logging.getLogger("mlops.azure.staging")
 
@@ -45,16 +47,6 @@ Readiness = Callable[[str], bool]
 
 class StagingError(RuntimeError):
     """The staging deployment did not become ready; the message says which group and why."""
-
-
-def http_ready(url: str) -> bool:
-    """True when ``url`` answers 200 (azmlinfsrv's ``GET /`` answers once score.py's init() ran)."""
-    import requests
-
-    try:
-        return requests.get(url, timeout=READINESS_REQUEST_TIMEOUT_S).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _slug(text: str) -> str:
@@ -100,7 +92,7 @@ class AciStaging:
     ) -> None:
         self.settings = settings
         self.aci_client = aci_client
-        self.readiness = readiness or http_ready
+        self.readiness = readiness or partial(http_ok, timeout_s=READINESS_REQUEST_TIMEOUT_S)
         self.poll_interval_s = poll_interval_s
         self.timeout_s = timeout_s
         self.cpu = cpu

@@ -1,6 +1,6 @@
 """Release store on Azure Table Storage, with the entity ETag as the optimistic-concurrency check.
 
-Three tables, named from one prefix (MLOPS_TABLES_NAME, default "releases"):
+Four tables, named from one prefix (MLOPS_TABLES_NAME, default "releases"):
 
 - ``<prefix>``: one entity per release. PartitionKey ``"release"``, RowKey the release id. The
   document (Release.to_json) is JSON in string properties ``doc0``, ``doc1``, ... (``parts`` says
@@ -12,6 +12,12 @@ Three tables, named from one prefix (MLOPS_TABLES_NAME, default "releases"):
   keeps one), ``seq`` a sortable sequence for oldest-first replay.
 - ``<prefix>deadletters``: PartitionKey the function name, RowKey the event id (so a dead letter
   is kept once per (event id, function)), ``seq`` for newest-first listing.
+- ``<prefix>work``: the outbox. PartitionKey ``"work"``, RowKey the item's key (so adding a key
+  twice keeps the first). ``due_at`` (ISO UTC, which sorts as text) is a property, so "what is due"
+  is an OData ``due_at le '<now>'`` filter on the server; ``release_id``, ``kind``, ``attempts``,
+  ``last_error`` and ``version`` are properties too, the payload is JSON in ``doc0``... like a
+  release's document. The order (earliest due first, then key) is applied here: rows come back in
+  RowKey order.
 
 Concurrency: ``save`` writes with ``If-Match: <ETag>`` of the version it was loaded at, so of two
 handlers that loaded the same version only one write succeeds; the other gets 412 and the
@@ -19,7 +25,8 @@ store raises ConcurrencyError. The store object remembers, per release, the (ver
 last read or wrote. A release whose ETag it does not know (saved through another store object,
 or a copy made with Release.from_json) costs one extra read: the stored version must equal
 ``release.version``, and the ETag read with it is used for the conditional write, so a write
-in between still fails the check.
+in between still fails the check. ``claim_work`` and ``retry_work`` do the same with work items
+(the loser of a claim gets None; a stale retry changes nothing).
 
 Keys: PartitionKey and RowKey may not contain / \\ # ? or control characters; those (and %)
 are written as %XX, so every distinct id keeps a distinct key.
@@ -27,7 +34,9 @@ are written as %XX, so every distinct id keeps a distinct key.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -46,9 +55,9 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
-from functions.ports import ConcurrencyError
-from functions.domain.refs import DeadLetter
+from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release
+from functions.ports import ConcurrencyError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -56,6 +65,7 @@ if TYPE_CHECKING:
     from platforms.azure.settings import AzureSettings
 
 RELEASE_PARTITION = "release"
+WORK_PARTITION = "work"
 # json.dumps escapes every non-ASCII character, so one character is one UTF-16 code unit (2 bytes):
 # 32,000 characters are 64,000 bytes, under the 64 KiB a string property may hold.
 PART_CHARS = 32_000
@@ -69,6 +79,7 @@ MAX_KEY_CHARS = 400
 STATES_PER_QUERY = 14
 ETAG_CACHE_SIZE = 10_000
 _TABLE_PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9]{2,51}")  # + "deadletters" stays within 63 characters
+_PRECONDITION_FAILED = 412
 _KEY_UNSAFE = re.compile(r"[%/\\#?\x00-\x1f\x7f-\x9f]")
 
 
@@ -81,14 +92,15 @@ class TableReleaseStore:
         if not _TABLE_PREFIX.fullmatch(name_prefix):
             raise ValueError(
                 f"table prefix {name_prefix!r}: a letter, then 2-51 letters or digits "
-                "(the tables are <prefix>, <prefix>parked, <prefix>deadletters)"
+                "(the tables are <prefix>, <prefix>parked, <prefix>deadletters, <prefix>work)"
             )
         self.name_prefix = name_prefix
         self._releases: TableClient = service.create_table_if_not_exists(name_prefix)
         self._parked: TableClient = service.create_table_if_not_exists(f"{name_prefix}parked")
         self._dead: TableClient = service.create_table_if_not_exists(f"{name_prefix}deadletters")
-        self._etags: OrderedDict[str, tuple[int, str]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._work: TableClient = service.create_table_if_not_exists(f"{name_prefix}work")
+        self._etags = _EtagCache()  # release id -> (version, ETag)
+        self._work_etags = _EtagCache()  # work item key -> (version, ETag)
 
     @classmethod
     def from_settings(cls, settings: AzureSettings, credential: TokenCredential | None = None) -> TableReleaseStore:
@@ -121,7 +133,7 @@ class TableReleaseStore:
         except BaseException:
             release.version = 0
             raise
-        self._remember(release.id, 1, metadata["etag"])
+        self._etags.remember(release.id, 1, metadata["etag"])
         return True
 
     def save(self, release: Release) -> None:
@@ -135,20 +147,20 @@ class TableReleaseStore:
             )
         except (ResourceModifiedError, ResourceNotFoundError):
             release.version = expected
-            self._forget(release.id, etag)
+            self._etags.forget(release.id, etag)
             raise ConcurrencyError(f"release {release.id} changed since version {expected}") from None
         except HttpResponseError as error:
             release.version = expected
-            if error.status_code == 412:
-                self._forget(release.id, etag)
+            if error.status_code == _PRECONDITION_FAILED:
+                self._etags.forget(release.id, etag)
                 raise ConcurrencyError(f"release {release.id} changed since version {expected}") from None
             raise
         except BaseException:
             release.version = expected
             raise
-        self._remember(release.id, release.version, metadata["etag"])
+        self._etags.remember(release.id, release.version, metadata["etag"])
 
-    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         """Newest first. The state filter runs on the server; the order is applied here (RowKey is
         the release id, so the table cannot return releases by age)."""
         wanted = sorted(set(states or []))
@@ -161,7 +173,7 @@ class TableReleaseStore:
         releases.sort(key=lambda release: (release.created_at, release.id), reverse=True)
         return releases[:limit]
 
-    def _query_states(self, states: list[str]) -> Iterator[TableEntity]:
+    def _query_states(self, states: builtins.list[str]) -> Iterator[TableEntity]:
         parameters: dict[str, Any] = {"pk": RELEASE_PARTITION}
         parameters.update({f"s{i}": state for i, state in enumerate(states)})
         either = " or ".join(f"state eq @s{i}" for i in range(len(states)))
@@ -181,14 +193,12 @@ class TableReleaseStore:
     def _release(self, entity: TableEntity) -> Release:
         release = Release.from_json(json.loads(join_json(entity)), copy_document=False)
         release.version = int(entity["version"])
-        self._remember(release.id, release.version, entity.metadata["etag"])
+        self._etags.remember(release.id, release.version, etag_of(entity))
         return release
 
-    # ---- ETags ----------------------------------------------------------------------
     def _etag_of(self, release_id: str, version: int) -> str:
         """The ETag of the stored release at ``version``; ConcurrencyError when it is at another one."""
-        with self._lock:
-            known = self._etags.get(release_id)
+        known = self._etags.get(release_id)
         if known is not None and known[0] == version:
             return known[1]
         try:
@@ -198,24 +208,9 @@ class TableReleaseStore:
         stored = int(entity["version"])
         if stored != version:
             raise ConcurrencyError(f"release {release_id} is at version {stored}, not {version}")
-        self._remember(release_id, stored, entity.metadata["etag"])
-        return entity.metadata["etag"]
-
-    def _remember(self, release_id: str, version: int, etag: str) -> None:
-        with self._lock:
-            known = self._etags.get(release_id)
-            if known is not None and known[0] > version:
-                return  # a slower read of an older version must not replace a newer one
-            self._etags[release_id] = (version, etag)
-            self._etags.move_to_end(release_id)
-            while len(self._etags) > ETAG_CACHE_SIZE:
-                self._etags.popitem(last=False)
-
-    def _forget(self, release_id: str, etag: str) -> None:
-        with self._lock:
-            known = self._etags.get(release_id)
-            if known is not None and known[1] == etag:
-                del self._etags[release_id]
+        etag = etag_of(entity)
+        self._etags.remember(release_id, stored, etag)
+        return etag
 
     # ---- parked events --------------------------------------------------------------
     def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
@@ -229,20 +224,20 @@ class TableReleaseStore:
         with contextlib.suppress(ResourceExistsError):  # parked already: once per (release, event id)
             self._parked.create_entity(entity)
 
-    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
+    def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
         """Oldest first. Each event is claimed with a conditional write before it is deleted, so two
         concurrent takers never both get it; one that is claimed but not deleted (the taker died)
         is taken again next time."""
         entities = list(self._parked.query_entities("PartitionKey eq @pk", parameters={"pk": table_key(release_id)}))
         entities.sort(key=lambda entity: (entity["seq"], entity["RowKey"]))
-        taken: list[dict[str, Any]] = []
+        taken: builtins.list[dict[str, Any]] = []
         for entity in entities:
             claim = {"PartitionKey": entity["PartitionKey"], "RowKey": entity["RowKey"], "taken_at": next_sequence()}
             try:
                 self._parked.update_entity(
                     claim,
                     mode=UpdateMode.MERGE,
-                    etag=entity.metadata["etag"],
+                    etag=etag_of(entity),
                     match_condition=MatchConditions.IfNotModified,
                 )
             except (ResourceModifiedError, ResourceNotFoundError):
@@ -276,7 +271,7 @@ class TableReleaseStore:
             return False
         return True
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]:
         """Newest first (sorted here: the keys are the event ids)."""
         entities = sorted(self._dead.list_entities(), key=lambda entity: entity["seq"], reverse=True)[:limit]
         return [
@@ -291,8 +286,158 @@ class TableReleaseStore:
             for entity in entities
         ]
 
+    # ---- the outbox -----------------------------------------------------------------
+    def add_work(self, item: WorkItem) -> bool:
+        entity = self._work_entity(dataclasses.replace(item, version=1))
+        try:
+            metadata = self._work.create_entity(entity)
+        except ResourceExistsError:
+            return False
+        self._work_etags.remember(item.key, 1, metadata["etag"])
+        return True
+
+    def due_work(self, now: str, limit: int = 100) -> builtins.list[WorkItem]:
+        """Earliest due first: the server filters on ``due_at``, the order is applied here."""
+        entities = self._work.query_entities(
+            "PartitionKey eq @pk and due_at le @now", parameters={"pk": WORK_PARTITION, "now": now}
+        )
+        return self._work_items(entities, limit)
+
+    def claim_work(self, item: WorkItem, lease_until: str) -> WorkItem | None:
+        claimed = dataclasses.replace(item, due_at=lease_until, attempts=item.attempts + 1, version=item.version + 1)
+        changes = {"due_at": claimed.due_at, "attempts": claimed.attempts, "version": claimed.version}
+        return claimed if self._write_work_if_unchanged(item, changes) else None
+
+    def retry_work(self, item: WorkItem, due_at: str, error: str) -> None:
+        # Conditional like a claim: when the lease ran out and another worker claimed the item,
+        # that worker's outcome counts, not this stale one.
+        changes = {"due_at": due_at, "last_error": error[:MAX_REASON_CHARS], "version": item.version + 1}
+        self._write_work_if_unchanged(item, changes)
+
+    def finish_work(self, key: str) -> None:
+        self._work.delete_entity(WORK_PARTITION, table_key(key))  # a delete that finds nothing is fine
+        self._work_etags.drop(key)
+
+    def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
+        query, parameters = "PartitionKey eq @pk", {"pk": WORK_PARTITION}
+        if release_id is not None:
+            query, parameters = f"{query} and release_id eq @release", {**parameters, "release": release_id}
+        return self._work_items(self._work.query_entities(query, parameters=parameters), limit)
+
+    def _write_work_if_unchanged(self, item: WorkItem, changes: dict[str, Any]) -> bool:
+        """MERGE ``changes`` into the stored item if it is still at ``item.version``; False if it is not (or gone)."""
+        etag = self._work_etag_of(item)
+        if etag is None:
+            return False
+        entity = {"PartitionKey": WORK_PARTITION, "RowKey": table_key(item.key), **changes}
+        try:
+            metadata = self._work.update_entity(
+                entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            self._work_etags.forget(item.key, etag)
+            return False
+        except HttpResponseError as error:
+            if error.status_code != _PRECONDITION_FAILED:
+                raise
+            self._work_etags.forget(item.key, etag)
+            return False
+        self._work_etags.remember(item.key, int(changes["version"]), metadata["etag"])
+        return True
+
+    def _work_etag_of(self, item: WorkItem) -> str | None:
+        """The ETag of the stored item at ``item.version``; None when it is at another version or gone."""
+        known = self._work_etags.get(item.key)
+        if known is not None and known[0] == item.version:
+            return known[1]
+        try:
+            entity = self._work.get_entity(WORK_PARTITION, table_key(item.key), select=["version"])
+        except ResourceNotFoundError:
+            return None
+        stored, etag = int(entity["version"]), etag_of(entity)
+        self._work_etags.remember(item.key, stored, etag)
+        return etag if stored == item.version else None
+
+    def _work_entity(self, item: WorkItem) -> dict[str, Any]:
+        return {
+            "PartitionKey": WORK_PARTITION,
+            "RowKey": table_key(item.key),
+            "key": item.key,
+            "kind": item.kind,
+            "release_id": item.release_id,
+            "due_at": item.due_at,
+            "attempts": item.attempts,
+            "last_error": item.last_error[:MAX_REASON_CHARS],
+            "version": item.version,
+            # Room for the other properties (last_error may take half a part) beside the payload.
+            **split_json(json.dumps(item.payload), max_parts=MAX_PARTS - 2, what=f"work item {item.key}"),
+        }
+
+    def _work_items(self, entities: Iterable[TableEntity], limit: int) -> builtins.list[WorkItem]:
+        items = []
+        for entity in entities:
+            item = WorkItem(
+                key=entity["key"],
+                kind=entity["kind"],
+                release_id=entity["release_id"],
+                payload=json.loads(join_json(entity)),
+                due_at=entity["due_at"],
+                attempts=int(entity["attempts"]),
+                last_error=entity.get("last_error") or "",
+                version=int(entity["version"]),
+            )
+            self._work_etags.remember(item.key, item.version, etag_of(entity))
+            items.append(item)
+        items.sort(key=lambda item: (item.due_at, item.key))
+        return items[:limit]
+
 
 # ---- helpers ------------------------------------------------------------------------
+class _EtagCache:
+    """The (version, ETag) a store object last read or wrote, per key, for its next conditional write.
+
+    Bounded (least recently used go first); a slower read of an older version does not replace a newer one.
+    """
+
+    def __init__(self, size: int = ETAG_CACHE_SIZE) -> None:
+        self._size = size
+        self._known: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[int, str] | None:
+        with self._lock:
+            return self._known.get(key)
+
+    def remember(self, key: str, version: int, etag: str) -> None:
+        with self._lock:
+            known = self._known.get(key)
+            if known is not None and known[0] > version:
+                return
+            self._known[key] = (version, etag)
+            self._known.move_to_end(key)
+            while len(self._known) > self._size:
+                self._known.popitem(last=False)
+
+    def forget(self, key: str, etag: str) -> None:
+        """Drop what is known of ``key`` if it is still ``etag`` (a write with it just failed)."""
+        with self._lock:
+            known = self._known.get(key)
+            if known is not None and known[1] == etag:
+                del self._known[key]
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._known.pop(key, None)
+
+
+def etag_of(entity: TableEntity) -> str:
+    """The ETag Table Storage returned with ``entity`` (every entity read from the service has one)."""
+    etag = entity.metadata.get("etag")
+    if not etag:
+        raise RuntimeError(f"Table Storage returned entity {entity.get('RowKey')!r} without an ETag")
+    return etag
+
+
 def table_key(text: str) -> str:
     """A PartitionKey/RowKey for ``text``: / \\ # ? control characters and % become %XX."""
     key = _KEY_UNSAFE.sub(lambda match: f"%{ord(match.group()):02X}", text)

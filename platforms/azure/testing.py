@@ -1,6 +1,6 @@
 """Endpoint tests on Azure: the local tester's checks, with the AKS endpoint's key and the model from the registry.
 
-The checks are ``platforms.local.testing.HttpEndpointTester``'s (smoke: health + one row;
+The checks are ``platforms.common.endpoint_tests.HttpEndpointTester``'s (smoke: health + one row;
 integration: the registered model's own predictions, malformed input gets a 4xx). What differs:
 
 - The production endpoint (``endpoint.name == settings.endpoint``) needs its key: every request
@@ -25,10 +25,12 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
+import requests
+
 from functions.domain.refs import Endpoint, ModelRef, TestReport
-from platforms.azure.clients import build_ml_client
 from platforms.azure.production import DEPLOYMENT_HEADER, deployment_name
-from platforms.local.testing import HttpEndpointTester, ModelFiles
+from platforms.common.endpoint_tests import HttpClient, HttpEndpointTester
+from platforms.common.model_files import ModelFiles
 
 if TYPE_CHECKING:
     from platforms.azure.settings import AzureSettings
@@ -47,19 +49,13 @@ class AzureEndpointTester(HttpEndpointTester):
         rows: int = 20,
         timeout_s: float = 30.0,
         data: str = "diabetes",
+        http: HttpClient = requests,
     ) -> None:
-        super().__init__(data=data, rows=rows, timeout_s=timeout_s, model_files=model_files)
+        super().__init__(data=data, rows=rows, timeout_s=timeout_s, model_files=model_files, http=http)
         self.ml_client = ml_client
         self.settings = settings
         self._secrets: set[str] = set()
         self._secrets_lock = threading.Lock()
-
-    @classmethod
-    def from_settings(cls, settings: AzureSettings, credential: Any = None, **options: Any) -> AzureEndpointTester:
-        from platforms.azure.models import download_model
-
-        ml_client = build_ml_client(settings, credential)
-        return cls(ml_client, settings, lambda model, target: download_model(ml_client, model, target), **options)
 
     def smoke(self, endpoint: Endpoint) -> TestReport:
         return self._masked(super().smoke(endpoint))

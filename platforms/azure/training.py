@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import tempfile
 import uuid
@@ -23,7 +22,6 @@ from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
 from functions.domain.refs import JobStatus, ModelRef
-from platforms.azure.clients import build_ml_client
 from platforms.azure.components import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT,
@@ -33,10 +31,9 @@ from platforms.azure.components import (
     retraining_pipeline,
     stage_code,
 )
+from platforms.common.names import job_name_part
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
-
     from platforms.azure.settings import AzureSettings
 
 logger = logging.getLogger("mlops.azure.training")
@@ -80,13 +77,6 @@ class AzureTraining:
         self.download_dir = Path(download_dir)
         self.code_source = code_source  # the ml_pipeline package; default: this repository's
 
-    @classmethod
-    def from_settings(
-        cls, settings: AzureSettings, credential: TokenCredential | None = None, download_dir: Path | None = None
-    ) -> AzureTraining:
-        download_dir = download_dir or Path(tempfile.gettempdir()) / "mlops-azure" / "downloads"
-        return cls(settings, build_ml_client(settings, credential), download_dir)
-
     # ---- submit ---------------------------------------------------------------------
     def pipeline_job(
         self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None, code: Path
@@ -108,7 +98,7 @@ class AzureTraining:
         )
         job = retraining_pipeline(spec)
         build_id, commit = str(build.get("buildId") or ""), str(build.get("sourceVersion") or "")
-        job.name = f"retrain-{_safe_name(release_id)}-{uuid.uuid4().hex[:8]}"
+        job.name = f"retrain-{job_name_part(release_id)}-{uuid.uuid4().hex[:8]}"
         job.display_name = f"retrain {release_id}"
         job.description = f"release {release_id}: build {build_id or '?'} at {commit or '?'}" + (
             f", against champion {champion.name}:{champion.version}" if champion else ", no champion"
@@ -146,7 +136,7 @@ class AzureTraining:
 
     def evaluation(self, job_name: str) -> dict[str, Any]:
         self.download_dir.mkdir(parents=True, exist_ok=True)
-        target = Path(tempfile.mkdtemp(prefix=f"{_safe_name(job_name)}-", dir=self.download_dir))
+        target = Path(tempfile.mkdtemp(prefix=f"{job_name_part(job_name)}-", dir=self.download_dir))
         try:
             try:
                 self.ml_client.jobs.download(name=job_name, download_path=str(target), output_name=EVALUATION_OUTPUT)
@@ -182,8 +172,3 @@ def _find_report(download: Path, output: str, filename: str) -> Path | None:
         return expected
     found = sorted(download.rglob(filename))  # any other nesting a future SDK might use
     return found[0] if found else None
-
-
-def _safe_name(text: str) -> str:
-    """Azure ML job names take letters, digits, '-' and '_'."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:60] or "release"

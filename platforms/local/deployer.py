@@ -32,6 +32,7 @@ from typing import Any
 import requests
 
 from functions.domain.refs import Endpoint, ImageRef, ModelRef
+from platforms.common.readiness import http_ok
 from platforms.local import production_router
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.inference_server import (
@@ -40,7 +41,7 @@ from platforms.local.inference_server import (
     InferenceServerError,
     free_port,
 )
-from platforms.local.processes import http_ok, log_tail, pid_alive, stop_process_group
+from platforms.local.processes import log_tail, pid_alive, stop_process_group
 
 logger = logging.getLogger("mlops.deployer")
 
@@ -203,7 +204,7 @@ class LocalDeployer:
                 f"image {image.reference} has no build context at {context!s} (score.py and model/ expected)"
             )
         port = free_port()
-        log = self.logs / f"{role}-{_safe_name(release_id)}-{port}.log"
+        log = self.logs / f"{role}-{_file_name_part(release_id)}-{port}.log"
         server = InferenceServer(context / "score.py", context / "model", log, port=port)
         try:
             server.start(self.startup_timeout_s)
@@ -320,5 +321,6 @@ class LocalDeployer:
         return Endpoint("production", f"{self.production_url}/score", release_id)
 
 
-def _safe_name(text: str) -> str:
+def _file_name_part(text: str) -> str:
+    """``text`` for a log file name: letters, digits, '_', '.' and '-' kept, at most 60 characters."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:60] or "release"

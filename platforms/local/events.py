@@ -7,6 +7,7 @@ Event Grid uses, ``POST /runtime/webhooks/eventgrid?functionName=<fn>`` with
 policy in miniature: retry with exponential backoff on 5xx, 408, 429 and connection errors,
 no retry on other 4xx, give up after a bounded time. An event that is not delivered is
 appended to ``<home>/undelivered.jsonl`` with the reason, the local dead-letter record.
+Event times and the retry schedule come from one injected clock (``functions.ports.Clock``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from platforms.local.files import append_jsonl, utc_now
+from functions.ports import Clock
+from platforms.local.files import append_jsonl
 
 logger = logging.getLogger("mlops.events")
 
@@ -97,18 +99,29 @@ def webhook_url(host_url: str, function: str) -> str:
 
 @dataclass(order=True)
 class _Delivery:
-    due: float
+    due: datetime
     sequence: int
     event: dict[str, Any] = field(compare=False)
     function: str = field(compare=False)
-    first_attempt: float = field(compare=False, default=0.0)
+    first_attempt: datetime | None = field(compare=False, default=None)
     attempts: int = field(compare=False, default=0)
     backoff_s: float = field(compare=False, default=0.0)
     last_error: str = field(compare=False, default="")
 
 
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
 class LocalEventBus:
-    """Publisher for the local platform: queue an event, deliver it to the host in the background."""
+    """Publisher for the local platform: queue an event, deliver it to the host in the background.
+
+    ``clock`` gives the events' times and drives the retry schedule: when an attempt is due, the
+    backoff after a failure and the give-up deadline (``give_up_after_s`` after the first attempt).
+    With ``deliver_in_background=False`` no thread is started: the caller runs what is due with
+    ``deliver_due()``, so a test moves a fake clock and delivers without waiting for real time.
+    ``flush`` and ``close`` wait in real time for the background thread, whatever the clock says.
+    """
 
     def __init__(
         self,
@@ -118,6 +131,9 @@ class LocalEventBus:
         first_backoff_s: float = 0.2,
         max_backoff_s: float = 10.0,
         request_timeout_s: float = 30.0,
+        *,
+        clock: Clock = system_clock,
+        deliver_in_background: bool = True,
     ) -> None:
         self.home = Path(home)
         self.host_url = host_url
@@ -125,11 +141,14 @@ class LocalEventBus:
         self.first_backoff_s = first_backoff_s
         self.max_backoff_s = max_backoff_s
         self.request_timeout_s = request_timeout_s
+        self.clock = clock
+        self.deliver_in_background = deliver_in_background
         self._queue: list[_Delivery] = []
         self._in_flight = 0
         self._sequence = itertools.count()
         self._condition = threading.Condition()
         self._closed = False
+        self._started = False
         self._thread: threading.Thread | None = None
 
     @property
@@ -137,20 +156,43 @@ class LocalEventBus:
         return self.home / UNDELIVERED_FILE
 
     def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
-        event = build_event(event_type, subject, data)
+        now = self.clock()
+        event = build_event(event_type, subject, data, moment=now)
         function = route_for(event_type).function
         with self._condition:
             if self._closed:
                 raise RuntimeError(f"event bus is closed; {event_type} for {subject!r} was not sent")
-            heapq.heappush(self._queue, _Delivery(time.monotonic(), next(self._sequence), event, function))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._deliver_forever, name="mlops-event-bus", daemon=True)
-                self._thread.start()
+            heapq.heappush(self._queue, _Delivery(now, next(self._sequence), event, function))
+            if not self._started:
+                self._started = True
+                if self.deliver_in_background:
+                    self._thread = threading.Thread(target=self._deliver_forever, name="mlops-event-bus", daemon=True)
+                    self._thread.start()
                 # The thread is a daemon; at exit, whatever is still queued is recorded, not dropped.
                 atexit.register(self.close, 0.0)
             self._condition.notify_all()
         logger.debug("queued %s %s (%s) for %s", event_type, subject, event["id"], function)
         return str(event["id"])
+
+    def deliver_due(self) -> int:
+        """Attempt, in this thread, every delivery that is due by the clock; the number attempted.
+
+        A failed attempt that is retried is scheduled on the clock (it is not tried again in this call).
+        """
+        with self._condition:
+            now = self.clock()
+            due: list[_Delivery] = []
+            while not self._closed and self._queue and self._queue[0].due <= now:
+                due.append(heapq.heappop(self._queue))
+            self._in_flight += len(due)
+        for delivery in due:
+            self._deliver(delivery)
+        return len(due)
+
+    def next_due(self) -> datetime | None:
+        """When the next queued delivery is due (None when nothing is queued)."""
+        with self._condition:
+            return self._queue[0].due if self._queue else None
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until every queued event is delivered or given up; False if time ran out first."""
@@ -177,32 +219,34 @@ class LocalEventBus:
     def _deliver_forever(self) -> None:
         while True:
             with self._condition:
-                while not self._closed and (not self._queue or self._queue[0].due > time.monotonic()):
-                    wait_s = self._queue[0].due - time.monotonic() if self._queue else None
+                while not self._closed and (not self._queue or self._queue[0].due > self.clock()):
+                    wait_s = (self._queue[0].due - self.clock()).total_seconds() if self._queue else None
                     self._condition.wait(wait_s)
                 if self._closed:
                     return
                 delivery = heapq.heappop(self._queue)
                 self._in_flight += 1
-            try:
-                retry = self._attempt(delivery)
-            except Exception as exc:  # a bug here must not kill delivery of every later event
-                logger.exception("event delivery failed unexpectedly")
-                self._record_undelivered(delivery, f"delivery error: {exc!r}")
-                retry = False
-            with self._condition:
-                self._in_flight -= 1
-                if retry and self._closed:
-                    self._record_undelivered(delivery, "event bus closed before delivery" + _last(delivery))
-                elif retry:
-                    heapq.heappush(self._queue, delivery)
-                self._condition.notify_all()
+            self._deliver(delivery)
+
+    def _deliver(self, delivery: _Delivery) -> None:
+        """One attempt of a delivery taken off the queue (counted in flight); requeued if it is retried."""
+        try:
+            retry = self._attempt(delivery)
+        except Exception as exc:  # a bug here must not kill delivery of every later event
+            logger.exception("event delivery failed unexpectedly")
+            self._record_undelivered(delivery, f"delivery error: {exc!r}")
+            retry = False
+        with self._condition:
+            self._in_flight -= 1
+            if retry and self._closed:
+                self._record_undelivered(delivery, "event bus closed before delivery" + _last(delivery))
+            elif retry:
+                heapq.heappush(self._queue, delivery)
+            self._condition.notify_all()
 
     def _attempt(self, delivery: _Delivery) -> bool:
-        """POST once; True when the event should be tried again later."""
-        now = time.monotonic()
-        if not delivery.attempts:
-            delivery.first_attempt = now
+        """POST once; True when the event should be tried again later (``delivery.due`` says when)."""
+        first_attempt = delivery.first_attempt = delivery.first_attempt or self.clock()
         delivery.attempts += 1
         try:
             response = requests.post(
@@ -222,7 +266,8 @@ class LocalEventBus:
                 self._record_undelivered(delivery, f"rejected, not retried: {error}")
                 return False
         delivery.last_error = error
-        elapsed = time.monotonic() - delivery.first_attempt
+        now = self.clock()
+        elapsed = (now - first_attempt).total_seconds()
         delivery.backoff_s = min(self.max_backoff_s, delivery.backoff_s * 2 or self.first_backoff_s)
         if elapsed + delivery.backoff_s > self.give_up_after_s:
             self._record_undelivered(
@@ -236,7 +281,7 @@ class LocalEventBus:
             error,
             delivery.backoff_s,
         )
-        delivery.due = time.monotonic() + delivery.backoff_s
+        delivery.due = now + timedelta(seconds=delivery.backoff_s)
         return True
 
     def _record_undelivered(self, delivery: _Delivery, reason: str) -> None:
@@ -244,7 +289,7 @@ class LocalEventBus:
         append_jsonl(
             self.undelivered_path,
             {
-                "at": utc_now(),
+                "at": self.clock().astimezone(UTC).isoformat(),
                 "reason": reason,
                 "function": delivery.function,
                 "url": webhook_url(self.host_url, delivery.function),

@@ -14,8 +14,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import requests
-
 
 def pid_alive(pid: int | None) -> bool:
     if not pid or pid <= 0:
@@ -64,13 +62,6 @@ def stop_process_group(pid: int, child: subprocess.Popen[bytes] | None = None, t
         if child is not None:
             child.wait(timeout=timeout_s)
     return True
-
-
-def http_ok(url: str, timeout_s: float = 2.0) -> bool:
-    try:
-        return requests.get(url, timeout=timeout_s).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

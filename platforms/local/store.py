@@ -2,20 +2,27 @@
 
 Each save is a compare-and-set on the record's version inside one transaction, so two
 handlers that loaded the same version cannot both write; the loser gets ConcurrencyError.
+
+The outbox is the ``work`` table, keyed by the item's key (adding a key twice keeps the first),
+with an index on ``due_at`` (ISO UTC text, which sorts as time) for the timer's "what is due".
+A claim is a compare-and-set on the item's version inside a write transaction, so of two
+workers that loaded the same item exactly one gets it.
 """
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from functions.ports import ConcurrencyError
-from functions.domain.refs import DeadLetter
+from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release
+from functions.ports import ConcurrencyError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -44,7 +51,20 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload TEXT NOT NULL,
     UNIQUE (event_id, function)
 );
+CREATE TABLE IF NOT EXISTS work (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    release_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    due_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS work_due ON work (due_at, key);
+CREATE INDEX IF NOT EXISTS work_release ON work (release_id, due_at);
 """
+_WORK_COLUMNS = "key, kind, release_id, payload, due_at, attempts, last_error, version"
 
 
 class SqliteReleaseStore:
@@ -65,6 +85,19 @@ class SqliteReleaseStore:
             connection.execute("PRAGMA busy_timeout=30000")
             self._local.connection = connection
         return connection
+
+    @contextmanager
+    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection inside BEGIN IMMEDIATE (the write lock taken up front), committed
+        when the block ends, rolled back if it raises."""
+        connection = self._connect()
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
     def get(self, release_id: str) -> Release | None:
         row = self._connect().execute("SELECT document, version FROM releases WHERE id = ?", (release_id,)).fetchone()
@@ -93,7 +126,7 @@ class SqliteReleaseStore:
             release.version = expected
             raise ConcurrencyError(f"release {release.id} changed since version {expected}")
 
-    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         query = "SELECT document, version FROM releases"
         params: list[Any] = []
         wanted = list(states or [])
@@ -110,18 +143,12 @@ class SqliteReleaseStore:
             (release_id, event_id, json.dumps(payload)),
         )
 
-    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
+    def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
+        with self._write_transaction() as connection:
             rows = connection.execute(
                 "SELECT seq, payload FROM parked_events WHERE release_id = ? ORDER BY seq", (release_id,)
             ).fetchall()
             connection.execute("DELETE FROM parked_events WHERE release_id = ?", (release_id,))
-            connection.execute("COMMIT")
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
         return [json.loads(payload) for _, payload in rows]
 
     def add_dead_letter(self, letter: DeadLetter) -> bool:
@@ -139,7 +166,7 @@ class SqliteReleaseStore:
         )
         return cursor.rowcount == 1
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]:
         rows = self._connect().execute(
             "SELECT event_id, event_type, function, reason, received_at, payload FROM dead_letters "
             "ORDER BY seq DESC LIMIT ?",
@@ -149,6 +176,54 @@ class SqliteReleaseStore:
             DeadLetter(event_id, event_type, function, reason, received_at, json.loads(payload))
             for event_id, event_type, function, reason, received_at, payload in rows
         ]
+
+    # ---- the outbox -----------------------------------------------------------------
+    def add_work(self, item: WorkItem) -> bool:
+        payload = json.dumps(item.payload)
+        cursor = self._connect().execute(
+            f"INSERT OR IGNORE INTO work ({_WORK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, 1)",
+            (item.key, item.kind, item.release_id, payload, item.due_at, item.attempts, item.last_error),
+        )
+        return cursor.rowcount == 1
+
+    def due_work(self, now: str, limit: int = 100) -> builtins.list[WorkItem]:
+        rows = self._connect().execute(
+            f"SELECT {_WORK_COLUMNS} FROM work WHERE due_at <= ? ORDER BY due_at, key LIMIT ?", (now, limit)
+        )
+        return [_work(row) for row in rows]
+
+    def claim_work(self, item: WorkItem, lease_until: str) -> WorkItem | None:
+        with self._write_transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE work SET due_at = ?, attempts = attempts + 1, version = version + 1 "
+                "WHERE key = ? AND version = ?",
+                (lease_until, item.key, item.version),
+            )
+            if cursor.rowcount != 1:
+                return None  # changed or finished by another worker since it was loaded
+            row = connection.execute(f"SELECT {_WORK_COLUMNS} FROM work WHERE key = ?", (item.key,)).fetchone()
+        return _work(row)
+
+    def retry_work(self, item: WorkItem, due_at: str, error: str) -> None:
+        # Conditional like a claim: when the lease ran out and another worker claimed the item,
+        # that worker's outcome counts, not this stale one.
+        self._connect().execute(
+            "UPDATE work SET due_at = ?, last_error = ?, version = version + 1 WHERE key = ? AND version = ?",
+            (due_at, error, item.key, item.version),
+        )
+
+    def finish_work(self, key: str) -> None:
+        self._connect().execute("DELETE FROM work WHERE key = ?", (key,))
+
+    def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
+        where, params = ("WHERE release_id = ? ", [release_id]) if release_id is not None else ("", [])
+        query = f"SELECT {_WORK_COLUMNS} FROM work {where}ORDER BY due_at, key LIMIT ?"
+        return [_work(row) for row in self._connect().execute(query, [*params, limit])]
+
+
+def _work(row: tuple[Any, ...]) -> WorkItem:
+    key, kind, release_id, payload, due_at, attempts, last_error, version = row
+    return WorkItem(key, kind, release_id, json.loads(payload), due_at, attempts, last_error, version)
 
 
 def _release(row: tuple[str, int]) -> Release:

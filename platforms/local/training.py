@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from typing import Any
 
 from functions.domain.refs import JobStatus, ModelRef
 from functions.ports import Publisher
+from platforms.common.names import job_name_part
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.paths import REPO_ROOT
 from platforms.local.processes import log_tail, pid_alive
@@ -55,7 +55,7 @@ class LocalTraining:
         self.python = python
 
     def submit(self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None) -> str:
-        job = f"train-{_safe_name(release_id)}-{uuid.uuid4().hex[:6]}"
+        job = f"train-{job_name_part(release_id)}-{uuid.uuid4().hex[:6]}"
         job_dir = self.jobs / job
         (job_dir / "logs").mkdir(parents=True)
         status = {
@@ -200,8 +200,3 @@ class LocalTraining:
             self.publisher.publish(event_type, f"experiments/{EXPERIMENT_ID}/runs/{job}", data)
         except Exception:  # status.json has the outcome; reconcile finds jobs whose event went missing
             logger.exception("job %s ended but its %s event could not be published", job, event_type)
-
-
-def _safe_name(text: str) -> str:
-    """Azure ML job names take letters, digits, '-' and '_'."""
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:60] or "release"

@@ -1,4 +1,8 @@
-"""A fresh release store per test, once per implementation: "sqlite" and "table" (Azurite)."""
+"""A fresh release store per test, once per implementation: "sqlite" and "table" (Azurite).
+
+The outbox tests run against the in-memory fake of tests/doubles as well ("memory"): the
+service's unit tests rely on it behaving like the real stores.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,10 @@ import pytest
 from functions.ports import ReleaseStore
 from platforms.local.store import SqliteReleaseStore
 from tests.azurite import AzuriteUnavailable, azurite_table
+from tests.doubles.ports import InMemoryReleaseStore
 
 StoreFactory = Callable[[], ReleaseStore]
+TABLE_SUFFIXES = ("", "parked", "deadletters", "work")
 
 
 @pytest.fixture(scope="session")
@@ -30,24 +36,48 @@ def azurite_connection_string() -> Iterator[str]:
     pytest.fail(problem, pytrace=False)
 
 
-@pytest.fixture(params=["sqlite", "table"])
-def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Opens another store object on the same (fresh) storage: a second worker, as it were."""
-    if request.param == "sqlite":
-        yield lambda: SqliteReleaseStore(tmp_path / "releases.db")
-        return
+def delete_tables(connection_string: str, prefix: str) -> None:
     from azure.data.tables import TableServiceClient
 
+    service = TableServiceClient.from_connection_string(connection_string)
+    for suffix in TABLE_SUFFIXES:
+        service.delete_table(f"{prefix}{suffix}")
+
+
+def _stores(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Store objects on one fresh storage of ``kind``: each call is another worker, as it were."""
+    if kind == "memory":
+        shared = InMemoryReleaseStore()  # its storage is the object: every "worker" gets the same one
+        yield lambda: shared
+        return
+    if kind == "sqlite":
+        yield lambda: SqliteReleaseStore(tmp_path / "releases.db")
+        return
     from platforms.azure.table_store import TableReleaseStore
 
     connection_string = request.getfixturevalue("azurite_connection_string")
     prefix = f"t{uuid.uuid4().hex[:20]}"
     yield lambda: TableReleaseStore.from_connection_string(connection_string, prefix)
-    service = TableServiceClient.from_connection_string(connection_string)
-    for name in (prefix, f"{prefix}parked", f"{prefix}deadletters"):
-        service.delete_table(name)
+    delete_tables(connection_string, prefix)
+
+
+@pytest.fixture(params=["sqlite", "table"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens another store object on the same (fresh) storage: a second worker, as it were."""
+    yield from _stores(request.param, request, tmp_path)
 
 
 @pytest.fixture
 def store(open_store: StoreFactory) -> ReleaseStore:
     return open_store()
+
+
+@pytest.fixture(params=["sqlite", "table", "memory"])
+def open_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Like ``open_store``, for the outbox tests, which the in-memory fake must pass too."""
+    yield from _stores(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def outbox(open_outbox: StoreFactory) -> ReleaseStore:
+    return open_outbox()

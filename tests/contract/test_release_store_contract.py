@@ -1,7 +1,11 @@
-"""The ReleaseStore contract, run against SQLite and against Azure Table Storage on Azurite."""
+"""The ReleaseStore contract, run against SQLite and against Azure Table Storage on Azurite.
+
+The outbox tests run against the in-memory fake of tests/doubles too (the ``outbox`` fixtures).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import uuid
@@ -10,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from functions.ports import ConcurrencyError, ReleaseStore
-from functions.domain.refs import DeadLetter
+from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release, State
-from tests.contract.conftest import StoreFactory
+from functions.ports import ConcurrencyError, ReleaseStore
+from tests.contract.conftest import StoreFactory, delete_tables
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 # Characters a Table key may not hold (/ \ # ? control characters), the escape character itself,
@@ -387,6 +391,211 @@ def test_a_dead_letter_payload_that_is_not_json_is_kept_as_text(store: ReleaseSt
     assert kept.payload == {"when": str(NOW)}
 
 
+# ---- the outbox --------------------------------------------------------------------------
+def at(minutes: float = 0) -> str:
+    """NOW plus ``minutes`` as the outbox writes times: ISO 8601 UTC, which sorts as text."""
+    return (NOW + timedelta(minutes=minutes)).isoformat()
+
+
+def work(key: str, due: float = 0, release_id: str = "rel-1", payload: dict[str, Any] | None = None) -> WorkItem:
+    return WorkItem(key, "notify", release_id, {"key": key} if payload is None else payload, at(due))
+
+
+def keys(items: list[WorkItem]) -> list[str]:
+    return [item.key for item in items]
+
+
+def claim(store: ReleaseStore, item: WorkItem, lease_until: str) -> WorkItem:
+    claimed = store.claim_work(item, lease_until)
+    assert claimed is not None, f"{item.key} could not be claimed"
+    return claimed
+
+
+def test_adding_a_key_twice_keeps_the_first_item(outbox: ReleaseStore) -> None:
+    payload = {"to": "team", "nested": {"list": [1, 2.5, None, True], "text": "naïve ☃ 🚀"}, "pad": "p" * 100_000}
+    first = work(f"notify:{AWKWARD}", payload=payload)  # over 64 KiB, and a key Table keys may not hold
+
+    assert outbox.add_work(first) is True
+    assert outbox.add_work(dataclasses.replace(first, kind="other", due_at=at(-5), payload={"to": "x"})) is False
+    assert outbox.add_work(work("notify:rel-1:other")) is True
+
+    kept = [item for item in outbox.pending_work() if item.key == first.key]
+    assert [dataclasses.replace(item, version=first.version) for item in kept] == [first]
+    assert (kept[0].attempts, kept[0].last_error) == (0, "")
+
+
+def test_due_work_is_what_is_due_by_now_earliest_first(outbox: ReleaseStore) -> None:
+    for key, due in [("c", 5), ("a", -10), ("d", 0), ("b", -10), ("e", 60)]:
+        assert outbox.add_work(work(key, due))
+
+    assert keys(outbox.due_work(at(0))) == ["a", "b", "d"]  # due at `now` is due; the same time: by key
+    assert keys(outbox.due_work(at(5))) == ["a", "b", "d", "c"]
+    assert keys(outbox.due_work(at(5), limit=2)) == ["a", "b"]  # the earliest, not the first added
+    assert keys(outbox.due_work(at(59))) == ["a", "b", "d", "c"]
+    assert keys(outbox.due_work(at(24 * 60))) == ["a", "b", "d", "c", "e"]
+    assert outbox.due_work(at(-11)) == []
+    (earliest, _) = outbox.due_work(at(-10))
+    assert earliest == dataclasses.replace(work("a", -10), version=earliest.version)  # as it was added
+
+
+def test_of_two_claims_of_one_loaded_item_exactly_one_wins(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1", payload={"subject": "approve rel-1"}))
+    (loaded,) = outbox.due_work(at(0))
+
+    claimed = claim(outbox, loaded, at(5))
+    assert outbox.claim_work(loaded, at(10)) is None  # the same loaded copy again: someone has it
+
+    assert (claimed.key, claimed.kind, claimed.release_id, claimed.payload) == ("w1", "notify", "rel-1", loaded.payload)
+    assert (claimed.due_at, claimed.attempts, claimed.last_error) == (at(5), 1, "")
+    assert claimed.version != loaded.version
+    assert outbox.pending_work() == [claimed]
+
+
+def test_a_claimed_item_is_not_due_until_its_lease_ends(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1"))
+    outbox.add_work(work("w2", 1))
+    (first, _) = outbox.due_work(at(1))
+    claimed = claim(outbox, first, at(5))
+
+    assert keys(outbox.due_work(at(1))) == ["w2"]
+    assert keys(outbox.due_work(at(4))) == ["w2"]
+    assert keys(outbox.due_work(at(5))) == ["w2", "w1"]  # the lease ran out: the worker died, say
+
+    (expired,) = [item for item in outbox.due_work(at(5)) if item.key == "w1"]
+    assert expired == claimed
+    again = claim(outbox, expired, at(10))
+    assert again.attempts == 2
+    assert outbox.claim_work(claimed, at(15)) is None  # the first worker's copy is stale now
+
+
+def test_claiming_an_item_that_is_gone_or_was_never_added_gives_none(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1"))
+    (loaded,) = outbox.due_work(at(0))
+    outbox.finish_work("w1")
+
+    assert outbox.claim_work(loaded, at(5)) is None
+    assert outbox.claim_work(work("never-added"), at(5)) is None
+    assert outbox.pending_work() == []
+
+
+def test_retry_puts_a_claimed_item_back_with_its_error_and_keeps_the_attempts(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1"))
+    (loaded,) = outbox.due_work(at(0))
+    claimed = claim(outbox, loaded, at(5))
+
+    outbox.retry_work(claimed, at(30), "HTTP 503: 'try later' ☃")
+
+    assert outbox.due_work(at(29)) == []
+    (retried,) = outbox.due_work(at(30))
+    assert (retried.due_at, retried.last_error, retried.attempts) == (at(30), "HTTP 503: 'try later' ☃", 1)
+    assert (retried.kind, retried.release_id, retried.payload) == (loaded.kind, loaded.release_id, loaded.payload)
+    assert outbox.claim_work(claimed, at(40)) is None  # the retry changed it: the claimed copy is stale
+
+    second = claim(outbox, retried, at(35))
+    assert (second.attempts, second.last_error) == (2, "HTTP 503: 'try later' ☃")  # kept until the next retry
+
+
+def test_a_retry_from_a_worker_whose_lease_ran_out_changes_nothing(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1"))
+    (loaded,) = outbox.due_work(at(0))
+    slow = claim(outbox, loaded, at(5))
+    (expired,) = outbox.due_work(at(5))
+    fast = claim(outbox, expired, at(10))  # another worker took it over when the lease ran out
+
+    outbox.retry_work(slow, at(60), "the slow worker's error")
+
+    assert outbox.pending_work() == [fast]
+
+
+def test_finish_removes_an_item_and_is_idempotent(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1"))
+    outbox.add_work(work("w2"))
+    (first, _) = outbox.due_work(at(0))
+    claimed = claim(outbox, first, at(5))
+
+    outbox.finish_work("w1")
+    outbox.finish_work("w1")  # done twice (a retried timer run): no error
+    outbox.finish_work("never-added")
+
+    assert keys(outbox.pending_work()) == ["w2"]
+    assert keys(outbox.due_work(at(60))) == ["w2"]
+    outbox.retry_work(claimed, at(10), "late")  # a retry of a finished item does not bring it back
+    assert outbox.claim_work(claimed, at(10)) is None
+    assert keys(outbox.pending_work()) == ["w2"]
+
+
+def test_pending_work_is_every_item_not_done_of_one_release_or_of_all(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("a", 30, "rel-1"))
+    outbox.add_work(work("b", -5, "rel-2"))
+    outbox.add_work(work("c", 0, "rel-1"))
+    outbox.add_work(work("d", 90, "rel-o'brien"))  # a quote in a filter value
+    (leased,) = [item for item in outbox.due_work(at(0)) if item.key == "c"]
+    claim(outbox, leased, at(45))  # claimed items are pending too, by their lease
+
+    assert keys(outbox.pending_work()) == ["b", "a", "c", "d"]
+    assert keys(outbox.pending_work(limit=2)) == ["b", "a"]
+    assert keys(outbox.pending_work("rel-1")) == ["a", "c"]
+    assert keys(outbox.pending_work("rel-1", limit=1)) == ["a"]
+    assert keys(outbox.pending_work("rel-o'brien")) == ["d"]
+    assert outbox.pending_work("rel-9") == []
+    assert outbox.pending_work(release_id=None) == outbox.pending_work()
+
+
+@pytest.mark.parametrize("workers", ["one store object", "a store object each"])
+def test_two_workers_racing_to_claim_one_item_exactly_one_gets_it(open_outbox: StoreFactory, workers: str) -> None:
+    shared = open_outbox()
+    shared.add_work(work("w1"))
+    stores = [shared, shared] if workers == "one store object" else [open_outbox(), open_outbox()]
+    both_loaded = threading.Barrier(2, timeout=30)
+    results: dict[str, WorkItem | None] = {}
+    errors: list[BaseException] = []
+
+    def worker(name: str, store: ReleaseStore) -> None:
+        try:
+            (item,) = store.due_work(at(0))
+            both_loaded.wait()  # both hold the same version before either claims
+            results[name] = store.claim_work(item, at(5))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}", s)) for i, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(results) == ["w0", "w1"]
+    winners = [claimed for claimed in results.values() if claimed is not None]
+    assert len(winners) == 1
+    assert shared.pending_work() == winners
+    assert winners[0].attempts == 1
+
+
+def test_two_timers_draining_the_outbox_claim_each_item_once(open_outbox: StoreFactory) -> None:
+    first, second = open_outbox(), open_outbox()
+    all_keys = [f"w{i:02d}" for i in range(12)]
+    for key in all_keys:
+        first.add_work(work(key))
+    start = threading.Barrier(2, timeout=30)
+    claimed: list[list[str]] = [[], []]
+
+    def drain(index: int, store: ReleaseStore) -> None:
+        start.wait()
+        for item in store.due_work(at(0)):
+            if (won := store.claim_work(item, at(5))) is not None:
+                claimed[index].append(won.key)
+
+    threads = [threading.Thread(target=drain, args=(i, s)) for i, s in enumerate((first, second))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(claimed[0] + claimed[1]) == all_keys
+    assert first.due_work(at(0)) == []
+    assert [item.attempts for item in first.pending_work()] == [1] * len(all_keys)
+
+
 # ---- Table Storage only -----------------------------------------------------------------
 def test_table_store_splits_large_documents_and_refuses_oversized_ones(azurite_connection_string: str) -> None:
     from azure.data.tables import TableServiceClient
@@ -417,5 +626,27 @@ def test_table_store_splits_large_documents_and_refuses_oversized_ones(azurite_c
             store.create(full_release("rel-huge", timeline_entries=3000))
         assert store.get("rel-huge") is None
     finally:
-        for name in (prefix, f"{prefix}parked", f"{prefix}deadletters"):
-            service.delete_table(name)
+        delete_tables(azurite_connection_string, prefix)
+
+
+def test_table_store_keeps_a_work_item_in_its_own_table_within_property_limits(azurite_connection_string: str) -> None:
+    from azure.data.tables import TableServiceClient
+
+    from platforms.azure.table_store import MAX_REASON_CHARS, PART_CHARS, WORK_PARTITION, TableReleaseStore
+
+    prefix = f"t{uuid.uuid4().hex[:20]}"
+    store = TableReleaseStore.from_connection_string(azurite_connection_string, prefix)
+    service = TableServiceClient.from_connection_string(azurite_connection_string)
+    try:
+        assert store.add_work(work("w1", payload={"pad": "p" * 100_000}))
+        raw = service.get_table_client(f"{prefix}work").get_entity(WORK_PARTITION, "w1")
+        assert raw["parts"] == 4 and all(len(raw[f"doc{i}"]) <= PART_CHARS for i in range(raw["parts"]))
+        assert (raw["due_at"], raw["release_id"], raw["attempts"]) == (at(0), "rel-1", 0)
+
+        (loaded,) = store.due_work(at(0))
+        store.retry_work(claim(store, loaded, at(5)), at(10), "e" * 100_000)  # e.g. a long traceback
+        (retried,) = store.pending_work()
+        assert retried.last_error == "e" * MAX_REASON_CHARS
+        assert retried.payload == {"pad": "p" * 100_000}
+    finally:
+        delete_tables(azurite_connection_string, prefix)

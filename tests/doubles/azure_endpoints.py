@@ -87,7 +87,7 @@ class FakeMLClient:
 
     def add_deployment(self, endpoint_name: str, deployment: KubernetesOnlineDeployment) -> None:
         """Put a deployment in place without recording a call (e.g. one made by hand in the portal)."""
-        self.endpoints[endpoint_name].deployments[deployment.name] = copy.deepcopy(deployment)
+        self.endpoints[endpoint_name].deployments[_name(deployment.name, "deployment")] = copy.deepcopy(deployment)
 
     def _record(self, operation: str, **args: Any) -> None:
         self.calls.append(Call(operation, copy.deepcopy(args)))
@@ -127,7 +127,8 @@ class FakeOnlineEndpoints:
         client = self._client
         client._record("online_endpoints.begin_create_or_update", endpoint=endpoint)
         traffic = {name.lower(): int(share) for name, share in (endpoint.traffic or {}).items() if int(share)}
-        state = client.endpoints.get(endpoint.name)
+        name = _name(endpoint.name, "online endpoint")
+        state = client.endpoints.get(name)
         known = state.deployments if state else {}
         unknown = sorted(set(traffic) - set(known))
         if unknown:
@@ -135,8 +136,8 @@ class FakeOnlineEndpoints:
             return client._poller("online_endpoints.begin_create_or_update", error=error)
         if state is None:
             compute = str(endpoint.compute).removeprefix("azureml:")
-            state = EndpointState(endpoint.name, compute, endpoint.auth_mode, endpoint.description)
-            client.endpoints[endpoint.name] = state
+            state = EndpointState(name, compute, endpoint.auth_mode or "key", endpoint.description)
+            client.endpoints[name] = state
         state.tags = dict(endpoint.tags or {})
         state.traffic = traffic
         state.description = endpoint.description
@@ -155,15 +156,16 @@ class FakeOnlineDeployments:
     def begin_create_or_update(self, deployment: KubernetesOnlineDeployment) -> FakePoller:
         client = self._client
         client._record("online_deployments.begin_create_or_update", deployment=deployment)
-        state = client._state(deployment.endpoint_name)  # the SDK gets the endpoint first
+        state = client._state(_name(deployment.endpoint_name, "endpoint"))  # the SDK gets the endpoint first
+        name = _name(deployment.name, "deployment")
         stored = copy.deepcopy(deployment)
-        if deployment.name in client.failing_deployments:
+        if name in client.failing_deployments:
             stored._provisioning_state = "Failed"
-            state.deployments[deployment.name] = stored
+            state.deployments[name] = stored
             error = HttpResponseError(f"(DeploymentFailed) {deployment.name}: the readiness probe never passed")
             return client._poller("online_deployments.begin_create_or_update", error=error)
         stored._provisioning_state = "Succeeded"
-        state.deployments[deployment.name] = stored
+        state.deployments[name] = stored
         return client._poller("online_deployments.begin_create_or_update", copy.deepcopy(stored))
 
     def list(self, endpoint_name: str) -> list[KubernetesOnlineDeployment]:
@@ -179,3 +181,10 @@ class FakeOnlineDeployments:
         if state.deployments.pop(name, None) is None:
             raise ResourceNotFoundError(f"(UserError) Not found: deployment {name}")
         return client._poller("online_deployments.begin_delete")
+
+
+def _name(name: str | None, what: str) -> str:
+    """An entity's name; the service refuses an entity without one (the SDK's entities allow None)."""
+    if not name:
+        raise HttpResponseError(f"(BadArgument) the {what} has no name")
+    return name

@@ -16,7 +16,8 @@ import hashlib
 import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -101,21 +102,41 @@ class StaticCredential:
         return AccessToken("fake-arm-token", int(time.time()) + 3600)
 
 
+@dataclass(frozen=True)
+class ArmRequest:
+    """What ``ArmStub`` received: the prepared request's method, URL, headers and body, as sent."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class ArmStub(BaseAdapter):
     """Answers ARM requests from ``routes``: ``{(METHOD, path suffix): (status, json body or None)}``,
     or a list of such answers given one per request (the last one repeats).
 
     Mounted on a ``requests.Session`` given to azure-core's ``RequestsTransport``; records every
-    ``requests.PreparedRequest`` it receives in ``requests``.
+    request it receives in ``requests`` (as an ``ArmRequest``).
     """
 
     def __init__(self, routes: dict[tuple[str, str], Any]) -> None:
         super().__init__()
         self.routes = {key: list(value) if isinstance(value, list) else [value] for key, value in routes.items()}
-        self.requests: list[requests.PreparedRequest] = []
+        self.requests: list[ArmRequest] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        self.requests.append(request)
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        body = request.body.encode() if isinstance(request.body, str) else request.body or b""
+        headers = {name: str(value) for name, value in request.headers.items()}
+        self.requests.append(ArmRequest(request.method or "", request.url or "", headers, body))
         path = (request.path_url or "").split("?")[0]
         for (method, suffix), answers in self.routes.items():
             if request.method == method and path.endswith(suffix):
@@ -181,6 +202,7 @@ class FakeContainerGroups:
         self.missing_delete_raises = False
         self.delete_pollers: list[FakePoller] = []
         self.delete_errors: dict[str, Exception] = {}
+        self.list_error: Exception | None = None  # raised by list_by_resource_group (e.g. throttling)
 
     def add(self, resource_group_name: str, name: str, group: Any) -> None:
         group = copy.deepcopy(group)
@@ -209,6 +231,8 @@ class FakeContainerGroups:
 
     def list_by_resource_group(self, resource_group_name: str) -> Iterator[Any]:
         self.calls.append(("list_by_resource_group", resource_group_name))
+        if self.list_error is not None:
+            raise self.list_error
         found = [copy.deepcopy(g) for (rg, _), g in self.groups.items() if rg == resource_group_name]
         return iter(found)
 

@@ -98,11 +98,12 @@ class FakeJobs:
         job = self._job(name)
         if job.status not in TERMINAL_STATUSES:
             msg = f"This job is in state {job.status}. Download is allowed only in states {list(TERMINAL_STATUSES)}"
+            # azure-ai-ml annotates these as ErrorTarget/ErrorCategory, but its members are plain str constants.
             raise JobException(
                 message=msg,
                 no_personal_data_message=msg,
-                target=ErrorTarget.JOB,
-                error_category=ErrorCategory.USER_ERROR,
+                target=ErrorTarget.JOB,  # type: ignore[arg-type]
+                error_category=ErrorCategory.USER_ERROR,  # type: ignore[arg-type]
             )
         wanted = [output_name] if output_name else list(job.outputs) if all else []
         for output in wanted:

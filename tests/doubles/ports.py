@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import copy
+import dataclasses
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -11,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from functions.domain.ids import image_tag
-from functions.orchestrator import Ports
-from functions.ports import ConcurrencyError
-from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport
+from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
+from functions.ports import ConcurrencyError
+from functions.service.context import Ports
 from ml_pipeline.evaluate import compare_predictions
 
 
@@ -35,6 +37,7 @@ class InMemoryReleaseStore:
         self.releases: dict[str, dict[str, Any]] = {}
         self.parked: list[tuple[str, str, dict[str, Any]]] = []
         self.letters: list[DeadLetter] = []
+        self.work: dict[str, WorkItem] = {}
 
     def get(self, release_id: str) -> Release | None:
         with self._lock:
@@ -57,7 +60,7 @@ class InMemoryReleaseStore:
             release.version += 1
             self.releases[release.id] = copy.deepcopy(release.to_json())
 
-    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> list[Release]:
+    def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         wanted = set(states or [])
         with self._lock:
             documents = [copy.deepcopy(d) for d in self.releases.values() if not wanted or d["state"] in wanted]
@@ -69,7 +72,7 @@ class InMemoryReleaseStore:
             if not any(r == release_id and e == event_id for r, e, _ in self.parked):
                 self.parked.append((release_id, event_id, copy.deepcopy(payload)))
 
-    def take_parked(self, release_id: str) -> list[dict[str, Any]]:
+    def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
         with self._lock:
             taken = [p for r, _, p in self.parked if r == release_id]
             self.parked = [item for item in self.parked if item[0] != release_id]
@@ -82,8 +85,58 @@ class InMemoryReleaseStore:
             self.letters.append(letter)
             return True
 
-    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
-        return list(reversed(self.letters))[:limit]
+    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]:
+        with self._lock:
+            return builtins.list(reversed(self.letters))[:limit]
+
+    # ---- the outbox -------------------------------------------------------------------
+    def add_work(self, item: WorkItem) -> bool:
+        with self._lock:
+            if item.key in self.work:
+                return False
+            self.work[item.key] = dataclasses.replace(item, payload=copy.deepcopy(item.payload), version=1)
+            return True
+
+    def due_work(self, now: str, limit: int = 100) -> builtins.list[WorkItem]:
+        with self._lock:
+            due = [item for item in self.work.values() if item.due_at <= now]
+        return _earliest_first(due, limit)
+
+    def claim_work(self, item: WorkItem, lease_until: str) -> WorkItem | None:
+        with self._lock:
+            stored = self.work.get(item.key)
+            if stored is None or stored.version != item.version:
+                return None  # changed or finished by another worker since it was loaded
+            claimed = dataclasses.replace(
+                stored, due_at=lease_until, attempts=stored.attempts + 1, version=stored.version + 1
+            )
+            self.work[item.key] = claimed
+        return _copy(claimed)
+
+    def retry_work(self, item: WorkItem, due_at: str, error: str) -> None:
+        with self._lock:
+            stored = self.work.get(item.key)
+            if stored is not None and stored.version == item.version:  # a stale retry changes nothing
+                self.work[item.key] = dataclasses.replace(
+                    stored, due_at=due_at, last_error=error, version=stored.version + 1
+                )
+
+    def finish_work(self, key: str) -> None:
+        with self._lock:
+            self.work.pop(key, None)
+
+    def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
+        with self._lock:
+            pending = [item for item in self.work.values() if release_id is None or item.release_id == release_id]
+        return _earliest_first(pending, limit)
+
+
+def _copy(item: WorkItem) -> WorkItem:
+    return dataclasses.replace(item, payload=copy.deepcopy(item.payload))
+
+
+def _earliest_first(items: Iterable[WorkItem], limit: int) -> list[WorkItem]:
+    return [_copy(item) for item in sorted(items, key=lambda item: (item.due_at, item.key))[:limit]]
 
 
 @dataclass

@@ -14,12 +14,21 @@ import pytest
 import requests
 
 from devhost.client import HostClient
-from devhost.settings import REPO_ROOT
+from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from platforms.local.inference_server import free_port
 
 
+class RunningHost(HostClient):
+    """A client of a host a test started: where that host keeps its state, and the releases tests started."""
+
+    def __init__(self, base_url: str, home: Path, timeout_s: float) -> None:
+        super().__init__(base_url, timeout_s=timeout_s)
+        self.home = home
+        self.started: list[str] = []
+
+
 @contextmanager
-def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[HostClient]:
+def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[RunningHost]:
     """`python -m devhost up` on free ports with its own $MLOPS_HOME; `devhost down` afterwards."""
     port, production_port = free_port(), free_port()
     env = {
@@ -29,13 +38,13 @@ def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterato
         "MLOPS_PRODUCTION_PORT": str(production_port),
         **(extra_env or {}),
     }
+    apply_app_setting_defaults(env)  # what `mlops up` does too: MLOPS_RECONCILE_SCHEDULE unless set
     log = open(home / "host.log", "wb")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [sys.executable, "-m", "devhost", "up", "--port", str(port)],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    client = HostClient(f"http://127.0.0.1:{port}", timeout_s=120)
-    client.home = Path(home)  # type: ignore[attr-defined]
+    client = RunningHost(f"http://127.0.0.1:{port}", Path(home), timeout_s=120)
     try:
         deadline = time.monotonic() + 60
         while not client.healthy():
@@ -53,7 +62,7 @@ def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
     # Non-inferiority with a 50-mse margin: a retrain with near-default parameters is promoted whatever
     # the champion, so tests reach approval in any order; alpha=5 (about +1,000 mse) is still rejected.
     policy = {"MLOPS_GATE_POLICY": '{"mode": "non_inferiority", "margin": 50}'}

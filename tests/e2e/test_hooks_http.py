@@ -21,9 +21,9 @@ import requests
 from devhost.client import HostClient
 from devhost.settings import REPO_ROOT
 from functions.domain.ids import release_id_for_build
-from functions.hooks import github_signature
 from functions.domain.release import AT_REST
-from tests.e2e.conftest import running_host, wait_for_state
+from functions.entrypoints.hooks.github import github_signature
+from tests.e2e.conftest import RunningHost, running_host, wait_for_state
 
 pytestmark = pytest.mark.e2e
 
@@ -34,14 +34,13 @@ AT_REST_STATES = {state.value for state in AT_REST}
 
 
 @pytest.fixture(scope="module")
-def hooks_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostClient]:
+def hooks_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
     secrets = {
         "MLOPS_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
         "MLOPS_HOOK_USER": ADO_USER,
         "MLOPS_HOOK_SECRET": ADO_SECRET,
     }
     with running_host(tmp_path_factory.mktemp("mlops-hooks-home"), secrets) as client:
-        client.started = []  # type: ignore[attr-defined]  # release ids the tests started
         yield client
         for release_id in client.started:  # let each release come to rest before stopping everything
             wait_for_state(client, release_id, AT_REST_STATES, timeout_s=180)

@@ -10,7 +10,7 @@ import pytest
 import requests
 from sklearn.datasets import load_diabetes
 
-from devhost.cli import build_completed_event
+from devhost.commands_builds import build_completed_event
 from functions.domain.ids import release_id_for_build
 from tests import payloads as p
 from tests.e2e.conftest import post_webhook, wait_for_state

@@ -1,4 +1,4 @@
-"""HttpEndpointTester against the real azmlinfsrv serving score.py."""
+"""HttpEndpointTester (the local platform's EndpointTester) against the real azmlinfsrv serving score.py."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from functions.domain.refs import Endpoint, ModelRef
 from ml_pipeline.train import train
+from platforms.common.endpoint_tests import HttpEndpointTester
 from platforms.local.inference_server import InferenceServer, free_port
-from platforms.local.testing import HttpEndpointTester, health_url
 from tests.scoring_helpers import SCORE_PY
 
 pytestmark = pytest.mark.integration
@@ -77,8 +77,3 @@ def test_an_unloadable_model_is_a_failed_check(endpoint, tmp_path):
     report = HttpEndpointTester().integration(endpoint, ModelRef("diabetes-model", "9", str(tmp_path)))
     assert not report.passed
     assert "model.joblib" in report.summary
-
-
-def test_health_url_is_the_server_root():
-    assert health_url("http://127.0.0.1:5101/score") == "http://127.0.0.1:5101/"
-    assert health_url("https://x.azurecontainer.io/score?verbose=true") == "https://x.azurecontainer.io/"

@@ -143,9 +143,3 @@ def test_a_job_whose_process_died_is_failed_not_running_forever(tmp_path):
     (job_dir / "status.json").write_text(json.dumps({"state": "running", "pid": int(gone.stdout), "steps": {}}))
     assert training.status("train-orphan-000000").state == "failed"
     assert training.status("train-orphan-000000").detail == "job process vanished"
-
-
-def test_unknown_job(tmp_path):
-    status = LocalTraining(tmp_path, RecordingPublisher()).status("train-nope")
-    assert status.state == "unknown"
-    assert "train-nope" in status.detail

@@ -47,7 +47,7 @@ def test_predictions_equal_model_predict_exactly(server, trained_dir, features, 
 
 
 ROW = [0.01] * 10
-BAD_REQUESTS = {
+BAD_REQUESTS: dict[str, tuple[str | bytes, str]] = {
     "not json": (b"{data: nope", "not valid JSON"),
     "not utf-8": (b"\xff\xfe\xfa", "UTF-8"),
     "no data field": (json.dumps({"rows": [ROW]}), '"data" field'),

@@ -126,7 +126,8 @@ def test_the_archive_holds_the_scoring_files_and_the_model_at_the_root():
     for name in ("Dockerfile", "score.py", "requirements.txt"):
         assert entries[name] == (SCORING_DIR / name).read_bytes()
     assert entries["model/model.joblib"] == b"joblib-bytes-7"
-    assert json.loads(entries["model/model_card.json"]) == {"name": "diabetes-model", "version": "7"}
+    card = entries["model/model_card.json"]
+    assert isinstance(card, bytes) and json.loads(card) == {"name": "diabetes-model", "version": "7"}
     # The Dockerfile copies model/ and score.py from the context root: the layout it expects.
     dockerfile = (SCORING_DIR / "Dockerfile").read_text()
     assert "COPY model/ " in dockerfile and "COPY score.py " in dockerfile
@@ -413,8 +414,9 @@ def test_acr_images_end_to_end_through_the_rest_client():
     assert len(uploader.uploads) == 1
 
 
-def test_from_settings_builds_real_clients_without_network():
-    images = AcrImages.from_settings(SETTINGS, write_model, credential=StaticCredential())
+def test_the_production_wiring_builds_real_clients_without_network():
+    """What functions.bootstrap builds: AcrImages over AcrTasksClient.from_settings, the default uploader."""
+    images = AcrImages(SETTINGS, AcrTasksClient.from_settings(SETTINGS, credential=StaticCredential()), write_model)
 
     assert isinstance(images.registry_client, AcrTasksClient)
     assert images.registry_client.subscription_id == SETTINGS.subscription_id

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from functions.orchestrator import Orchestrator, Ports
 from functions.domain.release import State
+from functions.service.context import Ports
+from functions.service.orchestrator import Orchestrator
 from platforms.azure.deployer import AzureDeployer
 from platforms.azure.images import AcrImages
 from platforms.azure.production import AksProduction

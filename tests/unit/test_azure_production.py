@@ -294,17 +294,3 @@ def test_rollback_of_a_release_that_never_got_traffic_only_removes_it(production
     assert production.rollback_production("rel-2") == Endpoint(ENDPOINT, SCORING_URI, "rel-1")
     assert client.operations() == ["online_endpoints.get", "online_deployments.begin_delete"]
     assert deployments(client) == {deployment_name("rel-1")}
-
-
-# ---- wiring -----------------------------------------------------------------------------
-class _NoCredential:
-    def get_token(self, *scopes, **kwargs):
-        raise AssertionError("no token may be requested in a unit test")
-
-
-def test_from_settings_builds_an_ml_client_for_the_workspace(settings):
-    production = AksProduction.from_settings(settings, credential=_NoCredential(), instance_count=2)
-    assert production.ml_client.subscription_id == settings.subscription_id
-    assert production.ml_client.resource_group_name == settings.resource_group
-    assert production.ml_client.workspace_name == settings.workspace
-    assert production.instance_count == 2

@@ -10,7 +10,8 @@ from azure.core.exceptions import ServiceRequestError
 from azure.eventgrid import EventGridEvent, EventGridPublisherClient
 from azure.identity import DefaultAzureCredential
 
-from devhost.cli import build_parser, cmd_publish_build
+from devhost.cli import build_parser
+from devhost.commands_builds import cmd_publish_build
 from functions.domain.events import BUILD_COMPLETED
 from functions.settings import SettingsError
 from platforms.azure.publisher import EventGridPublisher, credential_for
@@ -243,11 +244,13 @@ def test_cli_a_failed_send_is_exit_1_and_never_prints_the_key(capsys):
 
 
 def test_cli_uses_the_topic_key_from_the_environment():
-    from devhost.cli import _topic_publisher
+    from devhost.commands_builds import _topic_publisher
 
     keyed = _topic_publisher(ENDPOINT, {"EVENTGRID_TOPIC_KEY": "topic-key"})
+    assert isinstance(keyed, EventGridPublisher)
     assert "AzureKeyCredential" in repr(keyed._client)
     identity = _topic_publisher(ENDPOINT, {})
+    assert isinstance(identity, EventGridPublisher)
     assert "DefaultAzureCredential" in repr(identity._client)
 
 

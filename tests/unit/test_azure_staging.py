@@ -95,11 +95,12 @@ def test_deploy_creates_the_container_group_from_the_acr_image():
     assert container.image == "crmlops.azurecr.io/diabetes-scoring:7-rel-build-42"
     assert isinstance(container.resources, ResourceRequirements)
     assert (container.resources.requests.cpu, container.resources.requests.memory_in_gb) == (1.0, 1.5)
-    assert [(p.port, p.protocol) for p in container.ports] == [(5001, "TCP")]
-    env = {v.name: v.value for v in container.environment_variables}
+    assert [(p.port, p.protocol) for p in container.ports or []] == [(5001, "TCP")]
+    variables = container.environment_variables or []
+    env = {v.name: v.value for v in variables}
     assert env["SCORING_MAX_ROWS"] == "10000"
     assert env["MLOPS_RELEASE_ID"] == RELEASE
-    assert all(v.secure_value is None for v in container.environment_variables)
+    assert all(v.secure_value is None for v in variables)
 
 
 def test_the_image_is_pulled_with_the_managed_identity_not_a_password():
@@ -108,14 +109,15 @@ def test_the_image_is_pulled_with_the_managed_identity_not_a_password():
     make_staging(client).deploy_staging(RELEASE, IMAGE, MODEL)
 
     group = created_group(client)
-    (credential,) = group.image_registry_credentials
+    (credential,) = group.image_registry_credentials or []
     assert isinstance(credential, ImageRegistryCredential)
     assert (credential.server, credential.identity) == ("crmlops.azurecr.io", IDENTITY)
     assert credential.username is None and credential.password is None
     assert isinstance(group.identity, ContainerGroupIdentity)
     assert group.identity.type == "UserAssigned"
-    assert list(group.identity.user_assigned_identities) == [IDENTITY]
-    assert isinstance(group.identity.user_assigned_identities[IDENTITY], UserAssignedIdentities)
+    identities = group.identity.user_assigned_identities or {}
+    assert list(identities) == [IDENTITY]
+    assert isinstance(identities[IDENTITY], UserAssignedIdentities)
 
 
 def test_the_group_has_a_public_ip_with_a_unique_valid_dns_label():
@@ -355,10 +357,6 @@ def test_from_settings_builds_the_real_client_without_network():
 
 def test_a_failed_listing_during_cleanup_does_not_fail_the_deployment():
     client = FakeContainerInstanceClient()
-
-    def broken(resource_group_name):
-        raise HttpResponseError(message="throttled")
-
-    client.container_groups.list_by_resource_group = broken
+    client.container_groups.list_error = HttpResponseError(message="throttled")
 
     assert make_staging(client).deploy_staging(RELEASE, IMAGE, MODEL).version == RELEASE

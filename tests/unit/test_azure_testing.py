@@ -1,123 +1,29 @@
-"""AzureEndpointTester against a real HTTP server on 127.0.0.1 that stands in for the AKS endpoint.
+"""AzureEndpointTester's own decisions over a fake transport (no socket): which key, which headers, what is masked.
 
-The server does what the cluster's router and azmlinfsrv do for these tests: it refuses a
-request without ``Authorization: Bearer <key>`` (401), routes on ``azureml-model-deployment``
-(404 for an unknown deployment), validates the body with score.py's own ``parse_rows`` (400)
-and scores with the trained model. The control plane is the fake MLClient.
+Against a real HTTP server standing in for the AKS endpoint: tests/integration/test_azure_testing.py.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import joblib
 import pytest
 
-from functions.domain.refs import Endpoint, ImageRef, ModelRef
-from ml_pipeline.train import train
-from platforms.azure.production import AksProduction, deployment_name
+from functions.domain.refs import Endpoint, ImageRef, ModelRef, TestReport
+from platforms.azure.production import DEPLOYMENT_HEADER, AksProduction, deployment_name
 from platforms.azure.settings import AzureSettings, example_env
-from platforms.azure.testing import AzureEndpointTester
+from platforms.azure.testing import MASK, AzureEndpointTester
 from tests.doubles.azure_endpoints import FakeMLClient
-from tests.doubles.http_server import serving
-from tests.scoring_helpers import load_score_module
+from tests.doubles.http_client import FakeHttp, Sent
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
 pytestmark = pytest.mark.filterwarnings("ignore::marshmallow.warnings.Marshmallow4Warning")
 
-KEY = "k3y-0f-the-endpoint-7f1c9e"
-ENDPOINT = "diabetes-prod"
-AKS_PATH = f"/api/v1/endpoint/{ENDPOINT}/score"
 MODEL = ModelRef("diabetes-model", "1", "azureml:diabetes-model:1")
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    headers: dict[str, str]
-
-
-@dataclass
-class StandInServer:
-    """An endpoint on 127.0.0.1: key (None: no auth), score path, deployments it knows (empty: any)."""
-
-    model: Any
-    key: str | None
-    score_path: str
-    deployments: set[str] = field(default_factory=set)
-    seen: list[Seen] = field(default_factory=list)
-    url: str = ""
-
-    def handler(self) -> type[BaseHTTPRequestHandler]:
-        server, score = self, load_score_module()
-        score.model, score.n_features = self.model, int(self.model.n_features_in_)
-
-        class Handler(BaseHTTPRequestHandler):
-            timeout = 5  # a stuck client cannot hold a handler thread for long
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, document: Any) -> None:
-                body = json.dumps(document).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def _refused(self) -> bool:
-                server.seen.append(Seen(self.command, self.path, dict(self.headers.items())))
-                if server.key is not None and self.headers.get("Authorization") != f"Bearer {server.key}":
-                    self._reply(401, {"error": "unauthorised"})
-                    return True
-                return False
-
-            def do_GET(self) -> None:
-                if not self._refused():
-                    self._reply(200, "Healthy") if self.path == "/" else self._reply(404, {"error": "not found"})
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self._refused():
-                    return
-                deployment = self.headers.get("azureml-model-deployment")
-                if self.path != server.score_path or (server.deployments and deployment not in server.deployments):
-                    self._reply(404, {"error": f"no route to {self.path} ({deployment})"})
-                    return
-                try:
-                    rows = score.parse_rows(body.decode())
-                except score.BadRequest as exc:
-                    self._reply(400, {"error": str(exc)})
-                    return
-                self._reply(200, {"result": server.model.predict(rows).tolist()})
-
-        return Handler
-
-
-@pytest.fixture(scope="module")
-def serve(trained_dir: Path) -> Iterator[Callable[..., StandInServer]]:
-    model = joblib.load(trained_dir / "model.joblib")
-    with ExitStack() as running:
-
-        def start(key: str | None, score_path: str, deployments: set[str] | None = None) -> StandInServer:
-            stand_in = StandInServer(model, key, score_path, deployments or set())
-            httpd = ThreadingHTTPServer(("127.0.0.1", 0), stand_in.handler())
-            httpd.daemon_threads = True
-            running.enter_context(serving(httpd))
-            stand_in.url = f"http://127.0.0.1:{httpd.server_address[1]}"
-            return stand_in
-
-        yield start
 
 
 @pytest.fixture
@@ -125,152 +31,66 @@ def settings() -> AzureSettings:
     return AzureSettings.from_env(example_env())
 
 
-def copies(model_dir: Path, calls: list[tuple[ModelRef, Path]] | None = None) -> Callable[[ModelRef, Path], None]:
-    """A model_files callback: puts model_dir's files under <target>/<name>/ like ml_client.models.download."""
-
+@pytest.fixture
+def copy_model(trained_dir: Path) -> Any:
     def model_files(model: ModelRef, target: Path) -> None:
-        if calls is not None:
-            calls.append((model, target))
-        shutil.copytree(model_dir, target / model.name)
+        shutil.copytree(trained_dir, target / model.name)
 
     return model_files
 
 
-def live(client: FakeMLClient, settings: AzureSettings, *releases: int) -> Endpoint:
-    """Deploy releases through AksProduction on the fake; the last one's endpoint."""
-    production = AksProduction(settings, client)
-    endpoint = None
-    for n in releases:
-        image = ImageRef("diabetes-scoring", f"{n}-rel-{n}", location="crmlops.azurecr.io")
-        endpoint = production.deploy_production(f"rel-{n}", image, MODEL)
-    assert endpoint is not None
-    return endpoint
+def production_endpoint(client: FakeMLClient, settings: AzureSettings) -> Endpoint:
+    image = ImageRef("diabetes-scoring", "1-rel-1", location="crmlops.azurecr.io")
+    return AksProduction(settings, client).deploy_production("rel-1", image, MODEL)
 
 
-def everything(*reports: Any) -> str:
+def text_of(*reports: TestReport) -> str:
     return json.dumps([asdict(report) for report in reports])
 
 
-def test_the_aks_endpoint_is_tested_with_its_key_on_the_releases_deployment(serve, settings, trained_dir, caplog):
-    server = serve(KEY, AKS_PATH, {deployment_name("rel-1")})
-    client = FakeMLClient(primary_key=KEY, scoring_host=server.url)
-    endpoint = live(client, settings, 1)
-    downloads: list[tuple[ModelRef, Path]] = []
-    tester = AzureEndpointTester(client, settings, copies(trained_dir, downloads), rows=20, timeout_s=5)
-    client.calls.clear()
-
-    with caplog.at_level(logging.DEBUG):
-        smoke = tester.smoke(endpoint)
-        integration = tester.integration(endpoint, MODEL)
-
-    assert smoke.passed, smoke.summary
-    assert [check["name"] for check in smoke.checks] == ["health", "score_one_row"]
-    assert "provisioning Succeeded" in smoke.checks[0]["detail"]
-    assert integration.passed, integration.summary
-    checks = {check["name"]: check["detail"] for check in integration.checks}
-    assert "20 predictions equal" in checks["predictions_match_model"]
-    assert "-> 400" in checks["wrong_shape_rejected"] and "-> 400" in checks["non_json_rejected"]
-    assert [model for model, _ in downloads] == [MODEL]
-
-    assert server.seen and all(request.method == "POST" for request in server.seen)  # health asks Azure ML
-    assert {request.headers["Authorization"] for request in server.seen} == {f"Bearer {KEY}"}
-    assert {request.headers["azureml-model-deployment"] for request in server.seen} == {deployment_name("rel-1")}
-    assert "online_endpoints.get_keys" in client.operations()
-    assert KEY not in everything(smoke, integration)
-    assert KEY not in caplog.text
-
-
-def test_a_wrong_key_fails_every_check_and_a_401_is_not_a_rejected_input(serve, settings, trained_dir):
-    server = serve(KEY, AKS_PATH)
-    client = FakeMLClient(primary_key="not-the-key-4f2a", scoring_host=server.url)
-    endpoint = live(client, settings, 1)
-    tester = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5)
+def test_an_endpoint_that_gives_no_key_fails_its_checks_and_is_not_called(settings, copy_model):
+    client = FakeMLClient(primary_key="")  # e.g. an aml_token endpoint whose token could not be had
+    endpoint = production_endpoint(client, settings)
+    http = FakeHttp(lambda sent: (200, {"result": [1.0]}))
+    tester = AzureEndpointTester(client, settings, copy_model, http=http)
 
     smoke, integration = tester.smoke(endpoint), tester.integration(endpoint, MODEL)
 
-    assert not smoke.passed and not integration.passed
-    assert [check["passed"] for check in integration.checks] == [False, False, False]
-    rejected = {check["name"]: check["detail"] for check in integration.checks}["wrong_shape_rejected"]
-    assert "-> 401" in rejected and "unauthorised" in rejected
-    assert "not-the-key-4f2a" not in everything(smoke, integration)
+    assert http.sent == []
+    checks = {check["name"]: check for check in smoke.checks + integration.checks}
+    assert checks["health"]["passed"]  # asked of Azure ML, which needs no key
+    for name in ("score_one_row", "predictions_match_model", "wrong_shape_rejected", "non_json_rejected"):
+        assert not checks[name]["passed"]
+        assert f"online endpoint {settings.endpoint} returned no key or token" in checks[name]["detail"]
 
 
-def test_predictions_are_compared_with_the_downloaded_model(serve, settings, tmp_path):
-    other = tmp_path / "other"
-    train("diabetes", other, overrides={"alpha": 0.01})
-    server = serve(KEY, AKS_PATH)
-    client = FakeMLClient(primary_key=KEY, scoring_host=server.url)
-    tester = AzureEndpointTester(client, settings, copies(other), timeout_s=5)
+def test_a_key_the_endpoint_echoes_back_is_masked_in_the_report(settings, copy_model):
+    secret = "s3cr3t-key-0f-the-endpoint"
+    client = FakeMLClient(primary_key=secret)
+    endpoint = production_endpoint(client, settings)
 
-    report = tester.integration(live(client, settings, 1), MODEL)
+    def echo(sent: Sent) -> tuple[int, Any]:  # a misconfigured proxy quoting the request back
+        return 502, {"error": "bad gateway", "request_headers": sent.headers}
 
-    assert not report.passed
-    assert "differ from the model's" in report.summary
+    tester = AzureEndpointTester(client, settings, copy_model, http=FakeHttp(echo))
+    text = text_of(tester.smoke(endpoint), tester.integration(endpoint, MODEL))
 
-
-def test_health_fails_when_the_traffic_is_not_on_the_releases_deployment(serve, settings, trained_dir):
-    server = serve(KEY, AKS_PATH)
-    client = FakeMLClient(primary_key=KEY, scoring_host=server.url)
-    first = live(client, settings, 1)
-    live(client, settings, 2)  # rel-2 took the traffic; rel-1 is at 0%
-
-    report = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5).smoke(first)
-
-    checks = {check["name"]: check for check in report.checks}
-    assert not checks["health"]["passed"]
-    assert f"expected 100% on {deployment_name('rel-1')}" in checks["health"]["detail"]
-    assert checks["score_one_row"]["passed"]  # the header still reaches rel-1's deployment
+    assert secret not in text
+    assert f"Bearer {MASK}" in text
 
 
-def test_a_staging_endpoint_is_called_as_it_is(serve, settings, trained_dir):
-    server = serve(None, "/score")
-    client = FakeMLClient(primary_key=KEY)
-    endpoint = Endpoint("staging-rel-1", f"{server.url}/score", "rel-1")
-    tester = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5)
+def test_the_key_is_fetched_per_request_so_a_regenerated_key_is_used_and_masked(settings, copy_model):
+    client = FakeMLClient(primary_key="first-key-1a2b")
+    endpoint = production_endpoint(client, settings)
+    http = FakeHttp(lambda sent: (401, {"error": "unauthorised", "got": sent.headers.get("Authorization")}))
+    tester = AzureEndpointTester(client, settings, copy_model, http=http)
 
-    smoke, integration = tester.smoke(endpoint), tester.integration(endpoint, MODEL)
+    smoke = tester.smoke(endpoint)
+    client.primary_key = "second-key-3c4d"  # regenerated in the portal
+    integration = tester.integration(endpoint, MODEL)
 
-    assert smoke.passed, smoke.summary
-    assert integration.passed, integration.summary
-    assert client.calls == []
-    assert ("GET", "/") in {(request.method, request.path) for request in server.seen}
-    assert not any("Authorization" in request.headers for request in server.seen)
-    assert not any("azureml-model-deployment" in request.headers for request in server.seen)
-
-
-def test_a_missing_endpoint_gives_failed_reports_not_exceptions(serve, settings, trained_dir):
-    server = serve(KEY, AKS_PATH)
-    client = FakeMLClient(primary_key=KEY)  # no endpoint at all
-    endpoint = Endpoint(ENDPOINT, f"{server.url}{AKS_PATH}", "rel-1")
-    tester = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5)
-
-    smoke, integration = tester.smoke(endpoint), tester.integration(endpoint, MODEL)
-
-    assert not smoke.passed and not integration.passed
-    assert all("ResourceNotFoundError" in check["detail"] for check in smoke.checks + integration.checks)
-    assert server.seen == []
-
-
-def test_the_key_is_masked_even_where_requests_quotes_it(serve, settings, trained_dir):
-    secret = "line\nbreak-secret-93ab"  # requests refuses it and quotes the header in its error
-    server = serve(KEY, AKS_PATH)
-    client = FakeMLClient(primary_key=secret, scoring_host=server.url)
-    tester = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5)
-    endpoint = live(client, settings, 1)
-
-    text = everything(tester.smoke(endpoint), tester.integration(endpoint, MODEL))
-
-    assert "InvalidHeader" in text and "***" in text
-    assert "break-secret-93ab" not in text
-
-
-class _NoCredential:
-    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
-        raise AssertionError("no token may be requested in a unit test")
-
-
-def test_from_settings_builds_an_ml_client_and_a_registry_download(settings):
-    tester = AzureEndpointTester.from_settings(settings, credential=_NoCredential(), rows=5)
-    assert tester.ml_client.workspace_name == settings.workspace
-    assert tester.rows == 5
-    assert callable(tester.model_files)
+    keys = [sent.headers["Authorization"] for sent in http.sent]
+    assert keys == ["Bearer first-key-1a2b"] + ["Bearer second-key-3c4d"] * 3
+    assert {sent.headers[DEPLOYMENT_HEADER] for sent in http.sent} == {deployment_name("rel-1")}
+    text = text_of(smoke, integration)
+    assert "first-key-1a2b" not in text and "second-key-3c4d" not in text

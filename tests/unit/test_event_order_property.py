@@ -6,10 +6,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.domain.ids import image_tag, release_id_for_build
-from functions.orchestrator import Orchestrator
+from functions.service.orchestrator import Orchestrator
 from tests import payloads as p
-from tests.doubles.ports import Calls, fake_ports
 from tests.doubles.clock import Clock
+from tests.doubles.ports import Calls, fake_ports
 
 BUILDS = ("101", "202")
 COMPARED = ("id", "state", "trigger", "params", "job", "candidate", "champion", "gate", "image", "staging",

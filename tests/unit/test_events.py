@@ -30,6 +30,7 @@ def test_build_completed_needs_only_build_id_and_result():
     event = ev.parse_event(
         p.event_grid("MLOps.BuildCompleted", "b", {"buildId": 7, "result": "partiallySucceeded"}, "t")
     )
+    assert isinstance(event, ev.BuildCompleted)
     assert event.build_id == "7" and event.succeeded and event.parameters == {}
 
 
@@ -43,6 +44,7 @@ def test_run_completed_camel_case(schema):
 @BOTH
 def test_run_status_changed(schema):
     event = ev.parse_event(schema(p.run_status_changed("job-1", "rel-1", "Canceled")))
+    assert isinstance(event, ev.RunFinished)
     assert event.failed and event.status == "Canceled"
 
 
@@ -71,6 +73,7 @@ def test_model_registered_sample_from_azure_docs():
         "specversion": "1.0",
     }
     event = ev.parse_event(sample)
+    assert isinstance(event, ev.ModelRegistered)
     assert event.model_version == "20" and event.release_id is None
 
 
@@ -105,7 +108,8 @@ def test_image_pushed_and_deleted(schema):
 def test_empty_data_version_is_fine():
     event = p.run_completed("job", "rel-1")
     event["dataVersion"] = ""
-    assert ev.parse_event(event).run_id == "job"
+    parsed = ev.parse_event(event)
+    assert isinstance(parsed, ev.RunFinished) and parsed.run_id == "job"
 
 
 @pytest.mark.parametrize(
@@ -149,7 +153,7 @@ def test_invalid_payloads_say_why(payload, message):
 def test_release_ids_are_safe_for_image_tags_and_stable(build_id, release_id):
     made = ids.release_id_for_build(build_id)
     assert made == ids.release_id_for_build(build_id)
-    assert made.startswith("rel-") and len(made) <= ev.MAX_RELEASE_ID
+    assert made.startswith("rel-") and len(made) <= ids.MAX_RELEASE_ID
     assert all(c.isalnum() or c == "-" for c in made)
     if release_id:
         assert made == release_id
@@ -159,4 +163,5 @@ def test_release_ids_are_safe_for_image_tags_and_stable(build_id, release_id):
 def test_model_registered_in_camel_case_too():
     data = {"modelName": "diabetes-model", "modelVersion": "4", "modelTags": {"release_id": "rel-9"}}
     event = ev.parse_event(p.event_grid("Microsoft.MachineLearningServices.ModelRegistered", "m", data, p.ML_TOPIC))
+    assert isinstance(event, ev.ModelRegistered)
     assert (event.model_name, event.model_version, event.release_id) == ("diabetes-model", "4", "rel-9")

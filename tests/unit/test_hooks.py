@@ -1,4 +1,4 @@
-"""functions.hooks: Azure DevOps and GitHub build webhooks -> MLOps.BuildCompleted -> the orchestrator."""
+"""functions.entrypoints.hooks: Azure DevOps and GitHub build webhooks -> MLOps.BuildCompleted -> the orchestrator."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from urllib.parse import urlencode
 import azure.functions as func
 import pytest
 
-from functions import hooks
+from functions import bootstrap
 from functions.domain.events import BuildCompleted, parse_event
 from functions.domain.ids import release_id_for_build
-from functions.orchestrator import Orchestrator
+from functions.entrypoints.hooks import azure_devops, github
+from functions.entrypoints.limits import DEFAULT_LIMITS
+from functions.service.orchestrator import Orchestrator
+from functions.settings import HookSecrets, Settings
 from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
 
 GITHUB_SECRET = "gh-webhook-secret-0123456789"
@@ -25,12 +28,12 @@ DELIVERY = "72d3162e-cc78-11e3-81ab-4c9367dc0958"
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch):
-    """An in-memory orchestrator behind functions.hooks, and the hook secrets configured."""
+    """An in-memory orchestrator behind the hooks, and the hook secrets configured."""
     calls = Calls()
     ports = fake_ports(calls)
     store = ports.store
     orchestrator = Orchestrator(ports)
-    monkeypatch.setattr(hooks, "orchestrator", lambda: orchestrator)
+    monkeypatch.setattr(bootstrap, "orchestrator", lambda: orchestrator)
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
     monkeypatch.setenv("MLOPS_HOOK_USER", ADO_USER)
     monkeypatch.setenv("MLOPS_HOOK_SECRET", ADO_SECRET)
@@ -84,14 +87,14 @@ def github_headers(body: bytes, *, event: str = "workflow_run", delivery: str = 
         "Content-Type": "application/json",
         "X-GitHub-Event": event,
         "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": hooks.github_signature(secret, body),
+        "X-Hub-Signature-256": github.github_signature(secret, body),
         "User-Agent": "GitHub-Hookshot/044aadd",
     }
 
 
 def github_post(payload: Any, **header_options: Any) -> func.HttpResponse:
     body = json.dumps(payload).encode()
-    return hooks.github(request("github", body, github_headers(body, **header_options)))
+    return github.github(request("github", body, github_headers(body, **header_options)))
 
 
 def test_signed_completed_success_starts_a_release(world):
@@ -136,7 +139,7 @@ def test_missing_or_bad_signature_is_401_and_records_nothing(world, signature):
         del headers["X-Hub-Signature-256"]
     else:
         headers["X-Hub-Signature-256"] = signature
-    response = hooks.github(request("github", body, headers))
+    response = github.github(request("github", body, headers))
     assert response.status_code == 401
     assert "X-Hub-Signature-256" in answer(response)["error"]
     assert nothing_recorded(store, calls)
@@ -146,9 +149,9 @@ def test_signature_of_another_body_or_secret_is_401(world):
     store, calls = world
     body = json.dumps(workflow_run()).encode()
     tampered = body.replace(b'"success"', b'"failure"')
-    assert hooks.github(request("github", tampered, github_headers(body))).status_code == 401
+    assert github.github(request("github", tampered, github_headers(body))).status_code == 401
     wrong_secret = github_headers(body, secret="someone-elses-secret")
-    assert hooks.github(request("github", body, wrong_secret)).status_code == 401
+    assert github.github(request("github", body, wrong_secret)).status_code == 401
     assert nothing_recorded(store, calls)
 
 
@@ -191,7 +194,7 @@ def test_completed_without_success_starts_nothing(world, conclusion, result):
 @pytest.mark.parametrize("action", ["requested", "in_progress"])
 def test_runs_not_completed_are_ignored_before_the_orchestrator(world, action, monkeypatch):
     store, calls = world
-    monkeypatch.setattr(hooks, "orchestrator", lambda: pytest.fail("the orchestrator must not be called"))
+    monkeypatch.setattr(bootstrap, "orchestrator", lambda: pytest.fail("the orchestrator must not be called"))
     response = github_post(workflow_run(action=action))
     assert response.status_code == 202
     assert answer(response)["outcome"] == "ignored" and action in answer(response)["reason"]
@@ -210,7 +213,7 @@ def test_ping_answers_ok_and_other_events_are_ignored(world):
 def test_ping_with_a_bad_signature_is_401(world):
     body = b'{"zen": "x"}'
     headers = {**github_headers(body, event="ping"), "X-Hub-Signature-256": "sha256=" + "1" * 64}
-    assert hooks.github(request("github", body, headers)).status_code == 401
+    assert github.github(request("github", body, headers)).status_code == 401
 
 
 @pytest.mark.parametrize(
@@ -227,7 +230,7 @@ def test_ping_with_a_bad_signature_is_401(world):
 def test_malformed_signed_deliveries_are_400_and_record_nothing(world, body, headers_change, message):
     store, calls = world
     headers = {**github_headers(body), **headers_change}
-    response = hooks.github(request("github", body, headers))
+    response = github.github(request("github", body, headers))
     assert response.status_code == 400 and message in answer(response)["error"]
     assert nothing_recorded(store, calls)
 
@@ -236,7 +239,7 @@ def test_form_encoded_deliveries_are_understood(world):
     store, _ = world
     body = urlencode({"payload": json.dumps(workflow_run())}).encode()
     headers = {**github_headers(body), "Content-Type": "application/x-www-form-urlencoded"}
-    response = hooks.github(request("github", body, headers))
+    response = github.github(request("github", body, headers))
     assert response.status_code == 202 and answer(response)["outcome"] == "handled"
     assert len(store.releases) == 1
 
@@ -256,11 +259,11 @@ def test_github_hook_without_a_secret_is_503_whatever_is_sent(world, monkeypatch
     monkeypatch.delenv("MLOPS_GITHUB_WEBHOOK_SECRET")
     body = json.dumps(workflow_run()).encode()
     for secret in (GITHUB_SECRET, ""):
-        response = hooks.github(request("github", body, github_headers(body, secret=secret)))
+        response = github.github(request("github", body, github_headers(body, secret=secret)))
         assert response.status_code == 503
         assert answer(response)["error"].startswith("GitHub hook not configured")
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", "   ")  # blank is not configured either
-    assert hooks.github(request("github", body, github_headers(body))).status_code == 503
+    assert github.github(request("github", body, github_headers(body))).status_code == 503
     assert nothing_recorded(store, calls)
 
 
@@ -269,15 +272,15 @@ def test_secret_is_read_per_request_so_rotation_needs_no_restart(world, monkeypa
     body = json.dumps(workflow_run()).encode()
     signed_with_old = github_headers(body)
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", "rotated-secret-abcdef")
-    assert hooks.github(request("github", body, signed_with_old)).status_code == 401
+    assert github.github(request("github", body, signed_with_old)).status_code == 401
     signed_with_new = github_headers(body, secret="rotated-secret-abcdef")
-    assert hooks.github(request("github", body, signed_with_new)).status_code == 202
+    assert github.github(request("github", body, signed_with_new)).status_code == 202
     assert len(store.releases) == 1
 
 
 def test_oversized_body_is_413(world):
-    body = b" " * (hooks.MAX_BODY_BYTES + 1)
-    assert hooks.github(request("github", body, github_headers(body))).status_code == 413
+    body = b" " * (DEFAULT_LIMITS.max_body_bytes + 1)
+    assert github.github(request("github", body, github_headers(body))).status_code == 413
 
 
 # ---- Azure DevOps -------------------------------------------------------------------------
@@ -323,7 +326,7 @@ def ado_post(payload: Any, headers: dict[str, str] | None = None) -> func.HttpRe
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     if headers is None:
         headers = {"Authorization": basic(ADO_USER, ADO_SECRET)}
-    return hooks.azure_devops(request("azure-devops", body, {"Content-Type": "application/json", **headers}))
+    return azure_devops.azure_devops(request("azure-devops", body, {"Content-Type": "application/json", **headers}))
 
 
 @pytest.mark.parametrize("result", ["succeeded", "partiallySucceeded"])
@@ -454,7 +457,7 @@ def test_ado_malformed_payloads_are_400_and_record_nothing(world, payload, messa
 
 # ---- mapping (pure functions) -------------------------------------------------------------
 def test_ado_mapping_is_a_build_completed_event_by_the_contract():
-    envelope = hooks.ado_build_event(build_complete())
+    envelope = azure_devops.ado_build_event(build_complete())
     assert envelope["eventType"] == "MLOps.BuildCompleted" and envelope["dataVersion"] == "1.0"
     assert envelope["subject"] == "builds/2727068" and envelope["topic"] == "hooks/azure-devops"
     assert envelope["eventTime"] == "2026-11-26T11:59:58.3Z"
@@ -487,7 +490,7 @@ def test_ado_mapping_of_the_older_payload_shape():
         },
         "createdDate": "2016-09-19T13:03:26.4285528Z",
     }
-    envelope = hooks.ado_build_event(payload)
+    envelope = azure_devops.ado_build_event(payload)
     assert envelope["id"] == "ado-4a5d99d6-1c75-4e53-91b9-ee80057d4ce3"
     assert envelope["data"] == {
         "buildId": "2",
@@ -504,11 +507,11 @@ def test_ado_results_are_normalised_to_the_build_resource_spelling():
     for given, expected in (("Succeeded", "succeeded"), ("PARTIALLYSUCCEEDED", "partiallySucceeded")):
         payload = build_complete()
         payload["resource"]["result"] = given
-        assert hooks.ado_build_event(payload)["data"]["result"] == expected
+        assert azure_devops.ado_build_event(payload)["data"]["result"] == expected
 
 
 def test_github_mapping_is_a_build_completed_event_by_the_contract():
-    envelope = hooks.github_build_event("workflow_run", DELIVERY, workflow_run())
+    envelope = github.github_build_event("workflow_run", DELIVERY, workflow_run())
     assert envelope["id"] == f"github-{DELIVERY}" and envelope["subject"] == "builds/30433642"
     assert envelope["eventTime"] == "2026-11-26T12:00:00Z"
     assert envelope["data"] == {
@@ -524,36 +527,35 @@ def test_github_mapping_is_a_build_completed_event_by_the_contract():
 
 
 def test_event_ids_come_from_the_delivery_and_unsafe_ones_are_hashed():
-    assert hooks.github_build_event("workflow_run", "abc-123", workflow_run())["id"] == "github-abc-123"
-    odd = hooks.github_build_event("workflow_run", "a b/c", workflow_run())["id"]
+    assert github.github_build_event("workflow_run", "abc-123", workflow_run())["id"] == "github-abc-123"
+    odd = github.github_build_event("workflow_run", "a b/c", workflow_run())["id"]
     assert odd.startswith("github-") and " " not in odd and "/" not in odd
-    assert odd == hooks.github_build_event("workflow_run", "a b/c", workflow_run())["id"]  # stable
+    assert odd == github.github_build_event("workflow_run", "a b/c", workflow_run())["id"]  # stable
 
 
 def test_hook_secrets_are_read_from_the_environment_and_kept_out_of_repr():
-    secrets = hooks.hook_secrets(
+    secrets = Settings.from_env(
         {
             "MLOPS_HOOK_USER": " ado ",
             "MLOPS_HOOK_SECRET": "s3cr3t-value\n",
             "MLOPS_GITHUB_WEBHOOK_SECRET": "gh-s3cr3t",
             "MLOPS_GITHUB_WORKFLOWS": "ci.yml, ,Release",
         }
-    )
+    ).hook_secrets()
     assert (secrets.ado_user, secrets.ado_secret, secrets.github_secret) == ("ado", "s3cr3t-value", "gh-s3cr3t")
     assert secrets.github_workflows == ("ci.yml", "Release")
     assert "s3cr3t" not in repr(secrets)
-    assert hooks.hook_secrets({}) == hooks.HookSecrets()
+    assert Settings.from_env({}).hook_secrets() == HookSecrets()
 
 
 def test_github_signature_matches_githubs_documented_example():
     # docs.github.com "Validating webhook deliveries": secret "It's a Secret to Everybody", payload "Hello, World!"
-    assert hooks.github_signature("It's a Secret to Everybody", b"Hello, World!") == (
+    assert github.github_signature("It's a Secret to Everybody", b"Hello, World!") == (
         "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     )
 
 
 def test_an_unresolved_key_vault_reference_is_not_a_secret():
-    from functions.hooks import hook_secrets
-
-    secrets = hook_secrets({"MLOPS_GITHUB_WEBHOOK_SECRET": "@Microsoft.KeyVault(SecretUri=https://kv/secrets/gh)"})
+    env = {"MLOPS_GITHUB_WEBHOOK_SECRET": "@Microsoft.KeyVault(SecretUri=https://kv/secrets/gh)"}
+    secrets = Settings.from_env(env).hook_secrets()
     assert secrets.github_secret == ""

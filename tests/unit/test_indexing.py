@@ -6,6 +6,8 @@ import azure.functions as func
 import pytest
 
 from devhost.indexing import check_indexing, indexed_functions, timer_schedule
+from devhost.settings import LOCAL_APP_SETTING_DEFAULTS
+from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
 from tests.fixtures import sample_function_app as sample
 
 
@@ -145,8 +147,10 @@ def test_non_type_and_unresolvable_annotations_are_reported() -> None:
     @app.event_grid_trigger(arg_name="event")
     def optional(event: func.EventGridEvent | None) -> None: ...
 
-    @app.event_grid_trigger(arg_name="event")
-    def dangling(event: NoSuchType) -> None: ...  # noqa: F821
+    def dangling(event) -> None: ...
+
+    dangling.__annotations__["event"] = "NoSuchType"  # a name the module cannot resolve, set as the text it is
+    app.event_grid_trigger(arg_name="event")(dangling)
 
     problems = check_indexing(app)
 
@@ -231,3 +235,49 @@ def test_timer_schedule_app_settings_are_resolved(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RETRAIN_SCHEDULE", "0 0 3 * * *")
     assert check_indexing(app) == []
     assert timer_schedule(indexed_functions(app)[0].get_trigger()) == "0 0 3 * * *"
+
+
+def test_an_unset_schedule_setting_is_named_with_the_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RETRAIN_SCHEDULE", raising=False)
+    app = _app()
+
+    @app.timer_trigger(arg_name="timer", schedule="%RETRAIN_SCHEDULE%")
+    def retrain(timer: func.TimerRequest) -> None: ...
+
+    assert _only_problem(app) == (
+        "cannot load the retrain function: its timer schedule '%RETRAIN_SCHEDULE%' names app setting "
+        "'RETRAIN_SCHEDULE', which is not set; set RETRAIN_SCHEDULE in the environment the host runs in "
+        "(on Azure: an app setting of the Function App)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("*/5 * * * *", "has 5 fields"), ("0 0 0 30 2 *", "never fires"), ("", "has 0 fields")],
+)
+def test_a_schedule_setting_that_is_not_ncrontab_is_named(
+    monkeypatch: pytest.MonkeyPatch, value: str, reason: str
+) -> None:
+    monkeypatch.setenv(RECONCILE_SCHEDULE_SETTING, value)
+    app = _app()
+
+    @app.timer_trigger(arg_name="timer", schedule=f"%{RECONCILE_SCHEDULE_SETTING}%")
+    def reconcile(timer: func.TimerRequest) -> None: ...
+
+    problem = _only_problem(app)
+    assert problem.startswith(
+        "cannot load the reconcile function: its timer schedule '%MLOPS_RECONCILE_SCHEDULE%' comes from "
+        "app setting 'MLOPS_RECONCILE_SCHEDULE', which is not valid: NCRONTAB expression"
+    )
+    assert repr(value) in problem and reason in problem
+
+
+def test_the_default_reconcile_schedule_is_valid_ncrontab(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(RECONCILE_SCHEDULE_SETTING, LOCAL_APP_SETTING_DEFAULTS[RECONCILE_SCHEDULE_SETTING])
+    app = _app()
+
+    @app.timer_trigger(arg_name="timer", schedule=f"%{RECONCILE_SCHEDULE_SETTING}%")
+    def reconcile(timer: func.TimerRequest) -> None: ...
+
+    assert check_indexing(app) == []
+    assert timer_schedule(indexed_functions(app)[0].get_trigger()) == DEFAULT_RECONCILE_SCHEDULE

@@ -39,6 +39,7 @@ HOST_SETTINGS = {
     "AzureWebJobsStorage__accountName",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "MLOPS_RECONCILE_SCHEDULE",  # the host resolves the reconcile timer's %MLOPS_RECONCILE_SCHEDULE% binding
 }
 SECRET_WORDS = ("SECRET", "PASSWORD", "TOKEN", "KEY")
 
@@ -286,9 +287,15 @@ def plain_secrets(bicep: Mapping[str, str]) -> list[str]:
 
 
 def app_functions() -> dict[str, str]:
+    """Function name -> its trigger's binding type, for every function function_app indexes."""
     import function_app
 
-    return {f.get_function_name(): f.get_trigger().get_binding_name() for f in indexed_functions(function_app.app)}
+    bindings: dict[str, str] = {}
+    for function in indexed_functions(function_app.app):
+        name, trigger = function.get_function_name(), function.get_trigger()
+        assert name and trigger is not None, f"function {name!r} has no name or no trigger"
+        bindings[name] = trigger.get_binding_name()
+    return bindings
 
 
 # ---- tests on the real files ----------------------------------------------------------------------

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
-from platforms.local.events import build_event, event_time, route_for, webhook_url
+from platforms.local.events import LocalEventBus, build_event, event_time, route_for, webhook_url
 
 SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local/providers"
 
@@ -70,3 +71,10 @@ def test_webhook_url_is_core_tools_eventgrid_webhook():
         webhook_url("http://127.0.0.1:7071/", "on_ml_event")
         == "http://127.0.0.1:7071/runtime/webhooks/eventgrid?functionName=on_ml_event"
     )
+
+
+def test_unroutable_event_type_is_refused_at_publish(tmp_path: Path) -> None:
+    bus = LocalEventBus(tmp_path, "http://127.0.0.1:9", deliver_in_background=False)
+    with pytest.raises(ValueError, match=r"no subscription takes event type 'Contoso\.Thing'"):
+        bus.publish("Contoso.Thing", "x", {})
+    assert bus.next_due() is None  # nothing queued, nothing started

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from functions.domain.ids import image_tag, release_id_for_build
-from functions.orchestrator import Conflict, NotFound, Orchestrator, Outcome, Ports, Timeouts
 from functions.domain.refs import JobStatus
 from functions.domain.release import State
+from functions.service import delivery
+from functions.service.context import Ports, Timeouts
+from functions.service.orchestrator import Orchestrator
+from functions.service.results import Conflict, NotFound, Outcome
 from tests import payloads as p
 from tests.doubles.clock import Clock
-from tests.doubles.ports import Calls, evaluation_report, fake_ports
+from tests.doubles.ports import Calls, FakeTraining, evaluation_report, fake_ports
 
 RELEASE = release_id_for_build("1234")
 JOB = f"job-{RELEASE}"
@@ -35,7 +38,9 @@ def to_approval(orchestrator: Orchestrator) -> None:
 
 
 def state(ports: Ports, release_id: str = RELEASE) -> State:
-    return ports.store.get(release_id).state
+    release = ports.store.get(release_id)
+    assert release is not None, f"no release {release_id}"
+    return release.state
 
 
 def test_build_to_awaiting_approval(world):
@@ -140,6 +145,7 @@ def second_release_awaiting_approval(orchestrator: Orchestrator, ports: Ports) -
     to_approval(orchestrator)
     orchestrator.approve(RELEASE, "bob", "")
     second = release_id_for_build("5678")
+    assert isinstance(ports.training, FakeTraining)
     ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
     orchestrator.receive("on_build_event", p.build_completed("5678"))
     orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
@@ -318,26 +324,26 @@ def test_an_event_parked_after_the_release_moved_on_is_replayed_at_once(world):
     pushed = p.image_pushed(TAG)
     from functions.domain.events import parse_event
 
-    assert orchestrator._park(parse_event(pushed), pushed, seen_while_registering) is Outcome.PARKED
+    assert delivery.park(orchestrator.ctx, parse_event(pushed), pushed, seen_while_registering) is Outcome.PARKED
     assert state(ports) == State.AWAITING_APPROVAL and ports.store.take_parked(RELEASE) == []
 
 
-def test_a_replay_that_fails_keeps_the_event_parked(world):
+def test_a_replay_that_fails_keeps_the_event_parked(world, monkeypatch):
     orchestrator, ports, _, _ = world
-    original_handle = orchestrator.handle
+    original_handle = delivery.handle
     image_calls = []
 
-    def flaky_handle(event, payload):
+    def flaky_handle(ctx, event, payload):
         if event.type == "Microsoft.ContainerRegistry.ImagePushed":
             image_calls.append(event.id)
             if len(image_calls) == 2:  # the first replay
                 raise OSError("disk full")
-        return original_handle(event, payload)
+        return original_handle(ctx, event, payload)
 
-    orchestrator.handle = flaky_handle  # type: ignore[method-assign]
+    monkeypatch.setattr(delivery, "handle", flaky_handle)  # receive and replay both go through it
     orchestrator.receive("on_registry_event", p.image_pushed(TAG))
     orchestrator.receive("on_build_event", p.build_completed("1234"))  # its replay fails: event kept
-    assert state(ports) == State.TRAINING and len(ports.store.parked) == 1
+    assert state(ports) == State.TRAINING and len(ports.store.parked) == 1 and len(image_calls) == 2
     orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))  # the next replay succeeds
     assert state(ports) == State.AWAITING_APPROVAL and ports.store.parked == []
 
@@ -350,7 +356,7 @@ def test_one_broken_release_does_not_stop_reconcile_for_the_others(world):
     def broken_status(job_name):
         raise ValueError("corrupt status.json")
 
-    ports.training.status = broken_status  # type: ignore[method-assign]
+    ports.training.status = broken_status
     clock.advance(hours=2)
     counts = orchestrator.reconcile()
     assert counts["errors"] == 1 and counts["expired"] == 1 and state(ports) == State.EXPIRED
@@ -374,7 +380,7 @@ def test_a_promotion_that_keeps_failing_is_rolled_back_and_failed(world):
     def broken_set_champion(model):
         raise RuntimeError("registry unavailable")
 
-    ports.registry.set_champion = broken_set_champion  # type: ignore[method-assign]
+    ports.registry.set_champion = broken_set_champion
     assert orchestrator.approve(second, "bob", "").state == State.PROMOTING
     for _ in range(4):
         clock.advance(minutes=11)
@@ -393,7 +399,7 @@ def test_a_release_that_ends_gives_back_its_staging_endpoint(world):
 
 def test_approval_can_hand_the_promotion_to_an_event(world):
     orchestrator, ports, calls, _ = world
-    orchestrator.promote_inline = False
+    orchestrator.ctx.promote_inline = False
     to_approval(orchestrator)
     release = orchestrator.approve(RELEASE, "bob", "")
     assert release.state == State.PROMOTING and calls.count("deploy_production") == 0

@@ -98,7 +98,8 @@ def test_failed_staging_tests_fail_the_release():
 def test_failed_production_tests_roll_back():
     release = release_in(State.PROMOTING)
     release.production_tested(NOW, ENDPOINT, FAIL, "rel-0")
-    assert release.state == State.ROLLED_BACK and release.production["rolled_back_to"] == "rel-0"
+    assert release.state == State.ROLLED_BACK and release.production is not None
+    assert release.production["rolled_back_to"] == "rel-0"
 
 
 def test_json_round_trip():

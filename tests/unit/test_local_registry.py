@@ -12,7 +12,6 @@ from functions.domain.refs import ModelRef
 from platforms.local.registry import LocalRegistry, ModelNotFound
 from tests.doubles.publisher import RecordingPublisher
 
-pytestmark = pytest.mark.integration
 MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 
 

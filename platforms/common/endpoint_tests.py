@@ -3,30 +3,41 @@
 Works for any endpoint that speaks score.py's contract (local azmlinfsrv, the production
 router, ACI/AKS given a reachable URL). An endpoint that is down, slow or wrong gives a failed
 TestReport whose checks say what went wrong; these tests never raise for the endpoint's sake.
+The local platform uses ``HttpEndpointTester`` as it is; the Azure one adds the AKS endpoint's
+key and asks Azure ML for its health (platforms/azure/testing.py).
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from functions.domain.refs import Endpoint, ModelRef, TestReport
+from platforms.common.model_files import MODEL_FILE, ModelFiles
 
-MODEL_FILE = "model.joblib"
 TOLERANCE = 1e-9
 WRONG_SHAPE = b'{"data": [[1, 2]]}'
 NOT_JSON = b"this is not JSON"
 # 4xx answers that come before the scoring script sees the body: not "malformed input rejected".
 NOT_VALIDATION = {401: "unauthorised", 403: "forbidden", 404: "no such route"}
-ModelFiles = Callable[[ModelRef, Path], None]
+
+
+class HttpClient(Protocol):
+    """The two calls the tester makes: the ``requests`` module (the default) or a ``requests.Session``."""
+
+    def get(self, url: str, *, headers: Mapping[str, str], timeout: float) -> requests.Response: ...
+
+    def post(
+        self, url: str, data: bytes | None = None, json: Any = None, *, headers: Mapping[str, str], timeout: float
+    ) -> requests.Response: ...
 
 
 def health_url(scoring_url: str) -> str:
@@ -39,14 +50,21 @@ class HttpEndpointTester:
     """EndpointTester port, with ``rows`` rows of ``data`` (the pipeline's data source) as test input."""
 
     def __init__(
-        self, data: str = "diabetes", rows: int = 20, timeout_s: float = 10.0, model_files: ModelFiles | None = None
+        self,
+        data: str = "diabetes",
+        rows: int = 20,
+        timeout_s: float = 10.0,
+        model_files: ModelFiles | None = None,
+        http: HttpClient = requests,
     ) -> None:
         """``model_files(model, directory)`` puts the model's files in ``directory`` (e.g. a registry
-        download); without it the model's files are read from ``model.location``."""
+        download); without it the model's files are read from ``model.location``. ``http`` sends the
+        requests (tests pass a fake transport)."""
         self.data = data
         self.rows = rows
         self.timeout_s = timeout_s
         self.model_files = model_files
+        self.http = http
 
     def smoke(self, endpoint: Endpoint) -> TestReport:
         checks = [
@@ -71,7 +89,7 @@ class HttpEndpointTester:
 
     def _health(self, endpoint: Endpoint) -> tuple[bool, str]:
         url = health_url(endpoint.scoring_url)
-        response = requests.get(url, headers=self._headers(endpoint), timeout=self.timeout_s)
+        response = self.http.get(url, headers=self._headers(endpoint), timeout=self.timeout_s)
         return response.status_code == 200, f"GET {url} -> {response.status_code}"
 
     def _score_one_row(self, endpoint: Endpoint) -> tuple[bool, str]:
@@ -107,7 +125,7 @@ class HttpEndpointTester:
 
     def _rejected(self, endpoint: Endpoint, body: bytes) -> tuple[bool, str]:
         headers = {"Content-Type": "application/json", **self._headers(endpoint)}
-        response = requests.post(endpoint.scoring_url, data=body, headers=headers, timeout=self.timeout_s)
+        response = self.http.post(endpoint.scoring_url, data=body, headers=headers, timeout=self.timeout_s)
         status = response.status_code
         detail = f"POST {body[:40]!r} -> {status}: {response.text[:120]}"
         if status in NOT_VALIDATION:
@@ -116,7 +134,7 @@ class HttpEndpointTester:
 
     def _post(self, endpoint: Endpoint, document: dict[str, Any]) -> requests.Response:
         headers = self._headers(endpoint)
-        return requests.post(endpoint.scoring_url, json=document, headers=headers, timeout=self.timeout_s)
+        return self.http.post(endpoint.scoring_url, json=document, headers=headers, timeout=self.timeout_s)
 
     @contextmanager
     def _model_dir(self, model: ModelRef) -> Iterator[Path]:

@@ -11,7 +11,6 @@ from functions.domain.refs import ImageRef, ModelRef
 from platforms.local.images import LocalImages, context_digest
 from tests.doubles.publisher import RecordingPublisher
 
-pytestmark = pytest.mark.integration
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 SCORING = Path(__file__).resolve().parents[2] / "scoring"
 

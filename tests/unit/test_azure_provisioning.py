@@ -1,4 +1,5 @@
-"""`mlops azure bootstrap` against a fake MLClient that records its calls and answers like Azure ML.
+"""Azure provisioning (`mlops azure bootstrap`) against a fake MLClient that records its calls and answers
+like Azure ML, and a fake Azure Resource Manager holding the Event Grid subscriptions.
 
 The environment fake stores what the service would hand back (the entity through azure-ai-ml's own
 REST translation), so "unchanged" is judged on the same objects a real second run sees.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -20,8 +22,9 @@ from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.pipeline.transport import RequestsTransport
 
-from devhost import azure_bootstrap as ab
+from devhost import commands_azure
 from functions.service.subscriptions import FUNCTION_EVENT_TYPES
+from platforms.azure import provisioning
 from platforms.azure.settings import AzureSettings, example_env
 
 REQUIREMENTS = (
@@ -67,7 +70,8 @@ class FakeEnvironments:
         if label == "latest":
             if not stored:  # what azure-ai-ml raises when the name has no version (not ResourceNotFoundError)
                 message = f"Asset {name} does not exist in workspace mlw-mlops."
-                raise ValidationException(message, message, target=ErrorTarget.ENVIRONMENT)
+                # azure-ai-ml annotates target as ErrorTarget, whose members are plain str constants.
+                raise ValidationException(message, message, target=ErrorTarget.ENVIRONMENT)  # type: ignore[arg-type]
             return stored[-1]
         for env in stored:
             if env.version == version:
@@ -77,7 +81,9 @@ class FakeEnvironments:
     def create_or_update(self, environment: Environment) -> Environment:
         self.calls.append(("environments.create_or_update", environment))
         assert environment.version, "bootstrap picks the version itself"
-        if any(env.version == environment.version for env in self.versions.get(environment.name, [])):
+        name = environment.name
+        assert name, "an environment to register has a name"
+        if any(env.version == environment.version for env in self.versions.get(name, [])):
             raise ResourceExistsError("environment versions are immutable")
         rest = environment._to_rest_object()
         rest.name = environment.version
@@ -87,7 +93,7 @@ class FakeEnvironments:
             f"/versions/{environment.version}"
         )
         stored = Environment._from_rest_object(rest)
-        self.versions.setdefault(environment.name, []).append(stored)
+        self.versions.setdefault(name, []).append(stored)
         return stored
 
 
@@ -185,7 +191,8 @@ def settings() -> AzureSettings:
 
 def run(settings: AzureSettings, client: FakeMLClient, arm: Any = None, **kwargs: Any) -> list[str]:
     kwargs.setdefault("requirements_text", REQUIREMENTS)
-    return ab.bootstrap(settings, client, arm, **kwargs)
+    kwargs.setdefault("function_event_types", FUNCTION_EVENT_TYPES)
+    return provisioning.bootstrap(settings, client, arm, **kwargs)
 
 
 # ---- compute and environment ---------------------------------------------------------------------
@@ -210,7 +217,7 @@ def test_a_first_run_creates_the_cluster_and_the_environment(settings: AzureSett
     assert (cluster.name, cluster.size, cluster.min_instances, cluster.max_instances) == (
         "cpu-cluster", "STANDARD_DS3_V2", 0, 4,
     )  # fmt: skip
-    assert cluster.idle_time_before_scale_down == ab.COMPUTE_IDLE_SECONDS
+    assert cluster.idle_time_before_scale_down == provisioning.COMPUTE_IDLE_SECONDS
 
     environment = writes[1][1]
     assert isinstance(environment, Environment)
@@ -251,16 +258,20 @@ def test_new_pins_register_a_new_environment_version(settings: AzureSettings):
         "environment diabetes-train-env: updated (version 2, image or conda definition differs from version 1)"
     )
     latest = client.environments.get("diabetes-train-env", label="latest")
-    assert latest.version == "2" and "numpy==2.5.0" in latest.conda_file["dependencies"][2]["pip"]
+    conda = latest.conda_file
+    assert isinstance(conda, dict)  # what azure-ai-ml hands back for a registered version
+    assert latest.version == "2" and "numpy==2.5.0" in conda["dependencies"][2]["pip"]
     assert run(settings, client, requirements_text=REQUIREMENTS.replace("numpy==2.4.6", "numpy==2.5.0"))[1] == (
         "environment diabetes-train-env: unchanged (version 2)"
     )
 
 
 def test_the_default_pins_come_from_requirements_txt(settings: AzureSettings):
-    pins = ab.pinned_requirements(ab.REQUIREMENTS.read_text())
-    environment = ab.training_environment(settings)
-    assert environment.conda_file["dependencies"][2]["pip"] == [f"{p}=={pins[p]}" for p in ab.TRAINING_PACKAGES]
+    pins = provisioning.pinned_requirements(provisioning.REQUIREMENTS.read_text())
+    environment = provisioning.training_environment(settings)
+    assert environment.conda_file["dependencies"][2]["pip"] == [
+        f"{p}=={pins[p]}" for p in provisioning.TRAINING_PACKAGES
+    ]
 
 
 def test_a_dry_run_changes_nothing_and_says_what_it_would_do(settings: AzureSettings):
@@ -292,7 +303,9 @@ def test_a_failing_step_is_reported_and_the_others_still_run(settings: AzureSett
 
 def test_unpinned_training_packages_fail_the_environment_step(settings: AzureSettings):
     with pytest.raises(ValueError, match="does not pin scipy"):
-        ab.conda_definition("numpy==2.4.6\npandas==3.1.1\nscipy>=1\nscikit-learn==1.9.1\njoblib==1.6.0\n", "env")
+        provisioning.conda_definition(
+            "numpy==2.4.6\npandas==3.1.1\nscipy>=1\nscikit-learn==1.9.1\njoblib==1.6.0\n", "env"
+        )
     lines = run(settings, FakeMLClient(), requirements_text="numpy==2.4.6\n")
     assert lines[1] == (
         "environment diabetes-train-env: failed (ValueError: requirements.txt does not pin pandas, scipy, "
@@ -371,8 +384,19 @@ def test_without_an_arm_client_the_subscriptions_are_not_checked(settings: Azure
     ]
 
 
+def test_the_subscriptions_checked_are_those_of_the_callers_table(settings: AzureSettings):
+    table = {"on_build_event": FUNCTION_EVENT_TYPES["on_build_event"], "on_ml_event": ("Some.OtherType",)}
+
+    lines = run(settings, FakeMLClient(), FakeArm(), function_event_types=table)
+
+    assert lines[3] == "event subscription on_build_event: exists (on-build-event on build topic egt-mlops-builds)"
+    assert lines[4].startswith("event subscription on_ml_event: differs (on-ml-event on system topic mlw-events")
+    assert "expected ['Some.OtherType']" in lines[4]
+    assert len(lines) == 5
+
+
 def test_every_event_grid_function_has_a_known_source():
-    assert set(ab.SOURCES) == set(FUNCTION_EVENT_TYPES)
+    assert set(provisioning.SOURCES) == set(FUNCTION_EVENT_TYPES)
 
 
 # ---- the ARM reader (azure-core pipeline, requests transport, canned responses) --------------------
@@ -392,7 +416,15 @@ class CannedAdapter(requests.adapters.HTTPAdapter):
         self.answers = answers
         self.requests: list[requests.PreparedRequest] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
         self.requests.append(request)
         status, body = self.answers.get(str(request.url), (404, {"error": {"code": "NotFound"}}))
         content = json.dumps(body).encode()
@@ -404,7 +436,7 @@ class CannedAdapter(requests.adapters.HTTPAdapter):
 def test_the_arm_reader_pages_and_maps_not_found_to_none():
     base = "https://management.azure.com"
     topics = f"{GROUP}/providers/Microsoft.EventGrid/systemTopics"
-    answers = {
+    answers: dict[str, tuple[int, dict[str, Any]]] = {
         f"{base}{topics}?api-version=2025-02-15": (200, {"value": [{"name": "a"}], "nextLink": f"{base}/next?p=2"}),
         f"{base}/next?p=2": (200, {"value": [{"name": "b"}]}),
         f"{base}{TOPIC}?api-version=2025-02-15": (200, {"name": "egt-mlops-builds"}),
@@ -412,7 +444,9 @@ def test_the_arm_reader_pages_and_maps_not_found_to_none():
     adapter = CannedAdapter(answers)
     session = requests.Session()
     session.mount("https://", adapter)
-    reader = ab.ArmResourceReader(Credential(), transport=RequestsTransport(session=session, session_owner=False))
+    reader = provisioning.ArmResourceReader(
+        Credential(), transport=RequestsTransport(session=session, session_owner=False)
+    )
 
     assert [item["name"] for item in reader.list(topics)] == ["a", "b"]
     assert reader.get(TOPIC) == {"name": "egt-mlops-builds"}
@@ -430,10 +464,10 @@ def test_the_arm_reader_pages_and_maps_not_found_to_none():
 
 def test_add_parser_registers_azure_bootstrap_with_dry_run():
     parser = argparse.ArgumentParser(prog="mlops")
-    ab.add_parser(parser.add_subparsers(dest="command", required=True))
+    commands_azure.add_azure_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["azure", "bootstrap", "--dry-run"])
     assert (args.command, args.azure_command, args.dry_run, args.handler) == (
-        "azure", "bootstrap", True, ab.cmd_bootstrap,
+        "azure", "bootstrap", True, commands_azure.cmd_azure_bootstrap,
     )  # fmt: skip
     assert parser.parse_args(["azure", "bootstrap"]).dry_run is False
 
@@ -441,7 +475,7 @@ def test_add_parser_registers_azure_bootstrap_with_dry_run():
 def test_the_command_names_missing_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     for name in example_env():
         monkeypatch.delenv(name, raising=False)
-    assert ab.cmd_bootstrap(argparse.Namespace(dry_run=True)) == 2
+    assert commands_azure.cmd_azure_bootstrap(argparse.Namespace(dry_run=True)) == 2
     out = capsys.readouterr().out
     assert "AZURE_SUBSCRIPTION_ID is missing" in out and "docs/azure.md" in out
 

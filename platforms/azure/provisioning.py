@@ -1,4 +1,4 @@
-"""`mlops azure bootstrap`: the seed's "one-time run", safe to run again.
+"""Azure provisioning behind `mlops azure bootstrap`: the seed's "one-time run", safe to run again.
 
 Run after `az deployment group create -f infra/main.bicep` (docs/azure.md), with the operator's own
 Azure login (DefaultAzureCredential) and the Azure settings in the environment:
@@ -14,33 +14,36 @@ Azure login (DefaultAzureCredential) and the Azure settings in the environment:
    workspace's catalogue shows them; each submission still builds its steps inline with its
    release's parameters;
 4. event subscriptions: checks, through Azure Resource Manager, that the build topic and the two
-   system topics each have a subscription to their function with the event types
-   functions.events.FUNCTION_EVENT_TYPES assigns to it (they are deployed by the Bicep, phase 2).
+   system topics each have a subscription to their function with the event types the caller's
+   table assigns to it (they are deployed by the Bicep, phase 2).
 
-Each step prints one line ``<step>: <created|updated|unchanged|registered|exists|missing|differs|
-failed|skipped|not checked> (detail)``; with ``dry_run`` nothing is created or updated.
+The table of event types per function is a parameter, not an import: it is the service's
+(functions.service.subscriptions.FUNCTION_EVENT_TYPES), and an adapter may not import the service
+(pyproject.toml, import-linter), so devhost/cli.py, which may, passes it in.
+
+Each step reports one line ``<step>: <created|updated|unchanged|registered|exists|missing|differs|
+failed|skipped|not checked> (detail)``; with ``dry_run`` nothing is created or updated. The command
+itself (arguments, settings errors, exit code) is devhost/cli.py's ``cmd_azure_bootstrap``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
-from functions.service.subscriptions import FUNCTION_EVENT_TYPES
-
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.core.rest import HttpRequest, HttpResponse
 
     from platforms.azure.settings import AzureSettings
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 
 COMPUTE_SIZE = "STANDARD_DS3_V2"
@@ -62,6 +65,8 @@ SOURCES = {
 }
 
 Echo = Callable[[str], None]
+# Event Grid function name -> the event types its subscription must include.
+FunctionEventTypes = Mapping[str, Sequence[str]]
 
 
 class ArmReader(Protocol):
@@ -142,6 +147,7 @@ def bootstrap(
     ml_client: Any,
     eventgrid_mgmt_client: ArmReader | None = None,
     *,
+    function_event_types: FunctionEventTypes,
     components: Iterable[Any] | None = None,
     requirements_text: str | None = None,
     dry_run: bool = False,
@@ -152,6 +158,7 @@ def bootstrap(
     ``ml_client`` is an ``azure.ai.ml.MLClient`` on the workspace. ``eventgrid_mgmt_client`` reads
     Azure Resource Manager (``ArmResourceReader``); without it the subscriptions are "not checked".
     ``components`` are the pipeline's Azure ML components; without them that step is skipped.
+    ``function_event_types`` is what each Event Grid function's subscription must include.
     """
     from azure.core.exceptions import AzureError
 
@@ -169,7 +176,7 @@ def bootstrap(
             lambda: [_ensure_environment(settings, ml_client, requirements_text, dry_run)],
         ),
         ("components", lambda: _ensure_components(ml_client, components, dry_run)),
-        ("event subscriptions", lambda: _check_subscriptions(settings, eventgrid_mgmt_client)),
+        ("event subscriptions", lambda: _check_subscriptions(settings, eventgrid_mgmt_client, function_event_types)),
     ]
     for name, step in steps:
         try:
@@ -275,11 +282,13 @@ def _topic_name(endpoint: str) -> str:
     return host.split(".", 1)[0]
 
 
-def _check_subscriptions(settings: AzureSettings, arm: ArmReader | None) -> list[str]:
+def _check_subscriptions(
+    settings: AzureSettings, arm: ArmReader | None, function_event_types: FunctionEventTypes
+) -> list[str]:
     if arm is None:
         return [
             f"event subscription {function}: not checked (no Azure Resource Manager client)"
-            for function in FUNCTION_EVENT_TYPES
+            for function in function_event_types
         ]
     group = f"/subscriptions/{settings.subscription_id}/resourceGroups/{settings.resource_group}"
     sources = {
@@ -288,7 +297,7 @@ def _check_subscriptions(settings: AzureSettings, arm: ArmReader | None) -> list
     }
     system_topics: list[dict[str, Any]] | None = None
     lines = []
-    for function, expected in FUNCTION_EVENT_TYPES.items():
+    for function, expected in function_event_types.items():
         label = f"event subscription {function}"
         source = SOURCES.get(function)
         if source is None:
@@ -363,7 +372,7 @@ class ArmResourceReader:
 
         self._endpoint = endpoint.rstrip("/")
         self._api_version = api_version
-        self._client = PipelineClient(
+        self._client: PipelineClient[HttpRequest, HttpResponse] = PipelineClient(
             base_url=self._endpoint,
             policies=[RetryPolicy(), BearerTokenCredentialPolicy(credential, f"{self._endpoint}/.default")],
             transport=transport,
@@ -392,51 +401,42 @@ class ArmResourceReader:
     def _url(self, path: str) -> str:
         return f"{self._endpoint}{path}?api-version={self._api_version}"
 
-    def _send(self, url: str) -> Any:
+    def _send(self, url: str) -> HttpResponse:
         from azure.core.rest import HttpRequest
 
         return self._client.send_request(HttpRequest("GET", url))
 
 
-# ---- the command ------------------------------------------------------------------------------------
+# ---- everything, with the operator's credential ------------------------------------------------------
 
 
-def cmd_bootstrap(args: argparse.Namespace) -> int:
+def provision(
+    settings: AzureSettings,
+    function_event_types: FunctionEventTypes,
+    *,
+    dry_run: bool = False,
+    echo: Echo | None = None,
+) -> list[str]:
+    """``bootstrap`` against the real workspace and Resource Manager with DefaultAzureCredential.
+
+    The pipeline's components are staged from this checkout into a temporary directory for the run.
+    """
     from azure.identity import DefaultAzureCredential
 
-    from functions.settings import SettingsError
     from platforms.azure.clients import build_ml_client
     from platforms.azure.components import environment_reference, registrable_components, stage_code
-    from platforms.azure.settings import AzureSettings
 
-    try:
-        settings = AzureSettings.from_env()
-    except SettingsError as exc:
-        print(f"mlops azure bootstrap: {exc}")
-        print("set them from the deployment: see docs/azure.md, 'Settings for the mlops command'")
-        return 2
     credential = DefaultAzureCredential()
     ml_client = build_ml_client(settings, credential)
-    where = f"workspace {settings.workspace} in {settings.resource_group}"
-    print(f"mlops azure bootstrap{' (dry run: nothing is changed)' if args.dry_run else ''}: {where}")
     with tempfile.TemporaryDirectory(prefix="mlops-components-") as staged:
         code = stage_code(Path(staged))
         components = registrable_components(code, environment_reference(settings.environment), settings.training_data)
-        lines = bootstrap(
-            settings, ml_client, ArmResourceReader(credential), components=components, dry_run=args.dry_run, echo=print
+        return bootstrap(
+            settings,
+            ml_client,
+            ArmResourceReader(credential),
+            function_event_types=function_event_types,
+            components=components,
+            dry_run=dry_run,
+            echo=echo,
         )
-    return 1 if any(": failed (" in line for line in lines) else 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``azure bootstrap [--dry-run]`` on the ``mlops`` command's subparsers."""
-    azure = subparsers.add_parser("azure", help="set up and check the Azure side (MLOPS_PLATFORM=azure)")
-    azure_commands = azure.add_subparsers(dest="azure_command", required=True)
-    bootstrap_parser = azure_commands.add_parser(
-        "bootstrap",
-        help="one-time setup, safe to repeat: compute cluster, training environment, components; "
-        "checks the Event Grid subscriptions",
-    )
-    bootstrap_parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
-    bootstrap_parser.set_defaults(handler=cmd_bootstrap)
-    return azure

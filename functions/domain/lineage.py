@@ -1,0 +1,43 @@
+"""What a release's record says about its model and image, and what the registry and the record keep."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.domain.refs import ImageRef, ModelRef
+from functions.domain.release import Release
+
+
+def model_of(release: Release) -> ModelRef:
+    """The registered candidate model of a release past registration."""
+    model = (release.candidate or {}).get("model") or {}
+    return ModelRef(model["name"], str(model["version"]), model["location"], dict(model.get("tags") or {}))
+
+
+def image_of(release: Release) -> ImageRef:
+    image = release.image or {}
+    return ImageRef(image["repository"], image["tag"], image.get("digest", ""), image.get("location", ""))
+
+
+def lineage_tags(release: Release, evaluation: dict[str, Any]) -> dict[str, str]:
+    """Registry tags that lead from a model version back to its release, build, commit, job and data."""
+    trigger = release.trigger
+    metrics = (evaluation.get("metrics") or {}).get("candidate") or {}
+    tags = {
+        "release_id": release.id,
+        "build_id": str(trigger.get("buildId") or ""),
+        "commit": str(trigger.get("sourceVersion") or ""),
+        "job": release.job_name,
+        "data_sha256": str(((evaluation.get("compared") or {}).get("data") or {}).get("sha256") or ""),
+    }
+    tags.update({f"metric_{name}": f"{value:.6g}" for name, value in metrics.items()})
+    return tags
+
+
+def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """What the release keeps of the evaluation report: the numbers, not the whole document."""
+    keep = ("n", "metrics", "differences", "note", "bootstrap")
+    summary = {key: evaluation.get(key) for key in keep if key in evaluation}
+    compared = evaluation.get("compared") or {}
+    summary["compared"] = {k: compared.get(k) for k in ("candidate", "champion", "holdout") if k in compared}
+    return summary

@@ -1,0 +1,86 @@
+"""Request limits every HTTP route and webhook goes through, so no request can make a 500 or eat memory.
+
+Defaults (RequestLimits()):
+- body: at most 2 MiB (413 beyond);
+- JSON: at most 32 levels of nesting, strings (and object keys) at most 64 KiB each (400 beyond);
+- integers in query strings: ASCII digits only, at most 9 of them, within the route's own bounds (400).
+
+Routes call `read_json` / `query_int` and turn RequestRejected into its status with {"error": ...}.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class RequestRejected(ValueError):
+    """The request breaks a limit or is malformed; ``status`` is the HTTP answer (400, 413, 415)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_json_depth: int = 32
+    max_string_chars: int = 64 * 1024
+    max_query_digits: int = 9
+
+
+DEFAULT_LIMITS = RequestLimits()
+
+
+def check_body_size(body: bytes, limits: RequestLimits = DEFAULT_LIMITS) -> bytes:
+    if len(body) > limits.max_body_bytes:
+        raise RequestRejected(413, f"body larger than {limits.max_body_bytes} bytes")
+    return body
+
+
+def parse_json(body: bytes, limits: RequestLimits = DEFAULT_LIMITS, what: str = "body") -> Any:
+    """JSON within the limits; RequestRejected(400/413) naming the problem otherwise."""
+    check_body_size(body, limits)
+    try:
+        document = json.loads(body)
+    except RecursionError:  # the C decoder gives up on very deep nesting before our own check can run
+        raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels") from None
+    except (UnicodeDecodeError, ValueError):
+        raise RequestRejected(400, f"{what} must be JSON") from None
+    check_json_shape(document, limits, what)
+    return document
+
+
+def check_json_shape(document: Any, limits: RequestLimits = DEFAULT_LIMITS, what: str = "body") -> None:
+    """Depth and string lengths, walked without recursion (a deep document cannot overflow the stack)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            if len(value) > limits.max_string_chars:
+                raise RequestRejected(400, f"{what} has a string longer than {limits.max_string_chars} characters")
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > limits.max_json_depth:
+            raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels")
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        else:
+            pending.extend((item, depth + 1) for item in value)
+
+
+def query_int(
+    params: Mapping[str, str], name: str, default: int, low: int, high: int, limits: RequestLimits = DEFAULT_LIMITS
+) -> int:
+    """An integer query parameter within [low, high]; a clear 400 for anything else (no int() of 5,000 digits)."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not (raw.isascii() and raw.isdecimal()) or len(raw) > limits.max_query_digits or not low <= int(raw) <= high:
+        raise RequestRejected(400, f"{name} must be an integer between {low} and {high}")
+    return int(raw)

@@ -1,0 +1,36 @@
+"""Links to the app's own routes, for messages to people: one place that knows the URLs.
+
+The entry layer's routes (function_app.py) and these builders agree (a test checks every link
+against the app's routes). Signed links and the approval page extend this class; a link never
+carries a credential (everyone in a channel would hold it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import quote
+
+DEFAULT_BASE_URL = "http://127.0.0.1:7071"
+API = "/api"
+
+
+@dataclass(frozen=True)
+class Links:
+    """Implements functions.ports.LinkBuilder for the app served at ``base_url`` (MLOPS_PUBLIC_URL)."""
+
+    base_url: str = DEFAULT_BASE_URL
+
+    def release(self, release_id: str) -> str:
+        return f"{self.base_url.rstrip('/')}{API}/releases/{quote(release_id, safe='')}"
+
+    def approve(self, release_id: str) -> str:
+        return f"{self.release(release_id)}/approve"
+
+    def decline(self, release_id: str) -> str:
+        # The route keeps the API's word "reject"; the act is a person's decline.
+        return f"{self.release(release_id)}/reject"
+
+    def approve_command(self, release_id: str) -> str:
+        body = json.dumps({"by": "you@example.com"})
+        return f"curl -X POST {self.approve(release_id)} -H 'Content-Type: application/json' -d '{body}'"

@@ -1,0 +1,105 @@
+"""Background work: one outbox in the release store, carried out by the timer.
+
+Anything that should not hold up (or fail) the invocation that wants it is a WorkItem: a kind that
+names its handler in WORK_HANDLERS, a payload, and a due time. The timer's pass (`run_due`) claims
+due items one at a time (compare-and-set, so two hosts never run the same item), runs them, and
+removes them; a failed item waits with exponential backoff and is dead-lettered after
+Timeouts.max_work_attempts. Cheap local work can be tried once at once (`run_now=True`): the item
+is written first under a lease, so a crash before it finishes leaves it for the timer.
+
+Async platform steps and rollout steps (issues to come) add kinds here instead of timers of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from functions.domain.refs import DeadLetter, WorkItem
+from functions.service.context import Context
+
+log = logging.getLogger("mlops.background")
+
+BACKGROUND_FUNCTION = "background"  # the dead-letter record's "function" for work that never succeeded
+MAX_ERROR_CHARS = 500
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _notify(ctx: Context, item: WorkItem) -> None:
+    ctx.ports.notifier.notify(item.release_id, str(item.payload["subject"]), str(item.payload["body"]))
+
+
+def _publish(ctx: Context, item: WorkItem) -> None:
+    payload = item.payload
+    ctx.ports.publisher.publish(str(payload["event_type"]), str(payload["subject"]), dict(payload["data"]))
+
+
+WorkHandler = Callable[[Context, WorkItem], None]
+WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish}
+
+
+def enqueue(
+    ctx: Context, kind: str, release_id: str, key: str, payload: dict[str, Any], *, run_now: bool = False
+) -> None:
+    """Add work unless its ``key`` is pending; with ``run_now`` claim it and try it in this invocation too.
+
+    The item is stored before it is tried, so a host that dies mid-attempt leaves it for the timer
+    (once its lease ends).
+    """
+    if kind not in WORK_HANDLERS:
+        raise ValueError(f"no background handler for {kind!r}")
+    now = ctx.clock()
+    item = WorkItem(key, kind, release_id, payload, _iso(now))
+    if not ctx.ports.store.add_work(item) or not run_now:
+        return
+    claimed = ctx.ports.store.claim_work(replace(item, version=1), _iso(now + ctx.timeouts.work_lease))
+    if claimed is not None:  # None: the timer of another host got there first
+        _attempt(ctx, claimed)
+
+
+def run_due(ctx: Context, limit: int = 100) -> dict[str, int]:
+    """The timer's pass over due work: counts of items done, put back for a retry, and given up."""
+    counts = {"work_done": 0, "work_retried": 0, "work_failed": 0}
+    now = ctx.clock()
+    for due in ctx.ports.store.due_work(_iso(now), limit):
+        claimed = ctx.ports.store.claim_work(due, _iso(now + ctx.timeouts.work_lease))
+        if claimed is None:
+            continue  # another host took it
+        counts[_attempt(ctx, claimed)] += 1
+    return counts
+
+
+def _attempt(ctx: Context, item: WorkItem) -> str:
+    handler = WORK_HANDLERS.get(item.kind)
+    try:
+        if handler is None:
+            raise LookupError(f"no background handler for {item.kind!r}")
+        handler(ctx, item)
+    except Exception as exc:  # a failing target must never fail the release that wanted the work
+        error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+        log.warning("background %s %s attempt %d failed: %s", item.kind, item.key, item.attempts, error)
+        if item.attempts >= ctx.timeouts.max_work_attempts:
+            return _give_up(ctx, item, error)
+        ctx.ports.store.retry_work(item, _iso(ctx.clock() + backoff_after(ctx, item.attempts)), error)
+        return "work_retried"
+    ctx.ports.store.finish_work(item.key)
+    return "work_done"
+
+
+def _give_up(ctx: Context, item: WorkItem, error: str) -> str:
+    reason = f"{item.kind} failed {item.attempts} times; last error: {error}"
+    letter = DeadLetter(item.key, item.kind, BACKGROUND_FUNCTION, reason, _iso(ctx.clock()), item.payload)
+    ctx.ports.store.add_dead_letter(letter)
+    ctx.ports.store.finish_work(item.key)
+    return "work_failed"
+
+
+def backoff_after(ctx: Context, attempts: int) -> timedelta:
+    """How long an item that failed ``attempts`` times waits before the next try."""
+    return min(ctx.timeouts.work_backoff * (2 ** max(attempts - 1, 0)), ctx.timeouts.work_backoff_max)

@@ -1,0 +1,67 @@
+"""What every service function is given: the ports, the policies, the links and the clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from functions.domain.gate import GatePolicy
+from functions.ports import (
+    Clock,
+    Deployer,
+    EndpointTester,
+    Images,
+    LinkBuilder,
+    Notifier,
+    Publisher,
+    Registry,
+    ReleaseStore,
+    Training,
+)
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a release may sit in a step before reconcile looks at it again, and how background work retries."""
+
+    claimed_step: timedelta = timedelta(minutes=10)
+    training_check: timedelta = timedelta(minutes=15)
+    training_max: timedelta = timedelta(hours=24)
+    packaging_check: timedelta = timedelta(minutes=5)
+    packaging_max: timedelta = timedelta(hours=2)
+    approval: timedelta = timedelta(hours=72)
+    max_step_attempts: int = 3
+    # Background work: a claimed item is someone's for `work_lease`; a failed one waits `work_backoff`,
+    # doubling per attempt up to `work_backoff_max`, and is dead-lettered after `max_work_attempts`.
+    work_lease: timedelta = timedelta(minutes=5)
+    work_backoff: timedelta = timedelta(seconds=30)
+    work_backoff_max: timedelta = timedelta(hours=1)
+    max_work_attempts: int = 6
+
+
+@dataclass
+class Ports:
+    store: ReleaseStore
+    training: Training
+    registry: Registry
+    images: Images
+    deployer: Deployer
+    tester: EndpointTester
+    notifier: Notifier
+    publisher: Publisher
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    ports: Ports
+    links: LinkBuilder
+    policy: GatePolicy = field(default_factory=GatePolicy)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    # Locally the approval request runs the promotion itself; on Azure an AKS rollout outlasts an
+    # HTTP request, so the request claims it and MLOps.ReleaseApproved carries it to on_build_event.
+    promote_inline: bool = True
+    clock: Clock = utc_now

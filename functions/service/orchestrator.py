@@ -1,0 +1,68 @@
+"""The service's front door: what the entry points (and tests) call, one line each.
+
+It holds the Context and forwards to the module that does the job, so a reader goes from an
+entry point to the code in one step: events -> delivery (-> HANDLERS), people -> commands,
+the timer -> reconcile and background.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.domain import events as ev
+from functions.domain.gate import GatePolicy
+from functions.domain.refs import DeadLetter
+from functions.domain.release import Release
+from functions.links import Links
+from functions.ports import Clock, LinkBuilder
+from functions.service import background, commands, delivery
+from functions.service.context import Context, Ports, Timeouts, utc_now
+from functions.service.reconcile import reconcile
+from functions.service.results import Outcome
+
+
+class Orchestrator:
+    def __init__(
+        self,
+        ports: Ports,
+        *,
+        links: LinkBuilder | None = None,
+        policy: GatePolicy | None = None,
+        timeouts: Timeouts | None = None,
+        promote_inline: bool = True,
+        clock: Clock = utc_now,
+    ) -> None:
+        links = links or Links()  # by default the local host's URLs
+        self.ctx = Context(ports, links, policy or GatePolicy(), timeouts or Timeouts(), promote_inline, clock)
+
+    @property
+    def ports(self) -> Ports:
+        return self.ctx.ports
+
+    # ---- events (Event Grid, CI hooks) ----
+    def receive(self, function_name: str, payload: Any) -> Outcome:
+        return delivery.receive(self.ctx, function_name, payload)
+
+    def handle(self, event: ev.DomainEvent, payload: dict[str, Any]) -> Outcome:
+        return delivery.handle(self.ctx, event, payload)
+
+    # ---- people (HTTP API, CLI) ----
+    def get_release(self, release_id: str) -> Release:
+        return commands.get_release(self.ctx, release_id)
+
+    def list_releases(self, limit: int, states: list[str] | None = None) -> list[Release]:
+        return commands.list_releases(self.ctx, limit, states)
+
+    def dead_letters(self, limit: int) -> list[DeadLetter]:
+        return commands.dead_letters(self.ctx, limit)
+
+    def approve(self, release_id: str, by: str, comment: str = "") -> Release:
+        return commands.approve(self.ctx, release_id, by, comment)
+
+    def decline(self, release_id: str, by: str, comment: str) -> Release:
+        return commands.decline(self.ctx, release_id, by, comment)
+
+    # ---- the timer ----
+    def reconcile(self) -> dict[str, int]:
+        """Open releases first (they may enqueue work), then the background work that is due."""
+        return reconcile(self.ctx) | background.run_due(self.ctx)

@@ -1,0 +1,92 @@
+"""The timer's look at every open release: expire approvals, re-check stuck steps, retry claims.
+
+Recovers what events alone cannot: a missed RunCompleted or ImagePushed (asks the platform), a
+handler that died holding a claim (retries the step, then fails the release), an approval
+nobody gave before its deadline. One broken release never stops the pass for the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from functions.domain.release import AT_REST, Release, State
+from functions.ports import ConcurrencyError
+from functions.service.announce import announce
+from functions.service.context import Context
+from functions.service.steps import advance, fail
+from functions.service.unit_of_work import get, update
+
+log = logging.getLogger("mlops.reconcile")
+
+CLAIMED_STATES = (State.QUEUED, State.REGISTERING, State.DEPLOYING_STAGING, State.PROMOTING)
+
+
+def reconcile(ctx: Context) -> dict[str, int]:
+    counts = {"expired": 0, "rechecked": 0, "retried": 0, "failed": 0, "errors": 0}
+    now = ctx.clock()
+    open_states = [s.value for s in State if s not in AT_REST] + [State.AWAITING_APPROVAL.value]
+    for release in ctx.ports.store.list(limit=1000, states=open_states):
+        try:
+            counts_key = _reconcile_one(ctx, release, now)
+        except ConcurrencyError:
+            continue  # someone else is working on it right now
+        except Exception:
+            log.exception("reconcile: release %s", release.id)
+            counts_key = "errors"
+        if counts_key:
+            counts[counts_key] += 1
+    return counts
+
+
+def _reconcile_one(ctx: Context, release: Release, now: datetime) -> str | None:
+    age, t = release.step_age(now), ctx.timeouts
+    if release.state == State.AWAITING_APPROVAL:
+        return _expire_if_due(ctx, release, now)
+    if release.state == State.TRAINING and age >= t.training_check:
+        return _recheck_training(ctx, release, now, age)
+    if release.state == State.PACKAGING and age >= t.packaging_check:
+        return _recheck_packaging(ctx, release, now, age)
+    if release.state in CLAIMED_STATES and age >= t.claimed_step:
+        if release.step_attempts >= t.max_step_attempts:
+            fail(ctx, release, f"step {release.state.value} did not finish after {release.step_attempts} attempts")
+            return "failed"
+        release.retry_step(now)
+        ctx.ports.store.save(release)  # the claim; a concurrent pass gets ConcurrencyError and skips
+        advance(ctx, release)
+        return "retried"
+    return None
+
+
+def _expire_if_due(ctx: Context, release: Release, now: datetime) -> str | None:
+    deadline = datetime.fromisoformat((release.approval or {}).get("deadline") or release.step_started_at)
+    if now < deadline:
+        return None
+    announce(ctx, update(ctx, release, State.AWAITING_APPROVAL, lambda r: r.expire(now)))
+    return "expired"
+
+
+def _recheck_training(ctx: Context, release: Release, now: datetime, age: timedelta) -> str:
+    status = ctx.ports.training.status(release.job_name)
+    if status.state == "completed":
+        update(ctx, release, State.TRAINING, lambda r: r.evaluation_started(now))
+        advance(ctx, get(ctx, release.id))
+        return "rechecked"
+    if status.state in ("failed", "canceled", "unknown") or age >= ctx.timeouts.training_max:
+        detail = status.detail or f"job {status.state} after {age}"
+        announce(ctx, update(ctx, release, State.TRAINING, lambda r: r.training_failed(now, detail, status.portal_url)))
+        return "failed"
+    return "rechecked"
+
+
+def _recheck_packaging(ctx: Context, release: Release, now: datetime, age: timedelta) -> str:
+    image = release.image or {}
+    found = ctx.ports.images.lookup(image.get("repository", ""), image.get("tag", ""))
+    if found is not None:
+        update(ctx, release, State.PACKAGING, lambda r: r.image_pushed(now, found.repository, found.tag, found.digest))
+        advance(ctx, get(ctx, release.id))
+        return "rechecked"
+    if age >= ctx.timeouts.packaging_max:
+        fail(ctx, release, f"image {image.get('repository')}:{image.get('tag')} never arrived")
+        return "failed"
+    return "rechecked"

@@ -1,0 +1,112 @@
+"""functions.service.background: the outbox the timer carries out (notifications now; async steps later)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from functions.domain.refs import WorkItem
+from functions.domain.release import State
+from functions.service import background
+from functions.service.context import Ports, Timeouts
+from functions.service.orchestrator import Orchestrator
+from tests import payloads as p
+from tests.doubles.clock import Clock
+from tests.doubles.ports import Calls, fake_ports
+from tests.unit.test_orchestrator import RELEASE, TAG, state, to_approval
+
+
+class FlakyNotifier:
+    """A notification target that is down for its first ``failures`` calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.messages: list[tuple[str, str, str]] = []
+
+    def notify(self, release_id: str, subject: str, body: str) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("webhook target unreachable")
+        self.messages.append((release_id, subject, body))
+
+
+def world(notifier: FlakyNotifier, **timeouts: object) -> tuple[Orchestrator, Ports, Clock]:
+    ports = fake_ports(Calls())
+    ports.notifier = notifier
+    clock = Clock()
+    orchestrator = Orchestrator(ports, clock=clock, timeouts=Timeouts(**timeouts))  # type: ignore[arg-type]
+    return orchestrator, ports, clock
+
+
+def test_a_target_that_is_down_never_holds_up_the_release_and_is_retried_with_backoff():
+    notifier = FlakyNotifier(failures=2)
+    orchestrator, ports, clock = world(notifier, work_backoff=timedelta(seconds=30))
+    to_approval(orchestrator)
+    assert state(ports) == State.AWAITING_APPROVAL  # the failed message changed nothing
+    [pending] = ports.store.pending_work(RELEASE)
+    assert (pending.kind, pending.attempts) == ("notify", 1)
+    assert pending.last_error == "ConnectionError: webhook target unreachable"
+
+    assert orchestrator.reconcile()["work_done"] == 0  # not due yet: 30 s backoff after the first attempt
+    clock.advance(seconds=30)
+    assert orchestrator.reconcile()["work_retried"] == 1  # second failure: now 60 s
+    clock.advance(seconds=59)
+    assert orchestrator.reconcile()["work_done"] == 0
+    clock.advance(seconds=1)
+    assert orchestrator.reconcile()["work_done"] == 1
+    [(release_id, subject, body)] = notifier.messages
+    assert release_id == RELEASE and subject == f"approval requested for {RELEASE}"
+    assert f"curl -X POST http://127.0.0.1:7071/api/releases/{RELEASE}/approve" in body
+    assert ports.store.pending_work(RELEASE) == []
+
+
+def test_work_that_keeps_failing_is_dead_lettered_and_given_up():
+    notifier = FlakyNotifier(failures=1000)
+    orchestrator, ports, clock = world(notifier, max_work_attempts=3, work_backoff=timedelta(seconds=1))
+    to_approval(orchestrator)
+    for _ in range(5):
+        clock.advance(hours=1)
+        orchestrator.reconcile()
+    assert ports.store.pending_work() == []
+    [letter] = [d for d in ports.store.dead_letters() if d.function == background.BACKGROUND_FUNCTION]
+    assert letter.event_type == "notify" and letter.event_id.startswith(f"notify:{RELEASE}:")
+    assert letter.reason.startswith("notify failed 3 times; last error: ConnectionError")
+    assert state(ports) == State.AWAITING_APPROVAL
+
+
+def test_enqueueing_a_pending_key_again_adds_nothing():
+    notifier = FlakyNotifier(failures=1)
+    orchestrator, ports, clock = world(notifier)
+    for body in ("b", "2nd"):
+        message = {"subject": "s", "body": body}
+        background.enqueue(orchestrator.ctx, "notify", RELEASE, "notify:once", message, run_now=True)
+    assert [item.payload["body"] for item in ports.store.pending_work(RELEASE)] == ["b"]
+    clock.advance(hours=1)
+    orchestrator.reconcile()
+    assert notifier.messages == [(RELEASE, "s", "b")]
+
+
+def test_work_left_by_a_host_that_died_mid_attempt_runs_when_its_lease_ends():
+    """run_now writes the item under a lease before trying it: a crash leaves it for the timer."""
+    notifier = FlakyNotifier(failures=0)
+    orchestrator, ports, clock = world(notifier, work_lease=timedelta(minutes=5))
+    leased_until = (clock() + timedelta(minutes=5)).isoformat(timespec="seconds")
+    ports.store.add_work(WorkItem("notify:crash", "notify", RELEASE, {"subject": "s", "body": "b"}, leased_until, 1))
+    assert orchestrator.reconcile()["work_done"] == 0
+    clock.advance(minutes=5)
+    assert orchestrator.reconcile()["work_done"] == 1 and notifier.messages == [(RELEASE, "s", "b")]
+
+
+def test_a_kind_without_a_handler_is_refused_at_enqueue():
+    orchestrator, _, _ = world(FlakyNotifier(0))
+    with pytest.raises(ValueError, match="no background handler for 'teleport'"):
+        background.enqueue(orchestrator.ctx, "teleport", RELEASE, "k", {})
+
+
+def test_state_changes_are_published_through_the_outbox_once_per_version():
+    orchestrator, ports, _ = world(FlakyNotifier(0))
+    to_approval(orchestrator)
+    orchestrator.receive("on_registry_event", p.image_pushed(TAG))  # a redelivery: recorded, nothing published
+    published = [data["state"] for _, _, data in ports.publisher.events]  # type: ignore[attr-defined]
+    assert published == ["awaiting_approval"]

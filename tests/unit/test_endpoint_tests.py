@@ -1,0 +1,120 @@
+"""The shared HTTP endpoint tester's verdicts, over a fake transport (no socket, no server).
+
+The same tester against real servers: tests/integration/test_local_testing.py (azmlinfsrv) and
+tests/integration/test_azure_testing.py (a stand-in for the AKS endpoint).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+
+from functions.domain.refs import Endpoint, ModelRef
+from platforms.common.endpoint_tests import NOT_VALIDATION, HttpEndpointTester, health_url
+from tests.doubles.http_client import Answer, FakeHttp, Sent
+from tests.scoring_helpers import load_score_module
+
+ENDPOINT = Endpoint("staging-rel-1", "http://staging.test:5001/score", "rel-1")
+
+
+def checks_of(report: Any) -> dict[str, dict[str, Any]]:
+    return {check["name"]: check for check in report.checks}
+
+
+@pytest.fixture(scope="module")
+def scores(trained_dir: Path) -> Callable[..., Answer]:
+    """An answer that behaves like azmlinfsrv with score.py: GET / is healthy, POST /score scores or says 400;
+    ``malformed`` overrides what a body score.py refuses gets."""
+    score = load_score_module()
+    model = joblib.load(trained_dir / "model.joblib")
+    vars(score).update(model=model, n_features=int(model.n_features_in_))
+
+    def with_answers(malformed: tuple[int, Any] = (400, {"error": "bad input"})) -> Answer:
+        def answer(sent: Sent) -> tuple[int, Any]:
+            if sent.method == "GET":
+                return 200, "Healthy"
+            try:
+                rows = score.parse_rows(sent.body.decode())
+            except score.BadRequest:
+                return malformed
+            return 200, {"result": model.predict(rows).tolist()}
+
+        return answer
+
+    return with_answers
+
+
+@pytest.fixture
+def model(trained_dir: Path) -> ModelRef:
+    return ModelRef("diabetes-model", "1", str(trained_dir))
+
+
+def test_health_url_is_the_server_root():
+    assert health_url("http://127.0.0.1:5101/score") == "http://127.0.0.1:5101/"
+    assert health_url("https://x.azurecontainer.io/score?verbose=true") == "https://x.azurecontainer.io/"
+
+
+def test_a_serving_endpoint_passes_and_is_asked_what_the_checks_say(scores, model):
+    http = FakeHttp(scores())
+    tester = HttpEndpointTester(rows=20, http=http)
+
+    smoke, integration = tester.smoke(ENDPOINT), tester.integration(ENDPOINT, model)
+
+    assert smoke.passed and integration.passed, (smoke.summary, integration.summary)
+    assert [(sent.method, sent.url) for sent in http.sent] == [
+        ("GET", "http://staging.test:5001/"),
+        *[("POST", ENDPOINT.scoring_url)] * 4,
+    ]
+    assert len(http.sent[2].json()["data"]) == 20
+    assert http.sent[3].body == b'{"data": [[1, 2]]}'
+
+
+@pytest.mark.parametrize("status", sorted(NOT_VALIDATION))
+def test_a_refusal_before_the_scoring_script_is_not_a_rejected_input(scores, model, status):
+    tester = HttpEndpointTester(http=FakeHttp(lambda sent: (status, {"error": "refused"})))
+
+    checks = checks_of(tester.integration(ENDPOINT, model))
+
+    for name in ("wrong_shape_rejected", "non_json_rejected"):
+        assert not checks[name]["passed"]
+        assert f"-> {status}" in checks[name]["detail"]
+        assert f"({NOT_VALIDATION[status]}: refused before the scoring script saw it)" in checks[name]["detail"]
+
+
+def test_a_server_error_for_malformed_input_is_not_a_rejection(scores, model):
+    tester = HttpEndpointTester(http=FakeHttp(scores(malformed=(500, {"error": "Traceback ..."}))))
+
+    report = tester.integration(ENDPOINT, model)
+
+    checks = checks_of(report)
+    assert checks["predictions_match_model"]["passed"]
+    assert not checks["wrong_shape_rejected"]["passed"] and not checks["non_json_rejected"]["passed"]
+    assert "-> 500" in checks["wrong_shape_rejected"]["detail"]
+    assert "(expected a 4xx)" in checks["wrong_shape_rejected"]["detail"]
+    assert "2/3 checks failed" in report.summary
+
+
+@pytest.mark.parametrize("result", [["not a number"], [None], [True], "0.5", []])
+def test_answers_that_are_not_one_number_per_row_fail(model, result):
+    tester = HttpEndpointTester(rows=1, http=FakeHttp(lambda sent: (200, {"result": result})))
+
+    smoke = checks_of(tester.smoke(ENDPOINT))
+    integration = checks_of(tester.integration(ENDPOINT, model))
+
+    assert smoke["health"]["passed"]
+    assert not smoke["score_one_row"]["passed"]
+    assert 'expected {"result": [a number]}' in smoke["score_one_row"]["detail"]
+    assert not integration["predictions_match_model"]["passed"]
+
+
+def test_an_answer_that_is_not_json_is_a_failed_check_not_an_exception(model):
+    tester = HttpEndpointTester(http=FakeHttp(lambda sent: (200, b"<html>a proxy's error page</html>")))
+
+    smoke = tester.smoke(ENDPOINT)
+
+    assert not smoke.passed
+    assert "<html>a proxy's error page</html>" in checks_of(smoke)["score_one_row"]["detail"]

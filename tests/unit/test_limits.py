@@ -1,0 +1,105 @@
+"""functions.entrypoints.limits: one set of request limits, and every HTTP and webhook route behind it."""
+
+from __future__ import annotations
+
+import json
+
+import azure.functions as func
+import pytest
+
+from functions import bootstrap
+from functions.entrypoints import http_api
+from functions.entrypoints.hooks import azure_devops, github
+from functions.entrypoints.limits import DEFAULT_LIMITS, RequestLimits, RequestRejected, parse_json, query_int
+from functions.service.orchestrator import Orchestrator
+from tests.doubles.ports import Calls, fake_ports
+
+SMALL = RequestLimits(max_body_bytes=100, max_json_depth=3, max_string_chars=5, max_query_digits=3)
+
+
+def rejected(call) -> tuple[int, str]:
+    with pytest.raises(RequestRejected) as caught:
+        call()
+    return caught.value.status, str(caught.value)
+
+
+def test_documented_defaults():
+    assert (
+        RequestLimits(max_body_bytes=2 * 1024 * 1024, max_json_depth=32, max_string_chars=64 * 1024, max_query_digits=9)
+        == DEFAULT_LIMITS
+    )
+
+
+def test_body_size_depth_and_string_length():
+    assert parse_json(b'{"a": [1, {"b": "12345"}]}', SMALL) == {"a": [1, {"b": "12345"}]}
+    assert rejected(lambda: parse_json(b" " * 101, SMALL))[0] == 413
+    assert rejected(lambda: parse_json(b'{"a": [[[1]]]}', SMALL)) == (400, "body is nested deeper than 3 levels")
+    assert rejected(lambda: parse_json(b'["123456"]', SMALL))[1] == "body has a string longer than 5 characters"
+    assert rejected(lambda: parse_json(b'{"123456": 1}', SMALL))[0] == 400  # keys count as strings
+    assert rejected(lambda: parse_json(b"{not json", SMALL)) == (400, "body must be JSON")
+    assert rejected(lambda: parse_json(b"\xff\xfe", SMALL)) == (400, "body must be JSON")
+
+
+def test_nesting_far_past_the_decoder_is_a_400_not_a_recursion_error():
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert rejected(lambda: parse_json(deep, RequestLimits(max_body_bytes=10**6)))[0] == 400
+
+
+def test_query_integers():
+    assert query_int({}, "limit", 50, 1, 500) == 50
+    assert query_int({"limit": "7"}, "limit", 50, 1, 500) == 7
+    for raw in ("0", "501", "-1", "1e3", "٣", "9" * 5000, " 7"):
+        assert rejected(lambda raw=raw: query_int({"limit": raw}, "limit", 50, 1, 500)) == (
+            400,
+            "limit must be an integer between 1 and 500",
+        )
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch) -> Orchestrator:
+    orchestrator = Orchestrator(fake_ports(Calls()))
+    monkeypatch.setattr(bootstrap, "orchestrator", lambda: orchestrator)
+    monkeypatch.setenv("MLOPS_HOOK_SECRET", "ado-secret")
+    monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", "gh-secret")
+    return orchestrator
+
+
+def post(route: str, body: bytes, headers: dict[str, str] | None = None) -> func.HttpRequest:
+    return func.HttpRequest(
+        "POST", f"http://127.0.0.1:7071/api/{route}", headers=headers or {}, body=body, route_params={"id": "rel-1"}
+    )
+
+
+def answer(response: func.HttpResponse) -> tuple[int, str]:
+    return response.status_code, json.loads(response.get_body())["error"]
+
+
+@pytest.mark.parametrize(
+    "route",
+    [http_api.approve_release, http_api.decline_release, azure_devops.azure_devops, github.github],
+    ids=["approve", "decline", "azure-devops", "github"],
+)
+def test_every_route_refuses_an_oversized_body_with_413(app, route):
+    status, message = answer(route(post("x", b" " * (DEFAULT_LIMITS.max_body_bytes + 1))))
+    assert status == 413 and "larger than" in message
+
+
+def test_decisions_refuse_deep_json_and_long_strings(app):
+    deep = json.dumps({"by": "a", "comment": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]})
+    assert answer(http_api.approve_release(post("releases/rel-1/approve", deep.encode()))) == (
+        400,
+        "body is nested deeper than 32 levels",
+    )
+    long = json.dumps({"by": "a" * (DEFAULT_LIMITS.max_string_chars + 1)}).encode()
+    assert answer(http_api.approve_release(post("releases/rel-1/approve", long)))[0] == 400
+
+
+def test_list_limit_with_thousands_of_digits_is_a_400(app):
+    request = func.HttpRequest("GET", "http://127.0.0.1:7071/api/releases", body=b"", params={"limit": "9" * 5000})
+    assert answer(http_api.list_releases(request)) == (400, "limit must be an integer between 1 and 500")
+
+
+def test_azure_devops_hook_refuses_deep_json_after_authentication(app):
+    deep = b"[" * 50_000 + b"]" * 50_000
+    response = azure_devops.azure_devops(post("hooks/azure-devops", deep, {"X-MLOps-Secret": "ado-secret"}))
+    assert answer(response) == (400, "body is nested deeper than 32 levels")
