@@ -31,13 +31,6 @@ from devhost.commands_releases import cmd_approve, cmd_dead_letters, cmd_reject,
 from devhost.console import console
 from functions.settings import SettingsError
 
-# devhost/demo.py still reaches these helpers as `cli.<name>` (it also uses cli.console and cli.cmd_down);
-# the redundant aliases mark them as deliberate re-exports until it imports them from their modules.
-from devhost.commands_builds import build_completed_event as build_completed_event  # isort: skip
-from devhost.commands_host import _settings_for_port as _settings_for_port  # isort: skip
-from devhost.commands_host import _start_detached as _start_detached  # isort: skip
-from devhost.commands_releases import _state as _state  # isort: skip
-
 DEFAULT_PORT = 7071
 
 

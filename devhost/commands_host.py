@@ -22,7 +22,7 @@ from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from functions.settings import Settings
 
 
-def _settings_for_port(port: int) -> Settings:
+def settings_for_port(port: int) -> Settings:
     """Point the app (its event bus and its approval links) at the port we serve on."""
     os.environ.setdefault("MLOPS_HOST_URL", f"http://127.0.0.1:{port}")
     return Settings.from_env()
@@ -37,13 +37,13 @@ def _pid_file(settings: Settings) -> Path:
 def cmd_up(args: argparse.Namespace) -> int:
     """`mlops up [--port N] [--detach]`: serve function_app.py on 127.0.0.1 until Ctrl-C (or in the background)."""
     apply_app_setting_defaults()  # before --detach too: the background host inherits the environment
-    settings = _settings_for_port(args.port)
+    settings = settings_for_port(args.port)
     client = HostClient(settings.host_url)
     if client.healthy():
         console.print(f"a host is already serving at {settings.host_url}")
         return 0
     if args.detach:
-        return _start_detached(settings, args.port)
+        return start_detached(settings, args.port)
     from devhost.host import load_function_app, serve
     from devhost.indexing import check_indexing, function_name, indexed_functions, trigger_of
 
@@ -95,7 +95,7 @@ def _restore_production(settings: Settings) -> None:
     console.print(f"production restored: {release.id} at {endpoint.scoring_url}")
 
 
-def _start_detached(settings: Settings, port: int) -> int:
+def start_detached(settings: Settings, port: int) -> int:
     """`mlops up` in a new session, logging to $MLOPS_HOME/logs/host.log; 0 once it answers its health check."""
     log_path = settings.home / "logs" / "host.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,10 +119,10 @@ def _start_detached(settings: Settings, port: int) -> int:
     return 1
 
 
-def cmd_down(args: argparse.Namespace) -> int:
+def cmd_down(args: argparse.Namespace | None = None) -> int:
     """`mlops down`: stop the host named in the pid file, then every endpoint process it started.
 
-    args is unused (devhost/demo.py calls this with None); the parameter makes it a command handler.
+    args is unused (devhost/demo.py calls it without); the parameter makes it a command handler.
     """
     settings = Settings.from_env()
     pid_file = _pid_file(settings)

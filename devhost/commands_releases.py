@@ -29,7 +29,7 @@ def cmd_releases(args: argparse.Namespace) -> int:
         metrics = (release.get("candidate") or {}).get("metrics") or {}
         gate = release.get("gate") or {}
         table.add_row(
-            release["id"], _state(release["state"]), _trigger(release["trigger"]),
+            release["id"], state_label(release["state"]), _trigger(release["trigger"]),
             f"{metrics['mse']:.1f}" if "mse" in metrics else "",
             ("promote" if gate.get("promote") else "reject") if gate else "",
             release.get("updated_at", "")[:16].replace("T", " "),
@@ -44,7 +44,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(release, indent=2))
         return 0
-    console.print(f"[bold]{release['id']}[/] {_state(release['state'])}  {_trigger(release['trigger'])}")
+    console.print(f"[bold]{release['id']}[/] {state_label(release['state'])}  {_trigger(release['trigger'])}")
     if release.get("gate"):
         console.print(f"gate: {release['gate']['reason']}")
     if release.get("error"):
@@ -61,14 +61,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_approve(args: argparse.Namespace) -> int:
     """`mlops approve ID --by NAME [--comment TEXT]`: the state the release moved to."""
     release = HostClient().approve(args.id, args.by, args.comment or "")
-    console.print(f"{release['id']}: {_state(release['state'])}")
+    console.print(f"{release['id']}: {state_label(release['state'])}")
     return 0
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
     """`mlops reject ID --by NAME --comment TEXT`: the state the release moved to."""
     release = HostClient().reject(args.id, args.by, args.comment)
-    console.print(f"{release['id']}: {_state(release['state'])}")
+    console.print(f"{release['id']}: {state_label(release['state'])}")
     return 0
 
 
@@ -89,7 +89,7 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
 
 
 # ---- rendering -----------------------------------------------------------------------------
-def _state(state: str) -> str:
+def state_label(state: str) -> str:
     """The state in rich markup, coloured by outcome (white for a state without a colour of its own)."""
     colour = {"live": "green", "awaiting_approval": "cyan", "rejected": "yellow", "failed": "red",
               "rolled_back": "red", "declined": "yellow", "expired": "yellow"}.get(state, "white")  # fmt: skip

@@ -18,12 +18,14 @@ from typing import Any
 import requests
 from rich.table import Table
 
-from devhost import cli
 from devhost.client import HostClient
+from devhost.commands_builds import build_completed_event
+from devhost.commands_host import cmd_down, settings_for_port, start_detached
+from devhost.commands_releases import state_label
+from devhost.console import console
 from functions.domain.ids import release_id_for_build
 from functions.settings import Settings
 
-console = cli.console
 AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
 WORSE_PARAMS = {"alpha": 5.0}
 ROWS_TO_SCORE = 3
@@ -31,10 +33,10 @@ ROWS_TO_SCORE = 3
 
 def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> int:
     started = time.monotonic()
-    settings = cli._settings_for_port(port)
+    settings = settings_for_port(port)
     console.rule("[bold]ML release loop, locally: build → train → gate → staging → approval → production")
     _reset_home(settings)
-    if cli._start_detached(settings, port) != 0:
+    if start_detached(settings, port) != 0:
         return 1
     client = HostClient(settings.host_url)
     try:
@@ -57,7 +59,7 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         console.print(f"\n[dim]whole demo: {time.monotonic() - started:.0f} s[/]")
     finally:
         if not keep_running:
-            cli.cmd_down(None)  # type: ignore[arg-type]
+            cmd_down()
     if keep_running:
         console.print(f"host and production endpoint still running; stop them with: {cli_hint('down')}")
     return 0
@@ -68,7 +70,7 @@ def cli_hint(command: str) -> str:
 
 
 def _reset_home(settings: Settings) -> None:
-    cli.cmd_down(None)  # type: ignore[arg-type]
+    cmd_down()
     if settings.home.exists():
         shutil.rmtree(settings.home)
     settings.home.mkdir(parents=True)
@@ -76,7 +78,7 @@ def _reset_home(settings: Settings) -> None:
 
 
 def _run_build(client: HostClient, params: dict[str, Any], expected: str, timeout_s: float) -> dict[str, Any]:
-    event = cli.build_completed_event(None, params)
+    event = build_completed_event(None, params)
     build_id = event["data"]["buildId"]
     release_id = release_id_for_build(build_id)
     shown = f" with parameters {json.dumps(params)}" if params else ""
@@ -142,7 +144,7 @@ def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
         diff_text = f"{difference['estimate']:+.1f} [{interval[0]:+.1f}, {interval[1]:+.1f}]" if interval else "—"
         champion = evidence.get("champion")
         table.add_row(
-            release["id"], cli._state(release["state"]), f"{evidence.get('candidate', float('nan')):.1f}",
+            release["id"], state_label(release["state"]), f"{evidence.get('candidate', float('nan')):.1f}",
             f"{champion:.1f}" if champion is not None else "none", diff_text,
             production_url if release["state"] == "live" else "",
         )  # fmt: skip

@@ -19,11 +19,11 @@ Azure login (DefaultAzureCredential) and the Azure settings in the environment:
 
 The table of event types per function is a parameter, not an import: it is the service's
 (functions.service.subscriptions.FUNCTION_EVENT_TYPES), and an adapter may not import the service
-(pyproject.toml, import-linter), so devhost/cli.py, which may, passes it in.
+(pyproject.toml, import-linter), so devhost/commands_azure.py, which may, passes it in.
 
 Each step reports one line ``<step>: <created|updated|unchanged|registered|exists|missing|differs|
 failed|skipped|not checked> (detail)``; with ``dry_run`` nothing is created or updated. The command
-itself (arguments, settings errors, exit code) is devhost/cli.py's ``cmd_azure_bootstrap``.
+itself (arguments, settings errors, exit code) is devhost/commands_azure.py's ``cmd_azure_bootstrap``.
 """
 
 from __future__ import annotations

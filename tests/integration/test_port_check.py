@@ -1,4 +1,4 @@
-"""`mlops up`'s port check (devhost/cli.py _port_free) against real sockets on 127.0.0.1.
+"""`mlops up`'s port check (devhost/commands_host.py _port_free) against real sockets on 127.0.0.1.
 
 A host that just stopped leaves its connections in TIME_WAIT for about a minute; uvicorn binds over them
 (SO_REUSEADDR), so the check must say the port is free. A live listener must still make it say in use.
