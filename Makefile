@@ -7,14 +7,23 @@ STAMP := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean worker
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The real Functions Python worker library (its loader checks the app in the tests and in `mlops up`).
+# It declares Python 3.13 but runs on 3.11, so it is installed without its metadata checks; a requirements
+# file cannot carry these flags. What it needs besides (azure-functions, werkzeug) comes with requirements.txt.
+WORKER_PACKAGES := azure-functions-runtime==1.3.0 azurefunctions-extensions-base==1.2.0
+
+$(STAMP): requirements.txt requirements-dev.txt Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python $(WORKER_PACKAGES)
 	$(PY) -m pip install --quiet --no-deps --editable .
 	@touch $(STAMP)
+
+worker: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --ignore-requires-python $(WORKER_PACKAGES)
 
 demo: $(STAMP)
 	$(VENV)/bin/mlops demo

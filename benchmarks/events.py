@@ -230,8 +230,8 @@ def profile_text(stats: pstats.Stats, scope: str = CODE_SCOPE, own: int = 12, cu
 def serve(port: int, home: Path, profile: bool) -> int:
     """The server process: function_app behind devhost's host, its orchestrator swapped for the no-op one.
 
-    The entry points call ``functions.bootstrap.orchestrator()`` per request; rebinding that name (before any
-    request) makes every function body use the benchmark's orchestrator, and bootstrap's cached builder (which
+    The entry points call ``functions.bootstrap.context()`` per request; rebinding that name (before any
+    request) makes every function body use the benchmark's service, and bootstrap's cached builder (which
     would wire the real local platform) never runs.
     """
     import uvicorn
@@ -245,7 +245,7 @@ def serve(port: int, home: Path, profile: bool) -> int:
     home.mkdir(parents=True, exist_ok=True)
     store = CountingStore(home / "releases.db")
     bench_orchestrator, calls = noop_orchestrator(store)
-    bootstrap.orchestrator = functools.cache(lambda: bench_orchestrator)  # the benchmark's seam, same type
+    bootstrap.context = functools.cache(lambda: bench_orchestrator.ctx)  # the benchmark's seam, same type
     bodies = _measure_function_bodies(eventgrid, profile)
     apply_app_setting_defaults()  # as `mlops up` does: function_app binds %MLOPS_RECONCILE_SCHEDULE%
     app = build_host(function_app.app, run_timers=False)

@@ -20,6 +20,7 @@ from typing import Any
 from functions.domain.ids import image_tag
 from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
+from functions.links import Links
 from functions.ports import ConcurrencyError
 from functions.service.context import Ports
 from functions.service.orchestrator import Orchestrator
@@ -154,8 +155,8 @@ class NoopNotifier:
 
 
 class NoopPublisher:
-    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
-        return ""
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        return event_id or ""
 
 
 class CountingStore(SqliteReleaseStore):
@@ -218,4 +219,4 @@ def noop_orchestrator(store: SqliteReleaseStore) -> tuple[Orchestrator, CallCoun
         notifier=NoopNotifier(),
         publisher=NoopPublisher(),
     )
-    return Orchestrator(ports, clock=fixed_clock), calls
+    return Orchestrator(ports, links=Links(), clock=fixed_clock), calls

@@ -228,18 +228,19 @@ def _function_lines(functions: list[dict[str, Any]], base_url: str) -> Iterator[
 
 
 def load_function_app(path_or_module: str = "function_app") -> func.FunctionApp:
-    """The FunctionApp of a module (imported from the current directory) or of a .py file or app folder.
+    """The one FunctionApp of a module (imported from the current directory) or of a .py file or app folder.
 
-    Returns the module's ``app`` attribute if it is a FunctionApp, else the first FunctionApp defined in it.
+    Like the worker's loader, it refuses a module with no top-level function app or with more than one
+    (a Blueprint counts too: both are FunctionRegister), in the worker's words.
     """
     module = _import_app_module(path_or_module)
-    candidate = getattr(module, "app", None)
-    if isinstance(candidate, func.FunctionApp):
-        return candidate
-    for value in vars(module).values():
-        if isinstance(value, func.FunctionApp):
-            return value
-    raise ValueError(f"{path_or_module!r} defines no azure.functions.FunctionApp")
+    registers = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
+    if len(registers) > 1:
+        kind = type(registers[0]).__name__
+        raise ValueError(f"More than one {kind} or other top level function app instances are defined.")
+    if not registers or not isinstance(registers[0], func.FunctionApp):
+        raise ValueError(f"{path_or_module!r} defines no azure.functions.FunctionApp")
+    return registers[0]
 
 
 def _import_app_module(path_or_module: str) -> ModuleType:

@@ -1,6 +1,8 @@
-"""The composition root: picks the platform from settings and wires adapters into the orchestrator.
+"""The composition root: picks the platform from settings and wires adapters into the service.
 
-The only module that names adapters; entry points get the orchestrator and the settings from here.
+The only module that names adapters. Entry points get the service's Context and the settings from
+here (`context()`, `settings()`) and call the service module that does the job with it; scripts and
+tests use the same wiring through `build_orchestrator`.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from functools import cache
 
 from functions.links import Links
 from functions.ports import Clock
-from functions.service.context import Ports, Timeouts, utc_now
+from functions.service.context import Context, Ports, Timeouts, utc_now
 from functions.service.orchestrator import Orchestrator
 from functions.settings import Settings
 
 
 def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now) -> Orchestrator:
-    """The orchestrator for ``settings``; ``clock`` is the one clock of the service and the local bus."""
+    """The service for ``settings``; ``clock`` is the one clock of the service and the local bus."""
     settings = settings or Settings.from_env()
     links = Links(settings.public_url)
     if settings.platform == "local":
@@ -115,6 +117,6 @@ def settings() -> Settings:
 
 
 @cache
-def orchestrator() -> Orchestrator:
-    """The app's one orchestrator, built on first use (not at import: keeps start-up fast)."""
-    return build_orchestrator(settings())
+def context() -> Context:
+    """The app's one service context, built on first use (not at import: keeps start-up fast)."""
+    return build_orchestrator(settings()).ctx

@@ -75,8 +75,11 @@ class Notifier(Protocol):
 
 
 class Publisher(Protocol):
-    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
-        """Send one event (Event Grid schema) to where its subscribers listen; return its id."""
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        """Send one event (Event Grid schema) to where its subscribers listen; return its id.
+
+        ``event_id``, when given, is the event's id: a retried send keeps it, so subscribers can drop
+        the duplicate (delivery is at least once)."""
 
 
 class LinkBuilder(Protocol):
@@ -133,8 +136,9 @@ class ReleaseStore(Protocol):
     def retry_work(self, item: WorkItem, due_at: str, error: str) -> None:
         """Put a claimed item back for ``due_at`` with the error of its last attempt."""
 
-    def finish_work(self, key: str) -> None:
-        """Remove a done item (no error if it is already gone)."""
+    def finish_work(self, item: WorkItem) -> bool:
+        """Remove a claimed item if it is still at ``item.version``; False when it is gone or another
+        worker holds it now (its lease ran out and it was claimed again: that worker's outcome counts)."""
 
     def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
         """Items not yet done (of one release, if given), earliest due first."""

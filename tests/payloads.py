@@ -9,6 +9,8 @@ _RG = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/pro
 ML_TOPIC = f"{_RG}/Microsoft.MachineLearningServices/workspaces/ws"
 ACR_TOPIC = f"{_RG}/Microsoft.ContainerRegistry/registries/reg"
 BUILD_TOPIC = f"{_RG}/Microsoft.EventGrid/topics/builds"
+# The digest every ImagePushed of these payloads reports (what the release records).
+PUSHED_DIGEST = "sha256:" + "ab" * 32
 
 
 def event_grid(event_type: str, subject: str, data: dict[str, Any], topic: str, *, event_id: str | None = None,
@@ -101,7 +103,7 @@ def image_pushed(tag: str, *, repository: str = "diabetes-scoring", action: str 
         "target": {
             "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
             "size": 524,
-            "digest": "sha256:" + "ab" * 32,
+            "digest": PUSHED_DIGEST,
             "length": 524,
             "repository": repository,
             "tag": tag,
@@ -109,3 +111,22 @@ def image_pushed(tag: str, *, repository: str = "diabetes-scoring", action: str 
         "request": {"id": str(uuid.uuid4()), "host": "reg.azurecr.io", "method": "PUT", "useragent": "docker/28"},
     }
     return event_grid(event_type, f"{repository}:{tag}", data, ACR_TOPIC, data_version="1.0", **kw)
+
+
+def image_deleted(digest: str = PUSHED_DIGEST, *, repository: str = "diabetes-scoring", **kw: Any) -> dict[str, Any]:
+    """ImageDeleted as Azure Container Registry sends it: the target has no tag, the subject is the repository
+    (learn.microsoft.com, "Azure Container Registry as an Event Grid source")."""
+    data = {
+        "id": str(uuid.uuid4()),
+        "timestamp": "2026-11-26T13:00:00.1234567Z",
+        "action": "delete",
+        "target": {
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "digest": digest,
+            "repository": repository,
+        },
+        "request": {"id": str(uuid.uuid4()), "host": "reg.azurecr.io", "method": "DELETE", "useragent": "az/2.67"},
+        "actor": {},
+        "source": {},
+    }
+    return event_grid("Microsoft.ContainerRegistry.ImageDeleted", repository, data, ACR_TOPIC, data_version="1.0", **kw)

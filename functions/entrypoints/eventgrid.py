@@ -8,11 +8,12 @@ from typing import Any
 import azure.functions as func
 
 from functions import bootstrap
+from functions.service import delivery
 
 
 def on_event(function_name: str, event: func.EventGridEvent | func.CloudEvent) -> str:
     """An Event Grid delivery (Event Grid schema or CloudEvent); returns the outcome."""
-    return bootstrap.orchestrator().receive(function_name, event_payload(event)).value
+    return delivery.receive(bootstrap.context(), function_name, event_payload(event)).value
 
 
 def event_payload(event: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from functions import bootstrap
 from functions.domain.release import Release, State
 from functions.entrypoints.limits import RequestRejected, parse_json, query_int
 from functions.entrypoints.responses import error, json_response
+from functions.service import commands
 from functions.service.results import Conflict, NotFound
 
 MAX_LIST = 500
@@ -30,13 +31,13 @@ def list_releases(req: func.HttpRequest) -> func.HttpResponse:
     except RequestRejected as exc:
         return error(exc.status, str(exc))
     states = [s for s in req.params.get("state", "").split(",") if s]
-    releases = bootstrap.orchestrator().list_releases(limit, states)
+    releases = commands.list_releases(bootstrap.context(), limit, states)
     return json_response({"releases": [release_view(r, summary=True) for r in releases]})
 
 
 def get_release(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        return json_response(release_view(bootstrap.orchestrator().get_release(req.route_params["id"])))
+        return json_response(release_view(commands.get_release(bootstrap.context(), req.route_params["id"])))
     except NotFound as exc:
         return error(404, str(exc))
 
@@ -51,7 +52,7 @@ def decline_release(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
-    letters = bootstrap.orchestrator().dead_letters(MAX_LIST)
+    letters = commands.dead_letters(bootstrap.context(), MAX_LIST)
     return json_response({"dead_letters": [letter.__dict__ for letter in letters]})
 
 
@@ -71,12 +72,12 @@ def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
         return error(400, '"comment" must be a string')
     if not approve and not comment.strip():
         return error(400, '"comment" is required to decline: say why')
-    orchestrator = bootstrap.orchestrator()
+    ctx = bootstrap.context()
     try:
         if approve:
-            release = orchestrator.approve(release_id, by.strip(), comment.strip())
+            release = commands.approve(ctx, release_id, by.strip(), comment.strip())
         else:
-            release = orchestrator.decline(release_id, by.strip(), comment.strip())
+            release = commands.decline(ctx, release_id, by.strip(), comment.strip())
     except NotFound as exc:
         return error(404, str(exc))
     except Conflict as exc:

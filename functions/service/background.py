@@ -2,10 +2,17 @@
 
 Anything that should not hold up (or fail) the invocation that wants it is a WorkItem: a kind that
 names its handler in WORK_HANDLERS, a payload, and a due time. The timer's pass (`run_due`) claims
-due items one at a time (compare-and-set, so two hosts never run the same item), runs them, and
-removes them; a failed item waits with exponential backoff and is dead-lettered after
-Timeouts.max_work_attempts. Cheap local work can be tried once at once (`run_now=True`): the item
-is written first under a lease, so a crash before it finishes leaves it for the timer.
+due items one at a time (compare-and-set, so two hosts never run the same item while its lease
+lasts), runs them, and removes them (compare-and-set again: a worker whose lease ran out leaves the
+item to its new holder); a failed item waits with exponential backoff and is dead-lettered after
+Timeouts.max_work_attempts. Cheap work can be tried once at once (`run_now=True`): the item is
+written first and claimed under a lease, so a host that dies mid-attempt leaves it for the timer.
+
+Delivery is at least once: a send that succeeded but whose finish was lost is sent again. Events
+keep one id across retries (derived from the work key) so subscribers can drop the repeat.
+
+Not covered: a host that dies between saving a release and adding its work item (two writes, no
+transaction across them) loses that item; the state change itself is kept.
 
 Async platform steps and rollout steps (issues to come) add kinds here instead of timers of their own.
 """
@@ -13,6 +20,7 @@ Async platform steps and rollout steps (issues to come) add kinds here instead o
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -31,13 +39,26 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def event_id_for(item: WorkItem) -> str:
+    """The same event id on every attempt of one work item (a UUID, as Event Grid's ids are)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-outbox:{item.key}"))
+
+
 def _notify(ctx: Context, item: WorkItem) -> None:
+    wanted = item.payload.get("only_while")
+    if wanted:  # e.g. "approve with ..." is moot once the release is no longer awaiting approval
+        release = ctx.ports.store.get(item.release_id)
+        if release is None or release.state.value != wanted:
+            log.info("background %s: release %s moved on; message dropped", item.key, item.release_id)
+            return
     ctx.ports.notifier.notify(item.release_id, str(item.payload["subject"]), str(item.payload["body"]))
 
 
 def _publish(ctx: Context, item: WorkItem) -> None:
     payload = item.payload
-    ctx.ports.publisher.publish(str(payload["event_type"]), str(payload["subject"]), dict(payload["data"]))
+    ctx.ports.publisher.publish(
+        str(payload["event_type"]), str(payload["subject"]), dict(payload["data"]), event_id=event_id_for(item)
+    )
 
 
 WorkHandler = Callable[[Context, WorkItem], None]
@@ -46,29 +67,29 @@ WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish}
 
 def enqueue(
     ctx: Context, kind: str, release_id: str, key: str, payload: dict[str, Any], *, run_now: bool = False
-) -> None:
-    """Add work unless its ``key`` is pending; with ``run_now`` claim it and try it in this invocation too.
-
-    The item is stored before it is tried, so a host that dies mid-attempt leaves it for the timer
-    (once its lease ends).
-    """
+) -> bool:
+    """Add work unless its ``key`` is pending (False then); with ``run_now`` claim it and try it here too."""
     if kind not in WORK_HANDLERS:
         raise ValueError(f"no background handler for {kind!r}")
     now = ctx.clock()
     item = WorkItem(key, kind, release_id, payload, _iso(now))
-    if not ctx.ports.store.add_work(item) or not run_now:
-        return
-    claimed = ctx.ports.store.claim_work(replace(item, version=1), _iso(now + ctx.timeouts.work_lease))
-    if claimed is not None:  # None: the timer of another host got there first
-        _attempt(ctx, claimed)
+    if not ctx.ports.store.add_work(item):
+        log.info("background %s is pending already; not added again", key)
+        return False
+    if run_now:
+        # A new item is stored at version 1 (the port's contract); None: another host's timer got it first.
+        claimed = ctx.ports.store.claim_work(replace(item, version=1), _iso(now + ctx.timeouts.work_lease))
+        if claimed is not None:
+            _attempt(ctx, claimed)
+    return True
 
 
 def run_due(ctx: Context, limit: int = 100) -> dict[str, int]:
     """The timer's pass over due work: counts of items done, put back for a retry, and given up."""
     counts = {"work_done": 0, "work_retried": 0, "work_failed": 0}
-    now = ctx.clock()
-    for due in ctx.ports.store.due_work(_iso(now), limit):
-        claimed = ctx.ports.store.claim_work(due, _iso(now + ctx.timeouts.work_lease))
+    for due in ctx.ports.store.due_work(_iso(ctx.clock()), limit):
+        # The lease starts at each claim: items late in a slow pass must not start out expired.
+        claimed = ctx.ports.store.claim_work(due, _iso(ctx.clock() + ctx.timeouts.work_lease))
         if claimed is None:
             continue  # another host took it
         counts[_attempt(ctx, claimed)] += 1
@@ -88,15 +109,16 @@ def _attempt(ctx: Context, item: WorkItem) -> str:
             return _give_up(ctx, item, error)
         ctx.ports.store.retry_work(item, _iso(ctx.clock() + backoff_after(ctx, item.attempts)), error)
         return "work_retried"
-    ctx.ports.store.finish_work(item.key)
+    ctx.ports.store.finish_work(item)
     return "work_done"
 
 
 def _give_up(ctx: Context, item: WorkItem, error: str) -> str:
+    if not ctx.ports.store.finish_work(item):
+        return "work_retried"  # our lease ran out and another worker holds it now: its outcome counts
     reason = f"{item.kind} failed {item.attempts} times; last error: {error}"
     letter = DeadLetter(item.key, item.kind, BACKGROUND_FUNCTION, reason, _iso(ctx.clock()), item.payload)
     ctx.ports.store.add_dead_letter(letter)
-    ctx.ports.store.finish_work(item.key)
     return "work_failed"
 
 

@@ -6,18 +6,14 @@ the gate's word for a candidate that was not better.
 
 from __future__ import annotations
 
-import logging
-
 from functions.domain import events as ev
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release, State
-from functions.service.announce import announce
+from functions.service.announce import announce, publish
 from functions.service.context import Context
 from functions.service.results import Conflict
 from functions.service.steps import advance
 from functions.service.unit_of_work import command, get
-
-log = logging.getLogger("mlops.commands")
 
 
 def get_release(ctx: Context, release_id: str) -> Release:
@@ -45,10 +41,9 @@ def approve(ctx: Context, release_id: str, by: str, comment: str = "") -> Releas
     if ctx.promote_inline:
         advance(ctx, release)
         return get(ctx, release_id)
-    try:
-        ctx.ports.publisher.publish(ev.RELEASE_APPROVED, f"releases/{release_id}", {"releaseId": release_id})
-    except Exception:  # the claim stands: reconcile retries a promotion that never started
-        log.exception("release %s: could not publish its approval; reconcile will promote it", release_id)
+    # Through the outbox: a topic that is down is retried with backoff; should even that fail, the
+    # claim stands and reconcile retries the promotion that never started.
+    publish(ctx, "approved", release, ev.RELEASE_APPROVED, {"releaseId": release_id})
     return release
 
 

@@ -115,19 +115,43 @@ def on_image_pushed(ctx: Context, event: ev.ImageEvent) -> Result:
 
 
 def on_image_deleted(ctx: Context, event: ev.ImageEvent) -> Result:
-    release = ctx.ports.store.get(event.release_id) if event.release_id else None
+    """ACR sends ImageDeleted without a tag (target: mediaType, digest, repository), so the release
+    is the one whose pushed image has that digest; locally the tag may name it directly."""
+    release = _release_of_image(ctx, event)
     if release is None:
         return Outcome.IGNORED
     if release.has_handled(event.id):
         return note(ctx, release, "duplicate_event", f"event {event.id} delivered again", Outcome.DUPLICATE)
     release.mark_handled(event.id)
-    ours = (release.image or {}).get("tag") == event.tag
-    if ours and release.state == State.AWAITING_APPROVAL:
-        release.fail(ctx.clock(), f"image {event.repository}:{event.tag} was deleted before approval")
+    what = f"{event.repository}@{event.digest}" if event.digest else f"{event.repository}:{event.tag}"
+    if _is_its_image(release, event) and release.state == State.AWAITING_APPROVAL:
+        release.fail(ctx.clock(), f"image {what} was deleted before approval")
         ctx.ports.store.save(release)
         announce(ctx, release)
         return Outcome.HANDLED
-    return note(ctx, release, "image_deleted", f"{event.repository}:{event.tag or event.digest}", Outcome.HANDLED)
+    return note(ctx, release, "image_deleted", what, Outcome.HANDLED)
+
+
+# Releases whose pushed image an ImageDeleted can concern (the digest is recorded from ImagePushed).
+_WITH_AN_IMAGE = [s.value for s in (State.DEPLOYING_STAGING, State.AWAITING_APPROVAL, State.PROMOTING, State.LIVE)]
+
+
+def _is_its_image(release: Release, event: ev.ImageEvent) -> bool:
+    image = release.image or {}
+    if image.get("repository") != event.repository:
+        return False
+    if event.digest:
+        return image.get("digest") == event.digest
+    return bool(event.tag) and image.get("tag") == event.tag
+
+
+def _release_of_image(ctx: Context, event: ev.ImageEvent) -> Release | None:
+    if event.release_id:  # a tag that carries the release id
+        return ctx.ports.store.get(event.release_id)
+    if not event.digest:
+        return None
+    candidates = ctx.ports.store.list(limit=1000, states=_WITH_AN_IMAGE)
+    return next((r for r in candidates if _is_its_image(r, event)), None)
 
 
 # Each handler takes its own event class (the parser for that type builds it).

@@ -1,8 +1,8 @@
-"""The service's front door: what the entry points (and tests) call, one line each.
+"""The service as one object, for scripts, tools and tests: one line per call, over a Context.
 
-It holds the Context and forwards to the module that does the job, so a reader goes from an
-entry point to the code in one step: events -> delivery (-> HANDLERS), people -> commands,
-the timer -> reconcile and background.
+The entry points do not go through it: each calls the module that does the job with the Context
+bootstrap built (events -> delivery -> HANDLERS, people -> commands, the timer -> reconcile and
+background), so function_app.py reaches every handler in two hops. This class bundles the same calls.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from functions.domain import events as ev
 from functions.domain.gate import GatePolicy
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release
-from functions.links import Links
 from functions.ports import Clock, LinkBuilder
-from functions.service import background, commands, delivery
+from functions.service import commands, delivery
 from functions.service.context import Context, Ports, Timeouts, utc_now
-from functions.service.reconcile import reconcile
+from functions.service.reconcile import timer_pass
 from functions.service.results import Outcome
 
 
@@ -26,13 +25,12 @@ class Orchestrator:
         self,
         ports: Ports,
         *,
-        links: LinkBuilder | None = None,
+        links: LinkBuilder,
         policy: GatePolicy | None = None,
         timeouts: Timeouts | None = None,
         promote_inline: bool = True,
         clock: Clock = utc_now,
     ) -> None:
-        links = links or Links()  # by default the local host's URLs
         self.ctx = Context(ports, links, policy or GatePolicy(), timeouts or Timeouts(), promote_inline, clock)
 
     @property
@@ -65,4 +63,4 @@ class Orchestrator:
     # ---- the timer ----
     def reconcile(self) -> dict[str, int]:
         """Open releases first (they may enqueue work), then the background work that is due."""
-        return reconcile(self.ctx) | background.run_due(self.ctx)
+        return timer_pass(self.ctx)

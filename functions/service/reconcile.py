@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from functions.domain.release import AT_REST, Release, State
 from functions.ports import ConcurrencyError
+from functions.service import background
 from functions.service.announce import announce
 from functions.service.context import Context
 from functions.service.steps import advance, fail
@@ -20,6 +21,21 @@ from functions.service.unit_of_work import get, update
 log = logging.getLogger("mlops.reconcile")
 
 CLAIMED_STATES = (State.QUEUED, State.REGISTERING, State.DEPLOYING_STAGING, State.PROMOTING)
+
+
+def timer_pass(ctx: Context) -> dict[str, int]:
+    """What the timer runs: reconcile the open releases, then the background work that is due.
+
+    Each part is guarded on its own: a reconcile that breaks must not stop the outbox, and the reverse.
+    """
+    counts: dict[str, int] = {}
+    for part in (reconcile, background.run_due):
+        try:
+            counts |= part(ctx)
+        except Exception:
+            log.exception("timer: %s failed; the next pass tries again", part.__name__)
+            counts["errors"] = counts.get("errors", 0) + 1
+    return counts
 
 
 def reconcile(ctx: Context) -> dict[str, int]:

@@ -82,7 +82,7 @@ def deploy_staging(ctx: Context, release: Release) -> None:
         updated = candidates.keep_newest(ctx, updated)
     if updated.state == State.AWAITING_APPROVAL:
         body = f"staging {endpoint.scoring_url} passed its tests; approve with: {ctx.links.approve_command(updated.id)}"
-        tell(ctx, updated, f"approval requested for {updated.id}", body)
+        tell(ctx, "approval", updated, f"approval requested for {updated.id}", body, State.AWAITING_APPROVAL)
     announce(ctx, updated)
 
 

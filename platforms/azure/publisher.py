@@ -60,8 +60,9 @@ class EventGridPublisher:
     ) -> EventGridPublisher:
         return cls(settings.topic_endpoint, credential or credential_for())
 
-    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
-        event = EventGridEvent(subject=subject, event_type=event_type, data=data, data_version=DATA_VERSION)
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        identity = {"id": event_id} if event_id else {}  # else the SDK makes a new UUID
+        event = EventGridEvent(subject=subject, event_type=event_type, data=data, data_version=DATA_VERSION, **identity)
         self._client.send([event])
         return str(event.id)
 

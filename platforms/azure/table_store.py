@@ -314,9 +314,24 @@ class TableReleaseStore:
         changes = {"due_at": due_at, "last_error": error[:MAX_REASON_CHARS], "version": item.version + 1}
         self._write_work_if_unchanged(item, changes)
 
-    def finish_work(self, key: str) -> None:
-        self._work.delete_entity(WORK_PARTITION, table_key(key))  # a delete that finds nothing is fine
-        self._work_etags.drop(key)
+    def finish_work(self, item: WorkItem) -> bool:
+        etag = self._work_etag_of(item)
+        if etag is None:
+            return False
+        try:
+            self._work.delete_entity(
+                WORK_PARTITION, table_key(item.key), etag=etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            self._work_etags.forget(item.key, etag)
+            return False
+        except HttpResponseError as error:
+            if error.status_code != _PRECONDITION_FAILED:
+                raise
+            self._work_etags.forget(item.key, etag)
+            return False
+        self._work_etags.drop(item.key)
+        return True
 
     def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
         query, parameters = "PartitionKey eq @pk", {"pk": WORK_PARTITION}

@@ -155,9 +155,9 @@ class LocalEventBus:
     def undelivered_path(self) -> Path:
         return self.home / UNDELIVERED_FILE
 
-    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
         now = self.clock()
-        event = build_event(event_type, subject, data, moment=now)
+        event = build_event(event_type, subject, data, event_id=event_id, moment=now)
         function = route_for(event_type).function
         with self._condition:
             if self._closed:

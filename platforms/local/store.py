@@ -212,8 +212,9 @@ class SqliteReleaseStore:
             (due_at, error, item.key, item.version),
         )
 
-    def finish_work(self, key: str) -> None:
-        self._connect().execute("DELETE FROM work WHERE key = ?", (key,))
+    def finish_work(self, item: WorkItem) -> bool:
+        done = self._connect().execute("DELETE FROM work WHERE key = ? AND version = ?", (item.key, item.version))
+        return done.rowcount > 0
 
     def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
         where, params = ("WHERE release_id = ? ", [release_id]) if release_id is not None else ("", [])

@@ -468,10 +468,22 @@ def test_a_claimed_item_is_not_due_until_its_lease_ends(outbox: ReleaseStore) ->
     assert outbox.claim_work(claimed, at(15)) is None  # the first worker's copy is stale now
 
 
+def test_a_finish_from_a_worker_whose_lease_ran_out_leaves_the_item_to_its_new_holder(outbox: ReleaseStore) -> None:
+    outbox.add_work(work("w1"))
+    (loaded,) = outbox.due_work(at(0))
+    slow = claim(outbox, loaded, at(5))
+    (expired,) = outbox.due_work(at(5))
+    fast = claim(outbox, expired, at(10))
+
+    assert outbox.finish_work(slow) is False  # the slow worker cannot delete what the fast one holds
+    assert outbox.pending_work() == [fast]
+    assert outbox.finish_work(fast) is True and outbox.pending_work() == []
+
+
 def test_claiming_an_item_that_is_gone_or_was_never_added_gives_none(outbox: ReleaseStore) -> None:
     outbox.add_work(work("w1"))
     (loaded,) = outbox.due_work(at(0))
-    outbox.finish_work("w1")
+    assert outbox.finish_work(claim(outbox, loaded, at(1))) is True
 
     assert outbox.claim_work(loaded, at(5)) is None
     assert outbox.claim_work(work("never-added"), at(5)) is None
@@ -513,9 +525,9 @@ def test_finish_removes_an_item_and_is_idempotent(outbox: ReleaseStore) -> None:
     (first, _) = outbox.due_work(at(0))
     claimed = claim(outbox, first, at(5))
 
-    outbox.finish_work("w1")
-    outbox.finish_work("w1")  # done twice (a retried timer run): no error
-    outbox.finish_work("never-added")
+    assert outbox.finish_work(claimed) is True
+    assert outbox.finish_work(claimed) is False  # done twice (a retried timer run): no error, nothing left
+    assert outbox.finish_work(work("never-added")) is False
 
     assert keys(outbox.pending_work()) == ["w2"]
     assert keys(outbox.due_work(at(60))) == ["w2"]

@@ -121,9 +121,13 @@ class InMemoryReleaseStore:
                     stored, due_at=due_at, last_error=error, version=stored.version + 1
                 )
 
-    def finish_work(self, key: str) -> None:
+    def finish_work(self, item: WorkItem) -> bool:
         with self._lock:
-            self.work.pop(key, None)
+            stored = self.work.get(item.key)
+            if stored is None or stored.version != item.version:
+                return False
+            del self.work[item.key]
+            return True
 
     def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
         with self._lock:
@@ -260,10 +264,12 @@ class FakeNotifier:
 class FakePublisher:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.ids: list[str] = []
 
-    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
         self.events.append((event_type, subject, data))
-        return f"evt-{len(self.events)}"
+        self.ids.append(event_id or f"evt-{len(self.events)}")
+        return self.ids[-1]
 
 
 def fake_ports(calls: Calls) -> Ports:

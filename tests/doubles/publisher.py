@@ -21,8 +21,8 @@ class RecordingPublisher:
         self.events: list[dict[str, Any]] = []
         self._changed = threading.Condition()
 
-    def publish(self, event_type: str, subject: str, data: dict[str, Any]) -> str:
-        event = build_event(event_type, subject, data)
+    def publish(self, event_type: str, subject: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        event = build_event(event_type, subject, data, event_id=event_id)
         with self._changed:
             self.events.append(event)
             self._changed.notify_all()

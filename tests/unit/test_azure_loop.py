@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from functions.domain.release import State
+from functions.links import Links
 from functions.service.context import Ports
 from functions.service.orchestrator import Orchestrator
 from platforms.azure.deployer import AzureDeployer
@@ -68,7 +69,7 @@ def loop(tmp_path: Path):
         notifier=FakeNotifier(),
         publisher=FakePublisher(),
     )
-    return Orchestrator(ports, promote_inline=False), ports, ml, log
+    return Orchestrator(ports, links=Links(), promote_inline=False), ports, ml, log
 
 
 def test_build_event_to_live_with_every_sdk_call_in_order(loop):

@@ -8,12 +8,14 @@ import pytest
 
 from functions.domain.refs import WorkItem
 from functions.domain.release import State
+from functions.links import Links
 from functions.service import background
 from functions.service.context import Ports, Timeouts
 from functions.service.orchestrator import Orchestrator
+from functions.service.results import Outcome
 from tests import payloads as p
 from tests.doubles.clock import Clock
-from tests.doubles.ports import Calls, fake_ports
+from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
 from tests.unit.test_orchestrator import RELEASE, TAG, state, to_approval
 
 
@@ -35,7 +37,7 @@ def world(notifier: FlakyNotifier, **timeouts: object) -> tuple[Orchestrator, Po
     ports = fake_ports(Calls())
     ports.notifier = notifier
     clock = Clock()
-    orchestrator = Orchestrator(ports, clock=clock, timeouts=Timeouts(**timeouts))  # type: ignore[arg-type]
+    orchestrator = Orchestrator(ports, links=Links(), clock=clock, timeouts=Timeouts(**timeouts))  # type: ignore[arg-type]
     return orchestrator, ports, clock
 
 
@@ -70,7 +72,7 @@ def test_work_that_keeps_failing_is_dead_lettered_and_given_up():
         orchestrator.reconcile()
     assert ports.store.pending_work() == []
     [letter] = [d for d in ports.store.dead_letters() if d.function == background.BACKGROUND_FUNCTION]
-    assert letter.event_type == "notify" and letter.event_id.startswith(f"notify:{RELEASE}:")
+    assert letter.event_type == "notify" and letter.event_id.startswith(f"notify:approval:{RELEASE}:")
     assert letter.reason.startswith("notify failed 3 times; last error: ConnectionError")
     assert state(ports) == State.AWAITING_APPROVAL
 
@@ -110,3 +112,59 @@ def test_state_changes_are_published_through_the_outbox_once_per_version():
     orchestrator.receive("on_registry_event", p.image_pushed(TAG))  # a redelivery: recorded, nothing published
     published = [data["state"] for _, _, data in ports.publisher.events]  # type: ignore[attr-defined]
     assert published == ["awaiting_approval"]
+
+
+class FlakyPublisher:
+    """A topic that refuses its first ``failures`` sends; keeps (event id, type, data) of the rest."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempted_ids: list[str | None] = []
+        self.sent: list[tuple[str | None, str, dict]] = []
+
+    def publish(self, event_type: str, subject: str, data: dict, event_id: str | None = None) -> str:
+        self.attempted_ids.append(event_id)
+        if self.failures > 0:
+            self.failures -= 1
+            raise ConnectionError("topic unreachable")
+        self.sent.append((event_id, event_type, data))
+        return event_id or ""
+
+
+def test_a_state_change_whose_topic_is_down_is_sent_later_under_the_same_event_id():
+    orchestrator, ports, clock = world(FlakyNotifier(0))
+    publisher = FlakyPublisher(failures=1)
+    ports.publisher = publisher
+    to_approval(orchestrator)
+    assert publisher.sent == []  # the first send failed; the release did not
+    assert state(ports) == State.AWAITING_APPROVAL
+    clock.advance(minutes=1)
+    assert orchestrator.reconcile()["work_done"] == 1
+    [(event_id, event_type, data)] = publisher.sent
+    assert event_type == "MLOps.ReleaseStateChanged" and data["state"] == "awaiting_approval"
+    assert event_id is not None and publisher.attempted_ids == [event_id, event_id]  # a subscriber can dedupe
+
+
+class BrokenOutboxStore(InMemoryReleaseStore):
+    def add_work(self, item: WorkItem) -> bool:
+        raise OSError("disk full")
+
+
+def test_an_outbox_that_cannot_be_written_never_undoes_or_fails_the_state_change():
+    orchestrator, ports, _ = world(FlakyNotifier(0))
+    ports.store = BrokenOutboxStore()
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    failed = p.run_status_changed(f"job-{RELEASE}", RELEASE, "Failed")
+    assert orchestrator.receive("on_ml_event", failed) is Outcome.HANDLED  # no exception, no redelivery
+    assert state(ports) == State.FAILED
+
+
+def test_an_approval_request_retried_after_the_decision_is_dropped():
+    notifier = FlakyNotifier(failures=1)
+    orchestrator, ports, clock = world(notifier)
+    to_approval(orchestrator)  # the "approve with ..." message failed once
+    orchestrator.approve(RELEASE, "bob", "")
+    clock.advance(hours=1)
+    orchestrator.reconcile()
+    assert [subject for _, subject, _ in notifier.messages] == [f"release {RELEASE} is live"]
+    assert ports.store.pending_work(RELEASE) == []

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from functions.domain.ids import image_tag, release_id_for_build
+from functions.links import Links
 from functions.service.orchestrator import Orchestrator
 from tests import payloads as p
 from tests.doubles.clock import Clock
@@ -29,7 +30,7 @@ def clean_events(build_id: str) -> list[tuple[str, dict]]:
 def run(deliveries: list[tuple[str, dict]]) -> tuple[dict[str, dict], Calls]:
     calls = Calls()
     ports = fake_ports(calls)
-    orchestrator = Orchestrator(ports, clock=Clock())
+    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
     for function, payload in deliveries:
         orchestrator.receive(function, payload)
     releases = {r.id: {k: v for k, v in r.to_json().items() if k in COMPARED} for r in ports.store.list()}

@@ -105,6 +105,14 @@ def test_image_pushed_and_deleted(schema):
     assert deleted.type == ev.IMAGE_DELETED
 
 
+@BOTH
+def test_image_deleted_as_azure_sends_it_has_a_digest_and_no_tag(schema):
+    deleted = ev.parse_event(schema(p.image_deleted("sha256:" + "cd" * 32)))
+    assert isinstance(deleted, ev.ImageEvent) and deleted.type == ev.IMAGE_DELETED
+    assert (deleted.repository, deleted.tag, deleted.digest) == ("diabetes-scoring", "", "sha256:" + "cd" * 32)
+    assert deleted.release_id is None and deleted.subject == "diabetes-scoring"
+
+
 def test_empty_data_version_is_fine():
     event = p.run_completed("job", "rel-1")
     event["dataVersion"] = ""
@@ -165,3 +173,9 @@ def test_model_registered_in_camel_case_too():
     event = ev.parse_event(p.event_grid("Microsoft.MachineLearningServices.ModelRegistered", "m", data, p.ML_TOPIC))
     assert isinstance(event, ev.ModelRegistered)
     assert (event.model_name, event.model_version, event.release_id) == ("diabetes-model", "4", "rel-9")
+
+
+def test_every_event_type_the_parser_knows_has_exactly_one_handler():
+    from functions.service.handlers import HANDLERS
+
+    assert set(HANDLERS) == set(ev._PARSERS)

@@ -15,6 +15,7 @@ from functions.domain.events import BuildCompleted, parse_event
 from functions.domain.ids import release_id_for_build
 from functions.entrypoints.hooks import azure_devops, github
 from functions.entrypoints.limits import DEFAULT_LIMITS
+from functions.links import Links
 from functions.service.orchestrator import Orchestrator
 from functions.settings import HookSecrets, Settings
 from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
@@ -32,8 +33,8 @@ def world(monkeypatch: pytest.MonkeyPatch):
     calls = Calls()
     ports = fake_ports(calls)
     store = ports.store
-    orchestrator = Orchestrator(ports)
-    monkeypatch.setattr(bootstrap, "orchestrator", lambda: orchestrator)
+    orchestrator = Orchestrator(ports, links=Links())
+    monkeypatch.setattr(bootstrap, "context", lambda: orchestrator.ctx)
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
     monkeypatch.setenv("MLOPS_HOOK_USER", ADO_USER)
     monkeypatch.setenv("MLOPS_HOOK_SECRET", ADO_SECRET)
@@ -194,7 +195,7 @@ def test_completed_without_success_starts_nothing(world, conclusion, result):
 @pytest.mark.parametrize("action", ["requested", "in_progress"])
 def test_runs_not_completed_are_ignored_before_the_orchestrator(world, action, monkeypatch):
     store, calls = world
-    monkeypatch.setattr(bootstrap, "orchestrator", lambda: pytest.fail("the orchestrator must not be called"))
+    monkeypatch.setattr(bootstrap, "context", lambda: pytest.fail("the service must not be called"))
     response = github_post(workflow_run(action=action))
     assert response.status_code == 202
     assert answer(response)["outcome"] == "ignored" and action in answer(response)["reason"]

@@ -11,6 +11,7 @@ from functions import bootstrap
 from functions.entrypoints import http_api
 from functions.entrypoints.hooks import azure_devops, github
 from functions.entrypoints.limits import DEFAULT_LIMITS, RequestLimits, RequestRejected, parse_json, query_int
+from functions.links import Links
 from functions.service.orchestrator import Orchestrator
 from tests.doubles.ports import Calls, fake_ports
 
@@ -57,8 +58,8 @@ def test_query_integers():
 
 @pytest.fixture
 def app(monkeypatch: pytest.MonkeyPatch) -> Orchestrator:
-    orchestrator = Orchestrator(fake_ports(Calls()))
-    monkeypatch.setattr(bootstrap, "orchestrator", lambda: orchestrator)
+    orchestrator = Orchestrator(fake_ports(Calls()), links=Links())
+    monkeypatch.setattr(bootstrap, "context", lambda: orchestrator.ctx)
     monkeypatch.setenv("MLOPS_HOOK_SECRET", "ado-secret")
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", "gh-secret")
     return orchestrator

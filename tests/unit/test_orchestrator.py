@@ -8,6 +8,7 @@ import pytest
 from functions.domain.ids import image_tag, release_id_for_build
 from functions.domain.refs import JobStatus
 from functions.domain.release import State
+from functions.links import Links
 from functions.service import delivery
 from functions.service.context import Ports, Timeouts
 from functions.service.orchestrator import Orchestrator
@@ -26,7 +27,7 @@ def world():
     calls = Calls()
     clock = Clock()
     ports = fake_ports(calls)
-    orchestrator = Orchestrator(ports, clock=clock, timeouts=Timeouts(approval=timedelta(hours=1)))
+    orchestrator = Orchestrator(ports, links=Links(), clock=clock, timeouts=Timeouts(approval=timedelta(hours=1)))
     return orchestrator, ports, calls, clock
 
 
@@ -410,3 +411,66 @@ def test_approval_can_hand_the_promotion_to_an_event(world):
     assert state(ports) == State.LIVE and calls.count("deploy_production") == 1
     assert orchestrator.receive("on_build_event", approved) is Outcome.DUPLICATE
     assert calls.count("deploy_production") == 1
+
+
+def test_the_documented_image_deleted_fails_the_release_awaiting_approval_whose_image_it_deleted(world):
+    orchestrator, ports, calls, _ = world
+    to_approval(orchestrator)
+    assert orchestrator.receive("on_registry_event", p.image_deleted(p.PUSHED_DIGEST)) is Outcome.HANDLED
+    release = ports.store.get(RELEASE)
+    assert release.state == State.FAILED
+    assert release.error == f"image diabetes-scoring@{p.PUSHED_DIGEST} was deleted before approval"
+    assert ("remove_staging", RELEASE) in calls.log
+
+
+def test_an_image_deleted_for_another_digest_or_repository_changes_nothing(world):
+    orchestrator, ports, _, _ = world
+    to_approval(orchestrator)
+    other_digest = p.image_deleted("sha256:" + "00" * 32)
+    other_repository = p.image_deleted(p.PUSHED_DIGEST, repository="someone-elses-image")
+    assert orchestrator.receive("on_registry_event", other_digest) is Outcome.IGNORED
+    assert orchestrator.receive("on_registry_event", other_repository) is Outcome.IGNORED
+    assert state(ports) == State.AWAITING_APPROVAL
+
+
+def test_an_image_deleted_after_going_live_is_noted_and_a_redelivery_is_a_duplicate(world):
+    orchestrator, ports, _, _ = world
+    to_approval(orchestrator)
+    orchestrator.approve(RELEASE, "bob", "")
+    deleted = p.image_deleted(p.PUSHED_DIGEST)
+    assert orchestrator.receive("on_registry_event", deleted) is Outcome.HANDLED
+    assert orchestrator.receive("on_registry_event", deleted) is Outcome.DUPLICATE
+    release = ports.store.get(RELEASE)
+    assert release.state == State.LIVE
+    assert [s["step"] for s in release.timeline][-2:] == ["image_deleted", "duplicate_event"]
+
+
+# ---- what Event Grid does not tell us (docs/azure.md, "Events Azure does not send") ----------------
+def test_a_canceled_job_sends_no_event_and_reconcile_fails_the_release(world):
+    """Azure ML sends no RunStatusChanged for a job canceled from the studio: reconcile asks the job."""
+    orchestrator, ports, _, clock = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    ports.training.status_by_job[JOB] = JobStatus("canceled", "canceled by alice@example.com")
+    clock.advance(minutes=16)  # past Timeouts.training_check
+    assert orchestrator.reconcile()["failed"] == 1
+    release = ports.store.get(RELEASE)
+    assert release.state == State.FAILED and release.error == "training failed: canceled by alice@example.com"
+
+
+def test_a_child_step_run_carries_no_release_tag_and_is_ignored(world):
+    """The pipeline's step runs complete too; only the pipeline job carries runTags.release_id."""
+    orchestrator, ports, calls, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    child = p.run_completed(f"{JOB}-train-step", RELEASE)
+    child["data"]["runTags"] = {"azureml.nodeid": "train", "azureml.pipeline": JOB}
+    child["data"]["runType"] = "azureml.StepRun"
+    assert orchestrator.receive("on_ml_event", child) is Outcome.IGNORED
+    assert state(ports) == State.TRAINING and calls.count("register") == 0
+
+
+def test_a_run_status_changed_that_is_not_terminal_is_ignored(world):
+    """The subscription passes every status it does not exclude; a non-terminal one decides nothing."""
+    orchestrator, ports, _, _ = world
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    assert orchestrator.receive("on_ml_event", p.run_status_changed(JOB, RELEASE, "Finalizing")) is Outcome.IGNORED
+    assert state(ports) == State.TRAINING

@@ -17,6 +17,7 @@ from functions.domain.events import BUILD_COMPLETED
 from functions.domain.ids import release_id_for_build
 from functions.entrypoints.limits import RequestRejected, parse_json
 from functions.entrypoints.responses import json_response
+from functions.service import delivery
 from functions.service.results import Outcome
 
 log = logging.getLogger("mlops.hooks")
@@ -91,7 +92,7 @@ def ignored(reason: str) -> func.HttpResponse:
 def deliver(envelope: dict[str, Any]) -> func.HttpResponse:
     """Hand the event to the service as if Event Grid had delivered it to on_build_event."""
     data = envelope["data"]
-    outcome = bootstrap.orchestrator().receive(BUILD_FUNCTION, envelope)
+    outcome = delivery.receive(bootstrap.context(), BUILD_FUNCTION, envelope)
     answer: dict[str, Any] = {"outcome": outcome.value, "eventId": envelope["id"]}
     if outcome is Outcome.IGNORED:
         answer["reason"] = f"build {data['buildId']} result {data['result']}: no release"
