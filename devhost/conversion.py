@@ -26,6 +26,29 @@ from starlette.responses import JSONResponse, Response
 
 from devhost.indexing import EVENT_GRID_TRIGGER, TIMER_TRIGGER
 
+# The Functions host's default request body limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MiB): larger
+# bodies get 413 before anything buffers them, as on Azure. The app's own routes limit far lower.
+MAX_HOST_BODY_BYTES = 100 * 1024 * 1024
+
+
+class BodyTooLarge(ValueError):
+    pass
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The request body, refusing (BodyTooLarge) one larger than ``limit`` before or while it is read."""
+    limit = MAX_HOST_BODY_BYTES if limit is None else limit
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdecimal() and int(declared) > limit:
+        raise BodyTooLarge(f"the request body is larger than the host's limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the request body is larger than the host's limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
 
 def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     """The host's own errors (no route, bad webhook call, a failed function) as JSON, never HTML."""

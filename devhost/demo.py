@@ -25,6 +25,7 @@ from devhost.commands_releases import state_label
 from devhost.console import console
 from functions.domain.ids import release_id_for_build
 from functions.settings import Settings
+from platforms.common.model_files import MODEL_FILE
 
 AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
 WORSE_PARAMS = {"alpha": 5.0}
@@ -126,7 +127,7 @@ def _score_production(release: dict[str, Any], production_url: str) -> None:
     response.raise_for_status()
     served = response.json()["result"]
     model_dir = release["candidate"]["model"]["location"]
-    expected = joblib.load(os.path.join(model_dir, "model.joblib")).predict(np.asarray(rows)).tolist()
+    expected = joblib.load(os.path.join(model_dir, MODEL_FILE)).predict(np.asarray(rows)).tolist()
     same = "equal to" if served == expected else "[red]DIFFERENT from[/]"
     console.print(f"✔ production {production_url} scored {ROWS_TO_SCORE} rows: {[round(v, 2) for v in served]} "
                   f"({same} the registered model's predictions)")  # fmt: skip

@@ -23,7 +23,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from devhost.conversion import decode_event, error_response
+from devhost.conversion import BodyTooLarge, decode_event, error_response, read_body
 from devhost.indexing import EVENT_GRID_TRIGGER
 from devhost.invocation import HostedFunction, invoke
 
@@ -59,7 +59,9 @@ class EventGridWebhook:
             expected = "SubscriptionValidation, Notification or Unsubscribe"
             return error_response(400, f"the aeg-event-type header must be {expected}, got {event_type!r}")
         try:
-            events = parse_events(await request.body())
+            events = parse_events(await read_body(request))
+        except BodyTooLarge as exc:
+            return error_response(413, str(exc))
         except ValueError as exc:
             return error_response(400, str(exc))
         if kind == "subscriptionvalidation":

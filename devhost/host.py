@@ -48,7 +48,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from devhost.conversion import admin_argument, error_response, to_http_request, to_starlette_response
+from devhost.conversion import (
+    BodyTooLarge,
+    admin_argument,
+    error_response,
+    read_body,
+    to_http_request,
+    to_starlette_response,
+)
 from devhost.eventgrid_webhook import EVENT_GRID_WEBHOOK, EventGridWebhook, webhook_url
 from devhost.indexing import (
     EVENT_GRID_TRIGGER,
@@ -140,7 +147,11 @@ class _Host:
             allowed = sorted(set().union(*(endpoint.methods or _ALL_METHODS for endpoint, _ in matches)))
             return error_response(405, f"{request.method} is not allowed on /api{path}", {"Allow": ", ".join(allowed)})
         endpoint, params = chosen
-        http_request = to_http_request(request, params, await request.body())
+        try:
+            body = await read_body(request)
+        except BodyTooLarge as exc:
+            return error_response(413, str(exc))
+        http_request = to_http_request(request, params, body)
         try:
             return await invoke(endpoint.function, http_request, HOST_API_REASON, to_starlette_response)
         except Exception as exc:
@@ -155,7 +166,7 @@ class _Host:
             route = function.trigger.route.strip("/")
             return error_response(400, f"{function.name} is an HTTP function: call /api/{route}")
         try:
-            payload = json.loads(await request.body() or b"{}")
+            payload = json.loads(await read_body(request) or b"{}")
             if not isinstance(payload, dict):
                 raise ValueError('the body must be a JSON object like {"input": ...}')
             argument = admin_argument(function.trigger_type, payload.get("input"))

@@ -12,12 +12,13 @@ import azure.functions as func
 
 from functions import bootstrap
 from functions.domain.release import Release, State
-from functions.entrypoints.limits import RequestRejected, parse_json, query_int
+from functions.entrypoints.limits import RequestRejected, parse_json, query_int, query_words, route_word
 from functions.entrypoints.responses import error, json_response
 from functions.service import commands
 from functions.service.results import Conflict, NotFound
 
 MAX_LIST = 500
+STATES = frozenset(state.value for state in State)
 DECISION_BODY = '{"by": "name", "comment": "..."}'
 
 
@@ -28,16 +29,19 @@ def health(_: func.HttpRequest) -> func.HttpResponse:
 def list_releases(req: func.HttpRequest) -> func.HttpResponse:
     try:
         limit = query_int(req.params, "limit", 50, 1, MAX_LIST)
+        states = query_words(req.params, "state", STATES)
     except RequestRejected as exc:
         return error(exc.status, str(exc))
-    states = [s for s in req.params.get("state", "").split(",") if s]
     releases = commands.list_releases(bootstrap.context(), limit, states)
     return json_response({"releases": [release_view(r, summary=True) for r in releases]})
 
 
 def get_release(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        return json_response(release_view(commands.get_release(bootstrap.context(), req.route_params["id"])))
+        release_id = route_word(req.route_params["id"], "release id")
+        return json_response(release_view(commands.get_release(bootstrap.context(), release_id)))
+    except RequestRejected as exc:
+        return error(exc.status, str(exc))
     except NotFound as exc:
         return error(404, str(exc))
 
@@ -57,11 +61,11 @@ def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
-    release_id = req.route_params["id"]
     try:
+        release_id = route_word(req.route_params["id"], "release id")
         body = parse_json(req.get_body()) if req.get_body() else None
     except RequestRejected as exc:
-        message = f"body must be JSON: {DECISION_BODY}" if exc.status == 400 and "JSON" in str(exc) else str(exc)
+        message = f"body must be JSON: {DECISION_BODY}" if exc.reason == "not_json" else str(exc)
         return error(exc.status, message)
     if not isinstance(body, dict):
         return error(400, f"body must be a JSON object: {DECISION_BODY}")

@@ -3,9 +3,11 @@
 Defaults (RequestLimits()):
 - body: at most 2 MiB (413 beyond);
 - JSON: at most 32 levels of nesting, strings (and object keys) at most 64 KiB each (400 beyond);
-- integers in query strings: ASCII digits only, at most 9 of them, within the route's own bounds (400).
+- integers in query strings: ASCII digits only, at most 9 of them, within the route's own bounds (400);
+- route and query words (ids, state names): at most 200 characters each, at most 20 words in a list (400).
 
-Routes call `read_json` / `query_int` and turn RequestRejected into its status with {"error": ...}.
+Routes call `parse_json` / `query_int` / `query_words` / `route_word` and turn RequestRejected into its
+status with {"error": ...}; its ``reason`` says which limit it was, for routes that word it their way.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 
 
 class RequestRejected(ValueError):
-    """The request breaks a limit or is malformed; ``status`` is the HTTP answer (400, 413, 415)."""
+    """The request breaks a limit or is malformed; ``status`` is the HTTP answer (400 or 413),
+    ``reason`` one of "size", "not_json", "depth", "string", "query"."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, reason: str) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class RequestLimits:
     max_json_depth: int = 32
     max_string_chars: int = 64 * 1024
     max_query_digits: int = 9
+    max_word_chars: int = 200
+    max_words: int = 20
 
 
 DEFAULT_LIMITS = RequestLimits()
@@ -37,7 +43,7 @@ DEFAULT_LIMITS = RequestLimits()
 
 def check_body_size(body: bytes, limits: RequestLimits = DEFAULT_LIMITS) -> bytes:
     if len(body) > limits.max_body_bytes:
-        raise RequestRejected(413, f"body larger than {limits.max_body_bytes} bytes")
+        raise RequestRejected(413, f"body larger than {limits.max_body_bytes} bytes", "size")
     return body
 
 
@@ -47,9 +53,9 @@ def parse_json(body: bytes, limits: RequestLimits = DEFAULT_LIMITS, what: str = 
     try:
         document = json.loads(body)
     except RecursionError:  # the C decoder gives up on very deep nesting before our own check can run
-        raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels") from None
+        raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels", "depth") from None
     except (UnicodeDecodeError, ValueError):
-        raise RequestRejected(400, f"{what} must be JSON") from None
+        raise RequestRejected(400, f"{what} must be JSON", "not_json") from None
     check_json_shape(document, limits, what)
     return document
 
@@ -61,12 +67,13 @@ def check_json_shape(document: Any, limits: RequestLimits = DEFAULT_LIMITS, what
         value, depth = pending.pop()
         if isinstance(value, str):
             if len(value) > limits.max_string_chars:
-                raise RequestRejected(400, f"{what} has a string longer than {limits.max_string_chars} characters")
+                message = f"{what} has a string longer than {limits.max_string_chars} characters"
+                raise RequestRejected(400, message, "string")
             continue
         if not isinstance(value, dict | list):
             continue
         if depth > limits.max_json_depth:
-            raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels")
+            raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels", "depth")
         if isinstance(value, dict):
             pending.extend((key, depth) for key in value)
             pending.extend((item, depth + 1) for item in value.values())
@@ -79,8 +86,29 @@ def query_int(
 ) -> int:
     """An integer query parameter within [low, high]; a clear 400 for anything else (no int() of 5,000 digits)."""
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     if not (raw.isascii() and raw.isdecimal()) or len(raw) > limits.max_query_digits or not low <= int(raw) <= high:
-        raise RequestRejected(400, f"{name} must be an integer between {low} and {high}")
+        raise RequestRejected(400, f"{name} must be an integer between {low} and {high}", "query")
     return int(raw)
+
+
+def query_words(
+    params: Mapping[str, str], name: str, allowed: frozenset[str], limits: RequestLimits = DEFAULT_LIMITS
+) -> list[str]:
+    """A comma-separated list of known words (``?state=live,failed``), each once, in the order given."""
+    words = [word for word in (params.get(name) or "").split(",") if word]
+    if len(words) > limits.max_words:
+        raise RequestRejected(400, f"{name} takes at most {limits.max_words} values", "query")
+    unknown = [word for word in words if word not in allowed]
+    if unknown:
+        shown = unknown[0][: limits.max_word_chars]
+        raise RequestRejected(400, f"{name} {shown!r} is not one of {', '.join(sorted(allowed))}", "query")
+    return list(dict.fromkeys(words))
+
+
+def route_word(value: str, name: str, limits: RequestLimits = DEFAULT_LIMITS) -> str:
+    """A route parameter (an id) within the word limit."""
+    if len(value) > limits.max_word_chars:
+        raise RequestRejected(400, f"{name} is longer than {limits.max_word_chars} characters", "query")
+    return value

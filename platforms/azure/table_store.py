@@ -110,11 +110,6 @@ class TableReleaseStore:
         service = TableServiceClient(endpoint=settings.tables_endpoint, credential=credential_or_default(credential))
         return cls(service, settings.tables_name)
 
-    @classmethod
-    def from_connection_string(cls, conn_str: str, name_prefix: str = "releases") -> TableReleaseStore:
-        """For Azurite and account-key access."""
-        return cls(TableServiceClient.from_connection_string(conn_str), name_prefix)
-
     # ---- releases -------------------------------------------------------------------
     def get(self, release_id: str) -> Release | None:
         try:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import requests
+from platforms.common.readiness import http_ok
 
 LAUNCHER = Path(__file__).with_name("azmlinfsrv_loopback.py")
 DEFAULT_STARTUP_TIMEOUT_S = 90.0
@@ -84,11 +84,8 @@ class InferenceServer:
                 raise InferenceServerError(
                     f"azmlinfsrv exited with code {self.process.returncode} during start-up:\n{self.log_tail()}"
                 )
-            try:
-                if requests.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if http_ok(self.url + "/", timeout_s=1.0):
+                return
             time.sleep(0.1)
         self.stop()
         raise InferenceServerError(f"azmlinfsrv not healthy on {self.url} after {timeout_s:.0f} s:\n{self.log_tail()}")

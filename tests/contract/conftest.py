@@ -53,11 +53,13 @@ def _stores(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
     if kind == "sqlite":
         yield lambda: SqliteReleaseStore(tmp_path / "releases.db")
         return
+    from azure.data.tables import TableServiceClient
+
     from platforms.azure.table_store import TableReleaseStore
 
     connection_string = request.getfixturevalue("azurite_connection_string")
     prefix = f"t{uuid.uuid4().hex[:20]}"
-    yield lambda: TableReleaseStore.from_connection_string(connection_string, prefix)
+    yield lambda: TableReleaseStore(TableServiceClient.from_connection_string(connection_string), prefix)
     delete_tables(connection_string, prefix)
 
 

@@ -615,7 +615,7 @@ def test_table_store_splits_large_documents_and_refuses_oversized_ones(azurite_c
     from platforms.azure.table_store import PART_CHARS, DocumentTooLarge, TableReleaseStore
 
     prefix = f"t{uuid.uuid4().hex[:20]}"
-    store = TableReleaseStore.from_connection_string(azurite_connection_string, prefix)
+    store = TableReleaseStore(TableServiceClient.from_connection_string(azurite_connection_string), prefix)
     service = TableServiceClient.from_connection_string(azurite_connection_string)
     try:
         release = full_release("rel-big")
@@ -647,7 +647,7 @@ def test_table_store_keeps_a_work_item_in_its_own_table_within_property_limits(a
     from platforms.azure.table_store import MAX_REASON_CHARS, PART_CHARS, WORK_PARTITION, TableReleaseStore
 
     prefix = f"t{uuid.uuid4().hex[:20]}"
-    store = TableReleaseStore.from_connection_string(azurite_connection_string, prefix)
+    store = TableReleaseStore(TableServiceClient.from_connection_string(azurite_connection_string), prefix)
     service = TableServiceClient.from_connection_string(azurite_connection_string)
     try:
         assert store.add_work(work("w1", payload={"pad": "p" * 100_000}))

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from devhost.host import load_function_app
+from devhost.indexing import indexed_functions
 from devhost.settings import REPO_ROOT
 from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
 
@@ -40,7 +41,7 @@ def test_the_worker_indexes_every_function_of_the_app():
     assert code == 0 and result["indexed"] and result["error"] is None
     import function_app
 
-    expected = {f.get_function_name() for f in function_app.app.get_functions()}
+    expected = {f.get_function_name() for f in indexed_functions(function_app.app)}
     assert {f["name"] for f in result["functions"]} == expected and len(expected) == 12
     bindings = {f["name"]: f["bindings"] for f in result["functions"]}
     assert bindings["on_ml_event"] == {"event": "eventGridTrigger"}

@@ -6,6 +6,7 @@ pairs (asyncio's self-pipe inside Starlette's TestClient) are in-process and sta
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 from typing import Any
@@ -31,4 +32,7 @@ def no_network_no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket.socket, "__init__", inet_refused)
     monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("started a process"))
+    for spawn in ("system", "posix_spawn", "posix_spawnp", "fork", "forkpty"):  # the ways around Popen
+        if hasattr(os, spawn):
+            monkeypatch.setattr(os, spawn, _refuse("started a process"))
     monkeypatch.setattr(socket, "create_connection", _refuse("opened a network connection"))

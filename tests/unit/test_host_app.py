@@ -15,6 +15,7 @@ import azure.functions as func
 import pytest
 from starlette.testclient import TestClient
 
+from devhost import conversion
 from devhost.eventgrid_webhook import EVENT_GRID_WEBHOOK as WEBHOOK
 from devhost.host import build_host, serve
 from tests.fixtures import sample_function_app as sample
@@ -209,3 +210,15 @@ def test_an_app_that_does_not_index_is_refused_at_build_time(monkeypatch: pytest
         build_host(app)
     assert "cannot load the nightly function" in str(refused.value)
     assert "app setting 'NO_SUCH_SCHEDULE_SETTING', which is not set" in str(refused.value)
+
+
+def test_a_body_past_the_hosts_limit_is_413_before_it_is_buffered(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(conversion, "MAX_HOST_BODY_BYTES", 32)
+    declared = client.post("/api/items/1/approve", content=b"x" * 33)
+    streamed = client.post("/api/items/1/approve", content=iter([b"x" * 20, b"x" * 20]))  # chunked
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json() == {"error": "the request body is larger than the host's limit of 32 bytes"}
+    assert client.post("/api/items/1/approve", json={"approver": "ana"}).status_code == 201

@@ -7,9 +7,10 @@ import json
 import azure.functions as func
 import pytest
 
+from devhost.indexing import http_methods, indexed_functions, trigger_of
 from functions import bootstrap
 from functions.entrypoints import http_api
-from functions.entrypoints.hooks import azure_devops, github
+from functions.entrypoints.hooks import azure_devops
 from functions.entrypoints.limits import DEFAULT_LIMITS, RequestLimits, RequestRejected, parse_json, query_int
 from functions.links import Links
 from functions.service.orchestrator import Orchestrator
@@ -75,14 +76,30 @@ def answer(response: func.HttpResponse) -> tuple[int, str]:
     return response.status_code, json.loads(response.get_body())["error"]
 
 
-@pytest.mark.parametrize(
-    "route",
-    [http_api.approve_release, http_api.decline_release, azure_devops.azure_devops, github.github],
-    ids=["approve", "decline", "azure-devops", "github"],
-)
-def test_every_route_refuses_an_oversized_body_with_413(app, route):
-    status, message = answer(route(post("x", b" " * (DEFAULT_LIMITS.max_body_bytes + 1))))
+def http_functions(method: str) -> list[func.Function]:
+    """function_app's HTTP functions that take ``method``: a new route is covered without editing this test."""
+    import function_app
+
+    return [
+        f
+        for f in indexed_functions(function_app.app)
+        if trigger_of(f).type == "httpTrigger" and method in (http_methods(trigger_of(f)) or {method})
+    ]
+
+
+@pytest.mark.parametrize("function", http_functions("POST"), ids=lambda f: f.get_function_name())
+def test_every_post_route_refuses_an_oversized_body_with_413(app, function):
+    response = function.get_user_function()(post("x", b" " * (DEFAULT_LIMITS.max_body_bytes + 1)))
+    status, message = answer(response)
     assert status == 413 and "larger than" in message
+
+
+@pytest.mark.parametrize(
+    "function", [f for f in http_functions("GET") if "{id}" in trigger_of(f).route], ids=lambda f: f.get_function_name()
+)
+def test_every_route_with_an_id_refuses_an_id_past_the_word_limit(app, function):
+    request = func.HttpRequest("GET", "http://127.0.0.1/api/x", body=b"", route_params={"id": "r" * 201})
+    assert answer(function.get_user_function()(request)) == (400, "release id is longer than 200 characters")
 
 
 def test_decisions_refuse_deep_json_and_long_strings(app):
@@ -104,3 +121,22 @@ def test_azure_devops_hook_refuses_deep_json_after_authentication(app):
     deep = b"[" * 50_000 + b"]" * 50_000
     response = azure_devops.azure_devops(post("hooks/azure-devops", deep, {"X-MLOps-Secret": "ado-secret"}))
     assert answer(response) == (400, "body is nested deeper than 32 levels")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"limit": ""}, "limit must be an integer between 1 and 500"),
+        ({"state": "live,teleported"}, "state 'teleported' is not one of "),
+        ({"state": ",".join(["live"] * 21)}, "state takes at most 20 values"),
+    ],
+)
+def test_list_parameters_are_checked_before_the_store_is_asked(app, params, message):
+    request = func.HttpRequest("GET", "http://127.0.0.1:7071/api/releases", body=b"", params=params)
+    status, error = answer(http_api.list_releases(request))
+    assert status == 400 and error.startswith(message)
+
+
+def test_a_state_filter_names_known_states_once(app):
+    request = func.HttpRequest("GET", "http://127.0.0.1/api/releases", body=b"", params={"state": "live,live,failed"})
+    assert http_api.list_releases(request).status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -23,6 +24,13 @@ def test_an_http_request_is_refused():
 def test_a_process_is_refused():
     with pytest.raises(AssertionError, match="started a process"):
         subprocess.run([sys.executable, "-c", "0"], check=False)
+
+
+def test_os_level_process_starts_are_refused_too():
+    with pytest.raises(AssertionError, match="started a process"):
+        os.system("true")
+    with pytest.raises(AssertionError, match="started a process"):
+        os.fork()
 
 
 def test_an_in_process_socket_pair_is_allowed():

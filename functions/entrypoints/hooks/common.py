@@ -82,7 +82,7 @@ def load_json(body: bytes) -> Any:
     try:
         return parse_json(body)
     except RequestRejected as exc:
-        raise InvalidHook("body must be JSON" if "must be JSON" in str(exc) else str(exc)) from None
+        raise InvalidHook("body must be JSON" if exc.reason == "not_json" else str(exc)) from None
 
 
 def ignored(reason: str) -> func.HttpResponse:
