@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test test-fast lint bench clean worker
+.PHONY: demo test test-fast lint bench clean worker iac
 
 # The real Functions Python worker library (its loader checks the app in the tests and in `mlops up`).
 # It declares Python 3.13 but runs on 3.11, so it is installed without its metadata checks; a requirements
@@ -33,8 +33,23 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# Infrastructure checks in a venv of their own (checkov is heavy and pins an old Bicep parser):
+# checkov, then pycep-parser 0.7.1 over its pin (one pip run would refuse the conflict).
+IAC := .venv-iac
+IAC_STAMP := $(IAC)/.installed
+
+$(IAC_STAMP): requirements-iac.txt
+	@test -x $(IAC)/bin/python || $(PYTHON) -m venv $(IAC)
+	$(IAC)/bin/pip install --quiet -r requirements-iac.txt
+	$(IAC)/bin/pip install --quiet --no-deps pycep-parser==0.7.1
+	@touch $@
+
+# Parse every Bicep file and scan infra/ and pipelines/ with checkov (tests/integration/test_infra_scan.py runs it too).
+iac: $(IAC_STAMP)
+	$(IAC)/bin/python infra/check.py
+
 # lint first: a type error or a broken layer rule fails fast, before the slow tests.
-test: lint $(NODE_STAMP)
+test: lint $(IAC_STAMP) $(NODE_STAMP)
 	$(PY) -m pytest
 
 # The unit layer only (no sockets, no processes): under a minute.
@@ -56,4 +71,4 @@ bench: $(STAMP)
 
 clean:
 	-$(VENV)/bin/mlops down
-	rm -rf $(VENV) node_modules .mlops .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(IAC) node_modules .mlops .pytest_cache .ruff_cache .mypy_cache
