@@ -38,8 +38,8 @@ def add_azure_parser(
     azure_commands = azure.add_subparsers(dest="azure_command", required=True)
     bootstrap_parser = azure_commands.add_parser(
         "bootstrap",
-        help="one-time setup, safe to repeat: compute cluster, training environment, components; "
-        "checks the Event Grid subscriptions",
+        help="one-time setup, safe to repeat: workspace (if missing), compute cluster (unless "
+        "AZUREML_COMPUTE=serverless), training environment, components; checks the Event Grid subscriptions",
     )
     bootstrap_parser.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
     bootstrap_parser.set_defaults(handler=cmd_azure_bootstrap)

@@ -44,6 +44,11 @@ PROFILE_FILE = "profile.json"
 # Names of the pipeline's outputs (what jobs.download(output_name=...) and job-output URIs use).
 CHECKS_OUTPUT = "checks"
 MODEL_OUTPUT = "model"
+# The model's own folder inside the train step's output: registration names a path inside the job output
+# (azureml://jobs/<step job>/outputs/model/paths/model/), which the SDK's job-URI pattern requires.
+MODEL_DIR = "model"
+# The train step's node name, which its child job carries as display name (how model_location finds it).
+TRAIN_STEP = "train"
 EVALUATION_OUTPUT = "evaluation"
 CHAMPION_INPUT = "champion_model"
 PIPELINE_NAME = "mlops_retraining"
@@ -146,12 +151,12 @@ def train_component(code: Path, environment: str, data: str, params: Mapping[str
         "--data",
         _ref("inputs", "data"),
         "--output",
-        _ref("outputs", MODEL_OUTPUT),
+        _ref("outputs", MODEL_OUTPUT) + "/" + MODEL_DIR,
         *param_arguments(params),
     ]
     return command(
-        name="train",
-        display_name="train",
+        name=TRAIN_STEP,
+        display_name=TRAIN_STEP,
         description="fit the estimator on the seeded training split; record holdout metrics, profile and card",
         command=" ".join(words),
         inputs={
@@ -159,7 +164,11 @@ def train_component(code: Path, environment: str, data: str, params: Mapping[str
             # Not read by the script: it orders train after data checks (a failed check fails the job first).
             CHECKS_OUTPUT: Input(type=AssetTypes.URI_FOLDER, description="the data checks report (ordering only)"),
         },
-        outputs={MODEL_OUTPUT: Output(type=AssetTypes.URI_FOLDER, description="model.joblib, metrics, profile, card")},
+        outputs={
+            MODEL_OUTPUT: Output(
+                type=AssetTypes.URI_FOLDER, description=f"{MODEL_DIR}/: model.joblib, metrics, profile, card"
+            )
+        },
         code=str(code),
         environment=environment,
     )
@@ -167,7 +176,7 @@ def train_component(code: Path, environment: str, data: str, params: Mapping[str
 
 def evaluate_component(code: Path, environment: str, data: str, with_champion: bool) -> Command:
     inputs = {
-        "candidate": Input(type=AssetTypes.URI_FOLDER, description="the training output directory"),
+        "candidate": Input(type=AssetTypes.URI_FOLDER, description=f"the training output ({MODEL_DIR}/ inside it)"),
         "data": _data_input(data),
     }
     champion = NO_CHAMPION
@@ -179,7 +188,7 @@ def evaluate_component(code: Path, environment: str, data: str, with_champion: b
         "-m",
         f"{PACKAGE}.evaluate",
         "--candidate",
-        _ref("inputs", "candidate"),
+        _ref("inputs", "candidate") + "/" + MODEL_DIR,
         "--champion",
         champion,
         "--data",
@@ -209,13 +218,15 @@ def code_version(code: Path) -> str:
 
 def registrable_components(code: Path, environment: str, data: str = BUILTIN_DATA) -> list[Any]:
     """The three steps as named, versioned components for the workspace's catalogue (`mlops azure
-    bootstrap`). Versions hash the code, so registering unchanged code again changes nothing."""
-    version = code_version(code)
+    bootstrap`). Versions hash the code and the commands, so registering unchanged steps again changes
+    nothing, and a changed command (an output layout, say) is a new version rather than a clash."""
     nodes = [
         data_checks_component(code, environment, data, with_champion=True),
         train_component(code, environment, data, {}),
         evaluate_component(code, environment, data, with_champion=True),
     ]
+    commands = "\n".join(str(node.component.command) for node in nodes if isinstance(node.component, CommandComponent))
+    version = hashlib.sha256(f"{code_version(code)}\n{commands}".encode()).hexdigest()[:12]
     components = []
     for node in nodes:
         component = node.component

@@ -3,17 +3,28 @@
 Run after `az deployment group create -f infra/main.bicep` (docs/azure.md), with the operator's own
 Azure login (DefaultAzureCredential) and the Azure settings in the environment:
 
-1. compute cluster AZUREML_COMPUTE: created when ``ml_client.compute.get`` says it does not exist,
-   otherwise left as it is (a cluster scales to zero on its own);
-2. environment AZUREML_ENVIRONMENT: the training environment (Azure ML's Ubuntu 22.04 image, Python
+1. workspace AZUREML_WORKSPACE: created (``workspaces.begin_create`` with a ``Workspace`` entity) when
+   ``workspaces.get`` says it does not exist, otherwise left as it is. Of its dependent resources the
+   settings know only the container registry (ACR_NAME, in AZURE_RESOURCE_GROUP), which the workspace
+   is given; Azure ML creates its own storage account, key vault and Application Insights (with a
+   Log Analytics workspace) in the resource group's region. (The app's storage account, the Bicep's,
+   refuses shared keys, which a workspace's default datastores use; the Bicep's Key Vault and
+   Application Insights are not in the settings.) Workspace operations go through an MLClient on the
+   resource group, without a workspace name. infra/main.bicep refers to the workspace as
+   ``existing``, so on the documented path it exists by the time this runs and the step says unchanged;
+2. compute cluster AZUREML_COMPUTE: created when ``ml_client.compute.get`` says it does not exist,
+   otherwise left as it is (a cluster scales to zero on its own). With AZUREML_COMPUTE=serverless
+   there is no cluster: the steps run on serverless compute (platforms/azure/training.py) and this
+   step is skipped;
+3. environment AZUREML_ENVIRONMENT: the training environment (Azure ML's Ubuntu 22.04 image, Python
    3.11, numpy/pandas/scipy/scikit-learn/joblib pinned as in requirements.txt, so a model trained in
    Azure ML loads in the scoring image). A new version is registered only when the image or the
    conda definition differs from the latest version;
-3. pipeline components: the three steps (mlops_data_checks, mlops_train, mlops_evaluate, versioned
+4. pipeline components: the three steps (mlops_data_checks, mlops_train, mlops_evaluate, versioned
    by a hash of the ml_pipeline code) are registered unless that name and version exist, so the
    workspace's catalogue shows them; each submission still builds its steps inline with its
    release's parameters;
-4. event subscriptions: checks, through Azure Resource Manager, that the build topic and the two
+5. event subscriptions: checks, through Azure Resource Manager, that the build topic and the two
    system topics each have a subscription to their function with the event types the caller's
    table assigns to it (they are deployed by the Bicep, phase 2).
 
@@ -22,8 +33,9 @@ The table of event types per function is a parameter, not an import: it is the s
 (pyproject.toml, import-linter), so devhost/commands_azure.py, which may, passes it in.
 
 Each step reports one line ``<step>: <created|updated|unchanged|registered|exists|missing|differs|
-failed|skipped|not checked> (detail)``; with ``dry_run`` nothing is created or updated. The command
-itself (arguments, settings errors, exit code) is devhost/commands_azure.py's ``cmd_azure_bootstrap``.
+failed|skipped|not checked> (detail)``; with ``dry_run`` nothing is created or updated. While the
+workspace does not exist (a dry run, or its creation failed) the steps inside it are skipped. The
+command itself (arguments, settings errors, exit code) is devhost/commands_azure.py's ``cmd_azure_bootstrap``.
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 
+from platforms.azure.settings import TRAINING_VM_SIZE
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
     from azure.core.rest import HttpRequest, HttpResponse
@@ -46,13 +60,15 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 
-COMPUTE_SIZE = "STANDARD_DS3_V2"
+COMPUTE_SIZE = TRAINING_VM_SIZE  # STANDARD_DS3_V2, as each serverless step gets
 COMPUTE_MIN_NODES = 0
 COMPUTE_MAX_NODES = 4
 COMPUTE_IDLE_SECONDS = 1800  # nodes kept between the steps of a pipeline, then released
 ENVIRONMENT_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest"
 PYTHON_VERSION = "3.11"
 TRAINING_PACKAGES = ("numpy", "pandas", "scipy", "scikit-learn", "joblib")
+
+WORKSPACE_DESCRIPTION = "Azure ML workspace of the ML release orchestrator (created by mlops azure bootstrap)"
 
 ARM_ENDPOINT = "https://management.azure.com"
 EVENTGRID_API_VERSION = "2025-02-15"
@@ -148,6 +164,7 @@ def bootstrap(
     eventgrid_mgmt_client: ArmReader | None = None,
     *,
     function_event_types: FunctionEventTypes,
+    workspace_client: Any = None,
     components: Iterable[Any] | None = None,
     requirements_text: str | None = None,
     dry_run: bool = False,
@@ -155,30 +172,57 @@ def bootstrap(
 ) -> list[str]:
     """Bring the workspace to what the app needs and check the event wiring; one line per step.
 
-    ``ml_client`` is an ``azure.ai.ml.MLClient`` on the workspace. ``eventgrid_mgmt_client`` reads
-    Azure Resource Manager (``ArmResourceReader``); without it the subscriptions are "not checked".
-    ``components`` are the pipeline's Azure ML components; without them that step is skipped.
-    ``function_event_types`` is what each Event Grid function's subscription must include.
+    ``ml_client`` is an ``azure.ai.ml.MLClient`` on the workspace. ``workspace_client`` is one on the
+    resource group (no workspace name), for ``workspaces.get`` / ``begin_create``; ``ml_client`` if not
+    given. ``eventgrid_mgmt_client`` reads Azure Resource Manager (``ArmResourceReader``); without it
+    the subscriptions are "not checked". ``components`` are the pipeline's Azure ML components; without
+    them that step is skipped. ``function_event_types`` is what each Event Grid function's subscription
+    must include.
     """
     from azure.core.exceptions import AzureError
 
     lines: list[str] = []
+    # Whether the workspace exists: unknown (None) until workspaces.get answers; if that fails, the
+    # steps inside the workspace still try (the operator may lack Reader on the resource group only).
+    workspace: dict[str, bool | None] = {"exists": None}
 
     def report(line: str) -> None:
         lines.append(line)
         if echo is not None:
             echo(line)
 
-    steps: list[tuple[str, Callable[[], list[str]]]] = [
+    def ensure_workspace() -> list[str]:
+        client = workspace_client if workspace_client is not None else ml_client
+        existing = _find_workspace(settings, client)
+        workspace["exists"] = existing is not None
+        if existing is not None:
+            return [_existing_workspace(settings, existing)]
+        line = _create_workspace(settings, client, dry_run)
+        workspace["exists"] = not dry_run
+        return [line]
+
+    in_workspace: list[tuple[str, Callable[[], list[str]]]] = [
         (f"compute {settings.compute}", lambda: [_ensure_compute(settings, ml_client, dry_run)]),
         (
             f"environment {settings.environment}",
             lambda: [_ensure_environment(settings, ml_client, requirements_text, dry_run)],
         ),
         ("components", lambda: _ensure_components(ml_client, components, dry_run)),
-        ("event subscriptions", lambda: _check_subscriptions(settings, eventgrid_mgmt_client, function_event_types)),
     ]
-    for name, step in steps:
+    steps: list[tuple[str, Callable[[], list[str]], bool]] = [
+        (f"workspace {settings.workspace}", ensure_workspace, False),
+        *((name, step, True) for name, step in in_workspace),
+        (
+            "event subscriptions",
+            lambda: _check_subscriptions(settings, eventgrid_mgmt_client, function_event_types),
+            False,
+        ),
+    ]
+    for name, step, needs_workspace in steps:
+        if needs_workspace and workspace["exists"] is False:
+            why = "it would be created first" if dry_run else "its creation failed"
+            report(f"{name}: skipped (workspace {settings.workspace} does not exist yet; {why})")
+            continue
         try:
             for line in step():
                 report(line)
@@ -192,11 +236,82 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else "no detail"
 
 
+# ---- the workspace -------------------------------------------------------------------------------
+
+
+def registry_id(settings: AzureSettings) -> str:
+    """ACR_NAME's resource id: the registry is in AZURE_RESOURCE_GROUP (infra/main.bicep: ``existing``)."""
+    return (
+        f"/subscriptions/{settings.subscription_id}/resourceGroups/{settings.resource_group}"
+        f"/providers/Microsoft.ContainerRegistry/registries/{settings.acr_name}"
+    )
+
+
+def workspace_entity(settings: AzureSettings) -> Any:
+    """The Workspace `bootstrap` creates when AZUREML_WORKSPACE does not exist.
+
+    Only what the settings know: its name and resource group, and the registry ACR_NAME as its
+    container registry (so Azure ML builds and pulls images there, where ACR Tasks pushes the scoring
+    image). No location: the SDK takes the resource group's. No storage account, key vault or
+    Application Insights: Azure ML creates its own (see the module docstring).
+    """
+    from azure.ai.ml.entities import Workspace
+
+    return Workspace(
+        name=settings.workspace,
+        resource_group=settings.resource_group,
+        description=WORKSPACE_DESCRIPTION,
+        container_registry=registry_id(settings),
+    )
+
+
+def _find_workspace(settings: AzureSettings, client: Any) -> Any:
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return client.workspaces.get(settings.workspace)
+    except ResourceNotFoundError:
+        return None
+
+
+def _existing_workspace(settings: AzureSettings, existing: Any) -> str:
+    label = f"workspace {settings.workspace}"
+    where = str(getattr(existing, "location", "") or "?")
+    registry = str(getattr(existing, "container_registry", "") or "")
+    if registry and registry.rstrip("/").rsplit("/", 1)[-1].lower() != settings.acr_name.lower():
+        return (
+            f"{label}: unchanged (exists in {where}; its container registry is {registry.rsplit('/', 1)[-1]}, "
+            f"not ACR_NAME {settings.acr_name})"
+        )
+    return f"{label}: unchanged (exists in {where})"
+
+
+def _create_workspace(settings: AzureSettings, client: Any, dry_run: bool) -> str:
+    label = f"workspace {settings.workspace}"
+    detail = (
+        f"in {settings.resource_group}'s region, container registry {settings.acr_name}; "
+        "Azure ML adds its own storage account, key vault and Application Insights"
+    )
+    if dry_run:
+        return f"{label}: missing (would create: {detail})"
+    created = client.workspaces.begin_create(workspace_entity(settings)).result()
+    where = str(getattr(created, "location", "") or f"{settings.resource_group}'s region")
+    return f"{label}: created (in {where}, container registry {settings.acr_name})"
+
+
+# ---- compute, environment, components ------------------------------------------------------------
+
+
 def _ensure_compute(settings: AzureSettings, ml_client: Any, dry_run: bool) -> str:
     from azure.ai.ml.entities import AmlCompute
     from azure.core.exceptions import ResourceNotFoundError
 
     name = settings.compute
+    if settings.serverless:
+        return (
+            f"compute {name}: skipped (AZUREML_COMPUTE={name}: the pipeline steps run on Azure ML serverless "
+            f"compute, {TRAINING_VM_SIZE}, one instance each; there is no cluster to create)"
+        )
     try:
         existing = ml_client.compute.get(name)
     except ResourceNotFoundError:
@@ -410,6 +525,17 @@ class ArmResourceReader:
 # ---- everything, with the operator's credential ------------------------------------------------------
 
 
+def build_workspace_client(settings: AzureSettings, credential: TokenCredential) -> Any:
+    """An MLClient on the resource group, for workspace operations: no workspace name (it may not exist yet)."""
+    from azure.ai.ml import MLClient
+
+    return MLClient(
+        credential=credential,
+        subscription_id=settings.subscription_id,
+        resource_group_name=settings.resource_group,
+    )
+
+
 def provision(
     settings: AzureSettings,
     function_event_types: FunctionEventTypes,
@@ -428,6 +554,7 @@ def provision(
 
     credential = DefaultAzureCredential()
     ml_client = build_ml_client(settings, credential)
+    workspace_client = build_workspace_client(settings, credential)
     with tempfile.TemporaryDirectory(prefix="mlops-components-") as staged:
         code = stage_code(Path(staged))
         components = registrable_components(code, environment_reference(settings.environment), settings.training_data)
@@ -436,6 +563,7 @@ def provision(
             ml_client,
             ArmResourceReader(credential),
             function_event_types=function_event_types,
+            workspace_client=workspace_client,
             components=components,
             dry_run=dry_run,
             echo=echo,

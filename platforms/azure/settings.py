@@ -10,12 +10,23 @@ from dataclasses import dataclass
 
 from functions.settings import SettingsError
 
+# AZUREML_COMPUTE's special value: the pipeline steps run on Azure ML serverless compute, no cluster.
+# (azure-ai-ml's own marker for it, azure.ai.ml.constants._common.SERVERLESS_COMPUTE; not imported: no SDK at start-up.)
+SERVERLESS = "serverless"
+# The VM size training runs on: the cluster's nodes (`mlops azure bootstrap`), or each serverless step.
+TRAINING_VM_SIZE = "STANDARD_DS3_V2"
+
 # name -> (required, default, pattern the value must match, what it is)
 SETTINGS: dict[str, tuple[bool, str, str, str]] = {
     "AZURE_SUBSCRIPTION_ID": (True, "", r"[0-9a-fA-F-]{36}", "subscription of the workspace, registry and AKS"),
     "AZURE_RESOURCE_GROUP": (True, "", r"[\w.()-]{1,90}", "resource group of the workspace and registry"),
     "AZUREML_WORKSPACE": (True, "", r"[\w-]{2,33}", "Azure ML workspace name"),
-    "AZUREML_COMPUTE": (False, "cpu-cluster", r"[\w-]{2,24}", "compute cluster the pipeline runs on"),
+    "AZUREML_COMPUTE": (
+        False,
+        "cpu-cluster",
+        r"[\w-]{2,24}",
+        f"compute cluster the pipeline runs on, or '{SERVERLESS}' for Azure ML serverless compute",
+    ),
     "AZUREML_ENVIRONMENT": (False, "diabetes-train-env", r"[\w.-]{1,255}", "environment of the pipeline steps"),
     "AZUREML_EXPERIMENT": (False, "diabetes-retraining", r"[\w.-]{1,255}", "experiment the jobs go to"),
     "AZUREML_TRAINING_DATA": (False, "diabetes", r".+", "'diabetes' or a data asset URI (azureml:name:version)"),
@@ -62,6 +73,11 @@ class AzureSettings:
     topic_endpoint: str
 
     @property
+    def serverless(self) -> bool:
+        """Training runs on serverless compute (AZUREML_COMPUTE=serverless), not on a named cluster."""
+        return self.compute == SERVERLESS
+
+    @property
     def login_server(self) -> str:
         return f"{self.acr_name.lower()}.azurecr.io"
 
@@ -77,6 +93,10 @@ class AzureSettings:
             elif value and not re.fullmatch(pattern, value):
                 problems.append(f"{name}={value!r} is malformed ({meaning})")
             values[name] = value
+        compute = values["AZUREML_COMPUTE"]
+        if compute != SERVERLESS and compute.lower() == SERVERLESS:
+            # Azure ML would take it for the name of a cluster (and bootstrap would create one by that name).
+            problems.append(f"AZUREML_COMPUTE={compute!r} is malformed: write {SERVERLESS!r} for serverless compute")
         if values["AZUREML_TRAINING_DATA"] != "diabetes" and not values["AZUREML_TEST_DATA"]:
             problems.append("AZUREML_TEST_DATA is missing (needed when AZUREML_TRAINING_DATA is a data asset)")
         if problems:

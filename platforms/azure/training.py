@@ -5,6 +5,12 @@ workspace's Event Grid events (RunCompleted, RunStatusChanged) find their releas
 ``runTags``. Afterwards the orchestrator reads the job's state (``jobs.get``), its evaluation
 report (the ``evaluation`` output, via ``jobs.download``) and where its model is (the ``model``
 output, as a job-output URI the model registry accepts).
+
+Where the steps run is AZUREML_COMPUTE: a named compute cluster is the pipeline's default compute
+(``settings.default_compute``); ``serverless`` makes that azure-ai-ml's serverless marker and gives
+every step ``resources`` (``JobResourceConfiguration``: instance type ``TRAINING_VM_SIZE``, one
+instance), so no cluster is needed. A pipeline with no compute at all is refused by the SDK's own
+validation ("Compute not set") before it is submitted, hence the marker rather than nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from azure.ai.ml.entities import PipelineJob
+from azure.ai.ml.entities import Command, JobResourceConfiguration, PipelineJob
 from azure.ai.ml.exceptions import JobException
 from azure.core.exceptions import ResourceNotFoundError
 
@@ -25,12 +31,15 @@ from functions.domain.refs import JobStatus, ModelRef
 from platforms.azure.components import (
     EVALUATION_FILE,
     EVALUATION_OUTPUT,
+    MODEL_DIR,
     MODEL_OUTPUT,
+    TRAIN_STEP,
     RetrainingSpec,
     environment_reference,
     retraining_pipeline,
     stage_code,
 )
+from platforms.azure.settings import TRAINING_VM_SIZE
 from platforms.common.names import job_name_part
 
 if TYPE_CHECKING:
@@ -97,6 +106,10 @@ class AzureTraining:
             champion=champion.location if champion else None,
         )
         job = retraining_pipeline(spec)
+        if self.settings.serverless:
+            for step in job.jobs.values():
+                if isinstance(step, Command):
+                    step.resources = serverless_resources()
         build_id, commit = str(build.get("buildId") or ""), str(build.get("sourceVersion") or "")
         job.name = f"retrain-{job_name_part(release_id)}-{uuid.uuid4().hex[:8]}"
         job.display_name = f"retrain {release_id}"
@@ -162,8 +175,22 @@ class AzureTraining:
             shutil.rmtree(target, ignore_errors=True)
 
     def model_location(self, job_name: str) -> str:
-        """The pipeline's ``model`` output (the train step's output directory), as a job-output URI."""
-        return JOB_OUTPUT_URI.format(job=job_name, output=MODEL_OUTPUT, path="")
+        """The train step's own output, the model folder inside it, as a job-output URI.
+
+        As Microsoft's pipeline examples do: the child job of the train step, its ``model`` output, and
+        the path inside it (``azureml://jobs/<step job>/outputs/model/paths/model/``; the SDK's job-URI
+        pattern needs that path, and passes a URI with an empty one through unparsed).
+        """
+        steps = self.ml_client.jobs.list(parent_job_name=job_name)
+        train = next((step for step in steps if TRAIN_STEP in (step.display_name, step.name)), None)
+        if train is None:
+            raise LookupError(f"pipeline job {job_name} has no {TRAIN_STEP} step job yet")
+        return JOB_OUTPUT_URI.format(job=train.name, output=MODEL_OUTPUT, path=f"{MODEL_DIR}/")
+
+
+def serverless_resources() -> JobResourceConfiguration:
+    """What one step asks serverless compute for (AZUREML_COMPUTE=serverless)."""
+    return JobResourceConfiguration(instance_type=TRAINING_VM_SIZE, instance_count=1)
 
 
 def _find_report(download: Path, output: str, filename: str) -> Path | None:

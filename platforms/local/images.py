@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from functions.domain.ids import image_tag
 from functions.domain.refs import ImageRef, ModelRef
 from functions.ports import Publisher
 from platforms.local.events import event_time
@@ -74,7 +75,7 @@ class LocalImages:
         model_dir = Path(model.location)
         if not model_dir.is_dir():
             raise FileNotFoundError(f"cannot package {model.name}:{model.version}: {model_dir} is not a directory")
-        tag = f"{model.version}-{release_id}"
+        tag = image_tag(model.version, release_id)
         self.contexts.mkdir(parents=True, exist_ok=True)
         staged = Path(tempfile.mkdtemp(prefix=f".{tag}.", dir=self.contexts))
         try:

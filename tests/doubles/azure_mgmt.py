@@ -12,6 +12,7 @@ JSON bodies) can be exercised offline, answering from canned responses.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import io
 import json
@@ -46,18 +47,46 @@ def succeeded_run(run_id: str, *images: tuple[str, str, str], status: str = "Suc
 
 
 class FakeRegistryTasksClient:
-    """``registries.get_build_source_upload_url`` / ``registries.schedule_run`` / ``runs.list``."""
+    """``registries.get_build_source_upload_url`` / ``registries.schedule_run`` / ``runs.list``.
 
-    def __init__(self, runs: list[Run] | None = None) -> None:
+    A scheduled run joins the run history as ``Queued``, newest first, as the service lists it; it
+    stays there until the test lets the registry work (``finish_runs``): then each queued run has
+    succeeded, built and pushed its request's ``imageNames`` (with a digest), and ACR's system topic
+    would have sent one ImagePushed per image (``pushed_events``, their data).
+    """
+
+    def __init__(self, runs: list[Run] | None = None, registry_host: str = "crmlops.azurecr.io") -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.run_history: list[Run] = list(runs or [])  # newest first, as the service lists them
         self.upload = SourceUploadDefinition(upload_url=UPLOAD_URL, relative_path=RELATIVE_PATH)
         self.list_error: Exception | None = None
+        self.registry_host = registry_host
+        self.requests: dict[str, Any] = {}  # run id -> the run request it was scheduled with
+        self.pushed_events: list[dict[str, Any]] = []
         self.registries = _FakeRegistries(self)
         self.runs = _FakeRuns(self)
 
     def operations(self) -> list[str]:
         return [call[0] for call in self.calls]
+
+    # ---- test controls -----------------------------------------------------------------
+    def finish_runs(self, status: str = "Succeeded") -> None:
+        """Every queued run ends with ``status``; a succeeded one pushed its images."""
+        for index, run in enumerate(self.run_history):
+            if run.status != "Queued":
+                continue
+            images: tuple[ImageDescriptor, ...] = ()
+            if status == "Succeeded":
+                images = tuple(self._pushed(run.run_id, name) for name in self.requests[run.run_id]["imageNames"])
+            self.run_history[index] = dataclasses.replace(run, status=status, output_images=images)
+
+    def _pushed(self, run_id: str, image_name: str) -> ImageDescriptor:
+        repository, _, tag = image_name.rpartition(":")
+        digest = "sha256:" + hashlib.sha256(f"{self.registry_host}/{image_name}@{run_id}".encode()).hexdigest()
+        self.pushed_events.append(
+            {"action": "push", "target": {"repository": repository, "tag": tag, "digest": digest}}
+        )
+        return ImageDescriptor(registry=self.registry_host, repository=repository, tag=tag, digest=digest)
 
 
 class _FakeRegistries:
@@ -70,7 +99,10 @@ class _FakeRegistries:
 
     def schedule_run(self, resource_group_name: str, registry_name: str, run_request: Any) -> Run:
         self._client.calls.append(("schedule_run", resource_group_name, registry_name, copy.deepcopy(run_request)))
-        return Run(run_id=f"ca{len(self._client.calls)}", status="Queued")
+        run = Run(run_id=f"ca{len(self._client.calls)}", status="Queued")
+        self._client.requests[run.run_id] = copy.deepcopy(run_request)
+        self._client.run_history.insert(0, run)
+        return run
 
 
 class _FakeRuns:

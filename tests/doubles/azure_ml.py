@@ -8,23 +8,30 @@ not in a terminal state (JobException) and writes a named output to
 ``<download_path>/named-outputs/<output>/...``, silently writing nothing when the job has no
 such output; models.create_or_update without a version takes the next one (1, 2, ...) and
 with one updates that version in place (tags and description; the path cannot change).
+A new model version is what makes the workspace's Event Grid system topic send ModelRegistered:
+``models.registered_events`` is the data of those events, one per new version (an in-place update
+sends none here; whether the service sends one for it is not modelled). ``workspaces`` is the
+resource-group scope's: ``get`` raises ResourceNotFoundError for an unknown workspace and
+``begin_create`` keeps the Workspace entity it was given, with its REST form at that moment.
 Every call is recorded, in order, in ``client.calls``.
 """
 
 from __future__ import annotations
 
 import itertools
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from azure.ai.ml.entities import Model, PipelineJob
+from azure.ai.ml.entities import Model, PipelineJob, Workspace
 from azure.ai.ml.exceptions import ErrorCategory, ErrorTarget, JobException
 from azure.core.exceptions import ResourceNotFoundError
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "rg-mlops"
 WORKSPACE = "mlw-mlops"
+REGION = "westeurope"  # the resource group's: where a workspace without a location goes
 # azure.ai.ml.operations._run_history_constants.RunHistoryConstants.TERMINAL_STATUSES
 TERMINAL_STATUSES = ("Completed", "Failed", "Canceled", "NotResponding", "Paused")
 
@@ -63,6 +70,7 @@ class FakeJobs:
         self.calls = calls
         self.jobs: dict[str, FakeJob] = {}
         self.submissions: list[Submission] = []
+        self.steps: dict[str, list[FakeJob]] = {}  # pipeline job name -> its step (child) jobs
         self._names = (f"placid_rabbit_{n}" for n in itertools.count(1))
 
     # ---- the SDK surface ---------------------------------------------------------------
@@ -85,11 +93,19 @@ class FakeJobs:
             Submission(job, dict(kwargs), job._to_dict(), job._to_rest_object().as_dict(), code_files)
         )
         self.jobs[name] = FakeJob(name, "NotStarted", dict(job.tags or {}), job.display_name, job.experiment_name)
+        self.add_steps(name, *job.jobs)
         return self._entity(self.jobs[name])
 
     def get(self, name: str) -> PipelineJob:
         self.calls.append(("jobs.get", name))
         return self._entity(self._job(name))
+
+    def list(self, *, parent_job_name: str | None = None, **kwargs: Any) -> list[PipelineJob]:
+        """With parent_job_name: the pipeline's step jobs, each named by the service and showing its node name."""
+        self.calls.append(("jobs.list", parent_job_name))
+        if parent_job_name is None:
+            return [self._entity(job) for job in self.jobs.values()]
+        return [self._entity(step) for step in self.steps.get(parent_job_name, [])]
 
     def download(
         self, name: str, *, download_path: str | Path = ".", output_name: str | None = None, all: bool = False
@@ -113,6 +129,12 @@ class FakeJobs:
                 path.write_text(content)
 
     # ---- test controls -----------------------------------------------------------------
+    def add_steps(self, pipeline_job: str, *node_names: str) -> None:
+        """The step jobs Azure ML creates for a pipeline's nodes: service-made names, node names as display names."""
+        self.steps[pipeline_job] = [
+            FakeJob(self._step_name(pipeline_job, node), "NotStarted", display_name=node) for node in node_names
+        ]
+
     def add(self, name: str, status: str, **outputs: dict[str, str]) -> FakeJob:
         self.jobs[name] = FakeJob(name, status, outputs=dict(outputs))
         return self.jobs[name]
@@ -121,6 +143,10 @@ class FakeJobs:
         job = self._job(name)
         job.status = status
         job.outputs.update(outputs)
+
+    @staticmethod
+    def _step_name(pipeline_job: str, node: str) -> str:
+        return f"{pipeline_job}_{uuid.uuid5(uuid.NAMESPACE_URL, pipeline_job + node).hex[:8]}"
 
     def _job(self, name: str) -> FakeJob:
         if name not in self.jobs:
@@ -145,6 +171,8 @@ class FakeModels:
         self.calls = calls
         self.versions: dict[str, dict[str, Model]] = {}
         self.received: list[Model] = []  # the entities create_or_update was given, as given
+        # ModelRegistered data as the workspace's system topic sends it, one per new version.
+        self.registered_events: list[dict[str, Any]] = []
 
     def create_or_update(self, model: Model) -> Model:
         self.calls.append(("models.create_or_update", model.name, model.version, dict(model.tags or {})))
@@ -157,8 +185,18 @@ class FakeModels:
             existing = versions.get(version)
             if existing is not None and str(existing.path) != str(model.path):
                 raise ValueError(f"{model.name}:{version} exists with path {existing.path}; a path cannot change")
+        created = version not in versions
         stored = _copy(model, version)
         versions[version] = stored
+        if created:
+            self.registered_events.append(
+                {
+                    "ModelName": stored.name,
+                    "ModelVersion": version,
+                    "ModelTags": dict(stored.tags or {}),
+                    "ModelProperties": dict(stored.properties or {}),
+                }
+            )
         return _copy(stored)
 
     def get(self, name: str, version: str | None = None, label: str | None = None) -> Model:
@@ -179,11 +217,77 @@ class FakeModels:
         return dict(self.versions[name][str(version)].tags or {})
 
 
+class Done:
+    """A long-running operation that has finished: ``result()`` is what the real poller returns."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self, timeout: float | None = None) -> Any:
+        return self.value
+
+
+@dataclass
+class WorkspaceCreation:
+    """What workspaces.begin_create received, as it was at that moment."""
+
+    workspace: Workspace  # the entity the caller built (not a copy)
+    rest: dict[str, Any]  # workspace._to_rest_object().as_dict()
+    kwargs: dict[str, Any]
+
+
+class FakeWorkspaces:
+    """``workspaces`` of an MLClient on the resource group (no workspace name needed)."""
+
+    def __init__(self, calls: list[tuple[Any, ...]], region: str = REGION) -> None:
+        self.calls = calls
+        self.region = region
+        self.items: dict[str, Workspace] = {}
+        self.creations: list[WorkspaceCreation] = []
+        self.get_error: Exception | None = None  # raised by get (e.g. AuthorizationFailed)
+        self.create_error: Exception | None = None  # raised by begin_create, after recording the call
+
+    def get(self, name: str | None = None, **kwargs: Any) -> Workspace:
+        self.calls.append(("workspaces.get", name))
+        if self.get_error is not None:
+            raise self.get_error
+        if name is None or name not in self.items:
+            raise ResourceNotFoundError(f"(ResourceNotFound) The Resource '.../workspaces/{name}' was not found")
+        return self.items[name]
+
+    def begin_create(self, workspace: Workspace, update_dependent_resources: bool = False, **kwargs: Any) -> Done:
+        self.calls.append(("workspaces.begin_create", workspace.name))
+        self.creations.append(WorkspaceCreation(workspace, workspace._to_rest_object().as_dict(), dict(kwargs)))
+        if self.create_error is not None:
+            raise self.create_error
+        self.items[str(workspace.name)] = stored = self._answer(workspace)
+        return Done(stored)
+
+    # ---- test controls -----------------------------------------------------------------
+    def add(self, workspace: Workspace) -> None:
+        """A workspace that exists already (e.g. made by `az ml workspace create`)."""
+        self.items[str(workspace.name)] = self._answer(workspace)
+
+    def _answer(self, workspace: Workspace) -> Workspace:
+        """What the service hands back: the entity through the SDK's REST form, placed and with its id."""
+        rest = workspace._to_rest_object()
+        rest.location = workspace.location or self.region
+        group = workspace.resource_group or RESOURCE_GROUP
+        rest.id = (
+            f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{group}/providers/"
+            f"Microsoft.MachineLearningServices/workspaces/{workspace.name}"
+        )
+        answered = Workspace._from_rest_object(rest)
+        assert answered is not None
+        return answered
+
+
 class FakeMLClient:
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
         self.jobs = FakeJobs(self.calls)
         self.models = FakeModels(self.calls)
+        self.workspaces = FakeWorkspaces(self.calls)
 
     def operations(self) -> list[str]:
         return [call[0] for call in self.calls]

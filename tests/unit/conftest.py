@@ -7,6 +7,7 @@ pairs (asyncio's self-pipe inside Starlette's TestClient) are in-process and sta
 from __future__ import annotations
 
 import os
+import platform
 import socket
 import subprocess
 from typing import Any
@@ -31,6 +32,9 @@ def no_network_no_processes(monkeypatch: pytest.MonkeyPatch) -> None:
         original_init(self, family, *args, **kwargs)
 
     monkeypatch.setattr(socket.socket, "__init__", inet_refused)
+    # azure-core builds its user agent from platform.platform(), whose first call runs `uname -p`:
+    # a fixed answer keeps SDK-client tests free of processes whatever order they run in.
+    monkeypatch.setattr(platform, "platform", lambda *args, **kwargs: "Linux-unit-tests")
     monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("started a process"))
     for spawn in ("system", "posix_spawn", "posix_spawnp", "fork", "forkpty"):  # the ways around Popen
         if hasattr(os, spawn):

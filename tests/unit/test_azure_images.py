@@ -271,6 +271,25 @@ def test_lookup_misses_when_no_run_pushed_the_tag():
     assert make_images(client, FakeUploader()).lookup("diabetes-scoring", TAG) is None
 
 
+@pytest.mark.parametrize("outcome", ["Failed", "Canceled"])
+def test_a_build_is_found_once_its_run_has_pushed_and_not_if_it_did_not(outcome: str):
+    pushes, fails = FakeRegistryTasksClient(), FakeRegistryTasksClient()
+    for client in (pushes, fails):
+        make_images(client, FakeUploader()).build(RELEASE, MODEL)
+        assert [run.status for run in client.run_history] == ["Queued"]
+        assert make_images(client, FakeUploader()).lookup("diabetes-scoring", TAG) is None  # still building
+
+    pushes.finish_runs()
+    fails.finish_runs(outcome)
+
+    found = make_images(pushes, FakeUploader()).lookup("diabetes-scoring", TAG)
+    assert found is not None and found.digest == pushes.run_history[0].output_images[0].digest
+    assert pushes.pushed_events == [{"action": "push", "target": {"repository": "diabetes-scoring", "tag": TAG,
+                                                                  "digest": found.digest}}]  # fmt: skip
+    assert make_images(fails, FakeUploader()).lookup("diabetes-scoring", TAG) is None
+    assert fails.pushed_events == []
+
+
 def test_lookup_on_an_empty_history_is_none():
     assert make_images(FakeRegistryTasksClient(), FakeUploader()).lookup("diabetes-scoring", TAG) is None
 

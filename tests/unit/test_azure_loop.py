@@ -112,6 +112,7 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
         "ml:jobs.create_or_update",
         # run completed: evaluation, gate, register, package
         "ml:jobs.download",
+        "ml:jobs.list",  # the pipeline's step jobs: the model is registered from the train step's output
         "ml:models.list",  # already registered for this release?
         "ml:models.create_or_update",
         "acr:runs.list",  # image already pushed?

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 import urllib3
-from azure.ai.ml.entities import AmlCompute, CommandComponent, Environment, KubernetesCompute
+from azure.ai.ml.entities import AmlCompute, CommandComponent, Environment, KubernetesCompute, Workspace
 from azure.ai.ml.exceptions import ErrorTarget, ValidationException
 from azure.core.credentials import AccessToken
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -26,11 +26,17 @@ from devhost import commands_azure
 from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 from platforms.azure import provisioning
 from platforms.azure.settings import AzureSettings, example_env
+from tests.doubles.azure_ml import FakeWorkspaces
 
 REQUIREMENTS = (
     "azure-functions==1.26.0\nnumpy==2.4.6\npandas==3.1.1  # data\nscipy==1.17.1\nscikit-learn==1.9.1\njoblib==1.6.0\n"
 )
-WRITES = {"compute.begin_create_or_update", "environments.create_or_update", "components.create_or_update"}
+WRITES = {
+    "workspaces.begin_create",
+    "compute.begin_create_or_update",
+    "environments.create_or_update",
+    "components.create_or_update",
+}
 
 
 class Poller:
@@ -115,17 +121,28 @@ class FakeComponents:
 
 
 class FakeMLClient:
-    def __init__(self, compute: dict[str, Any] | None = None, compute_error: Exception | None = None) -> None:
+    """The workspace's MLClient; ``workspaces`` is also what the resource group's MLClient offers.
+
+    The workspace exists unless ``workspace=False`` (made by `az ml workspace create`, docs/azure.md step 2).
+    """
+
+    def __init__(
+        self, compute: dict[str, Any] | None = None, compute_error: Exception | None = None, workspace: bool = True
+    ) -> None:
         self.calls: list[tuple] = []
         self.compute = FakeCompute(self.calls, compute, compute_error)
         self.environments = FakeEnvironments(self.calls)
         self.components = FakeComponents(self.calls)
+        self.workspaces = FakeWorkspaces(self.calls)
+        if workspace:
+            self.workspaces.add(Workspace(name="mlw-mlops", resource_group="rg-mlops", container_registry=REGISTRY))
 
     def writes(self) -> list[tuple]:
         return [call for call in self.calls if call[0] in WRITES]
 
 
 GROUP = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mlops"
+REGISTRY = f"{GROUP}/providers/Microsoft.ContainerRegistry/registries/crmlops"
 TOPIC = f"{GROUP}/providers/Microsoft.EventGrid/topics/egt-mlops-builds"
 APP = f"{GROUP}/providers/Microsoft.Web/sites/mlops-func"
 
@@ -195,6 +212,189 @@ def run(settings: AzureSettings, client: FakeMLClient, arm: Any = None, **kwargs
     return provisioning.bootstrap(settings, client, arm, **kwargs)
 
 
+# ---- the workspace ----------------------------------------------------------------------------------
+
+DESCRIPTION = "Azure ML workspace of the ML release orchestrator (created by mlops azure bootstrap)"
+IN_WORKSPACE = ("compute cpu-cluster", "environment diabetes-train-env", "components")
+
+
+def test_a_missing_workspace_is_created_with_the_settings_registry(settings: AzureSettings):
+    client = FakeMLClient(workspace=False)
+
+    lines = run(settings, client)
+
+    assert lines[0] == "workspace mlw-mlops: created (in westeurope, container registry crmlops)"
+    assert lines[1:3] == [
+        "compute cpu-cluster: created (STANDARD_DS3_V2, 0-4 nodes)",
+        "environment diabetes-train-env: created (version 1)",
+    ]
+    assert [call[0] for call in client.calls][:3] == ["workspaces.get", "workspaces.begin_create", "compute.get"]
+    (creation,) = client.workspaces.creations
+    workspace = creation.workspace
+    assert isinstance(workspace, Workspace)
+    assert (workspace.name, workspace.resource_group, workspace.description) == ("mlw-mlops", "rg-mlops", DESCRIPTION)
+    assert workspace.container_registry == REGISTRY
+    # Not in the settings: Azure ML makes its own, in the resource group's region.
+    assert workspace.location is None
+    assert (workspace.storage_account, workspace.key_vault, workspace.application_insights) == (None, None, None)
+    assert creation.rest == {
+        "name": "mlw-mlops",
+        "tags": {},
+        "kind": "default",
+        "properties": {
+            "containerRegistry": REGISTRY,
+            "description": DESCRIPTION,
+            "hbiWorkspace": False,
+            "enableDataIsolation": False,
+        },
+    }
+
+
+def test_what_the_sdks_deployment_of_that_workspace_creates(settings: AzureSettings):
+    """begin_create deploys an ARM template, not the REST body: its parameters, built offline by the SDK itself."""
+    from tests.doubles.azure_mgmt import StaticCredential
+
+    client = provisioning.build_workspace_client(settings, StaticCredential())
+    workspace = provisioning.workspace_entity(settings)
+    workspace.location = "westeurope"  # else the SDK asks Resource Manager for the resource group's region
+
+    _template, parameters, deployed = client.workspaces._populate_arm_parameters(workspace)
+
+    value = {name: parameter.get("value") for name, parameter in parameters.items()}
+    assert (value["workspaceName"], value["resourceGroupName"], value["location"]) == (
+        "mlw-mlops", "rg-mlops", "westeurope",
+    )  # fmt: skip
+    assert (value["containerRegistryOption"], value["containerRegistryName"]) == ("existing", "crmlops")
+    assert value["containerRegistryResourceGroupName"] == "rg-mlops"
+    assert (value["storageAccountOption"], value["keyVaultOption"], value["applicationInsightsOption"]) == (
+        "new", "new", "new",
+    )  # fmt: skip
+    assert sorted(kind for kind, _ in deployed.values()) == [
+        "AppInsights", "KeyVault", "LogAnalytics", "StorageAccount", "Workspace",
+    ]  # fmt: skip
+
+
+def test_the_workspace_client_is_on_the_resource_group_without_a_workspace_name(settings: AzureSettings):
+    from azure.ai.ml import MLClient
+
+    from tests.doubles.azure_mgmt import StaticCredential
+
+    client = provisioning.build_workspace_client(settings, StaticCredential())
+
+    assert isinstance(client, MLClient)
+    assert (client.subscription_id, client.resource_group_name, client.workspace_name) == (
+        "00000000-0000-0000-0000-000000000000", "rg-mlops", None,
+    )  # fmt: skip
+
+
+def test_provision_hands_bootstrap_a_workspace_client_and_a_resource_group_client(
+    settings: AzureSettings, monkeypatch: pytest.MonkeyPatch
+):
+    import azure.identity
+
+    from tests.doubles.azure_mgmt import StaticCredential
+
+    seen: dict[str, Any] = {}
+
+    def fake_bootstrap(settings: AzureSettings, ml_client: Any, arm: Any, **kwargs: Any) -> list[str]:
+        seen.update(kwargs, ml_client=ml_client, arm=arm, components=list(kwargs["components"]))
+        return []
+
+    monkeypatch.setattr(azure.identity, "DefaultAzureCredential", StaticCredential)
+    monkeypatch.setattr(provisioning, "bootstrap", fake_bootstrap)
+
+    provisioning.provision(settings, FUNCTION_EVENT_TYPES, dry_run=True)
+
+    assert seen["ml_client"].workspace_name == "mlw-mlops"
+    workspace_client = seen["workspace_client"]
+    assert (workspace_client.resource_group_name, workspace_client.workspace_name) == ("rg-mlops", None)
+    assert isinstance(seen["arm"], provisioning.ArmResourceReader)
+    assert [c.name for c in seen["components"]] == ["mlops_data_checks", "mlops_train", "mlops_evaluate"]
+    assert seen["dry_run"] is True
+
+
+def test_workspace_operations_go_to_the_resource_group_client(settings: AzureSettings):
+    in_workspace, on_group = FakeMLClient(workspace=False), FakeMLClient(workspace=False)
+
+    run(settings, in_workspace, workspace_client=on_group)
+
+    assert [call[0] for call in on_group.calls] == ["workspaces.get", "workspaces.begin_create"]
+    assert not [call for call in in_workspace.calls if call[0].startswith("workspaces.")]
+
+
+def test_an_existing_workspace_is_left_alone(settings: AzureSettings):
+    client = FakeMLClient()
+
+    lines = run(settings, client)
+
+    assert lines[0] == "workspace mlw-mlops: unchanged (exists in westeurope)"
+    assert "workspaces.begin_create" not in [call[0] for call in client.calls]
+
+
+def test_a_second_run_finds_the_workspace_it_created(settings: AzureSettings):
+    client = FakeMLClient(workspace=False)
+    run(settings, client)
+
+    lines = run(settings, client)
+
+    assert lines[0] == "workspace mlw-mlops: unchanged (exists in westeurope)"
+    assert len(client.workspaces.creations) == 1
+
+
+def test_an_existing_workspace_on_another_registry_is_named(settings: AzureSettings):
+    client = FakeMLClient()
+    other = REGISTRY.replace("/crmlops", "/crother")
+    client.workspaces.add(Workspace(name="mlw-mlops", resource_group="rg-mlops", container_registry=other))
+
+    assert run(settings, client)[0] == (
+        "workspace mlw-mlops: unchanged (exists in westeurope; its container registry is crother, not ACR_NAME crmlops)"
+    )
+
+
+def test_a_dry_run_says_it_would_create_the_workspace_and_skips_what_is_inside_it(settings: AzureSettings):
+    client = FakeMLClient(workspace=False)
+
+    lines = run(settings, client, FakeArm(), dry_run=True)
+
+    assert lines[0] == (
+        "workspace mlw-mlops: missing (would create: in rg-mlops's region, container registry crmlops; "
+        "Azure ML adds its own storage account, key vault and Application Insights)"
+    )
+    assert lines[1:4] == [
+        f"{step}: skipped (workspace mlw-mlops does not exist yet; it would be created first)" for step in IN_WORKSPACE
+    ]
+    assert lines[4].startswith("event subscription on_build_event: exists")  # Resource Manager is still read
+    assert client.writes() == []
+    assert [call[0] for call in client.calls] == ["workspaces.get"]  # nothing asked of a workspace that is not there
+
+
+def test_a_failed_creation_skips_what_is_inside_the_workspace(settings: AzureSettings):
+    client = FakeMLClient(workspace=False)
+    client.workspaces.create_error = HttpResponseError("(StorageAccountNameTaken) The storage account name is taken")
+
+    lines = run(settings, client)
+
+    assert lines[0] == (
+        "workspace mlw-mlops: failed (HttpResponseError: (StorageAccountNameTaken) The storage account name is taken)"
+    )
+    assert lines[1:4] == [
+        f"{step}: skipped (workspace mlw-mlops does not exist yet; its creation failed)" for step in IN_WORKSPACE
+    ]
+
+
+def test_a_failed_look_up_of_the_workspace_lets_the_other_steps_try(settings: AzureSettings):
+    client = FakeMLClient()
+    client.workspaces.get_error = HttpResponseError("(AuthorizationFailed) no read access to the resource group")
+
+    lines = run(settings, client)
+
+    assert lines[0] == (
+        "workspace mlw-mlops: failed (HttpResponseError: (AuthorizationFailed) no read access to the resource group)"
+    )
+    assert lines[1] == "compute cpu-cluster: created (STANDARD_DS3_V2, 0-4 nodes)"
+    assert "workspaces.begin_create" not in [call[0] for call in client.calls]
+
+
 # ---- compute and environment ---------------------------------------------------------------------
 
 
@@ -203,7 +403,8 @@ def test_a_first_run_creates_the_cluster_and_the_environment(settings: AzureSett
     printed: list[str] = []
     lines = run(settings, client, echo=printed.append)
 
-    assert lines[:3] == [
+    assert lines[0] == "workspace mlw-mlops: unchanged (exists in westeurope)"
+    assert lines[1:4] == [
         "compute cpu-cluster: created (STANDARD_DS3_V2, 0-4 nodes)",
         "environment diabetes-train-env: created (version 1)",
         "components: skipped (none given; the retraining pipeline defines its steps inline when it is submitted)",
@@ -242,7 +443,7 @@ def test_a_second_run_changes_nothing(settings: AzureSettings):
     lines = run(settings, client)
 
     assert len(client.writes()) == before
-    assert lines[:2] == [
+    assert lines[1:3] == [
         "compute cpu-cluster: unchanged (exists: STANDARD_DS3_V2, 0-4 nodes)",
         "environment diabetes-train-env: unchanged (version 1)",
     ]
@@ -254,14 +455,14 @@ def test_new_pins_register_a_new_environment_version(settings: AzureSettings):
 
     lines = run(settings, client, requirements_text=REQUIREMENTS.replace("numpy==2.4.6", "numpy==2.5.0"))
 
-    assert lines[1] == (
+    assert lines[2] == (
         "environment diabetes-train-env: updated (version 2, image or conda definition differs from version 1)"
     )
     latest = client.environments.get("diabetes-train-env", label="latest")
     conda = latest.conda_file
     assert isinstance(conda, dict)  # what azure-ai-ml hands back for a registered version
     assert latest.version == "2" and "numpy==2.5.0" in conda["dependencies"][2]["pip"]
-    assert run(settings, client, requirements_text=REQUIREMENTS.replace("numpy==2.4.6", "numpy==2.5.0"))[1] == (
+    assert run(settings, client, requirements_text=REQUIREMENTS.replace("numpy==2.4.6", "numpy==2.5.0"))[2] == (
         "environment diabetes-train-env: unchanged (version 2)"
     )
 
@@ -278,7 +479,7 @@ def test_a_dry_run_changes_nothing_and_says_what_it_would_do(settings: AzureSett
     client = FakeMLClient()
     lines = run(settings, client, dry_run=True)
     assert client.writes() == []
-    assert lines[:2] == [
+    assert lines[1:3] == [
         "compute cpu-cluster: missing (would create: STANDARD_DS3_V2, 0-4 nodes)",
         "environment diabetes-train-env: missing (would register version 1)",
     ]
@@ -287,18 +488,32 @@ def test_a_dry_run_changes_nothing_and_says_what_it_would_do(settings: AzureSett
 def test_a_compute_of_another_kind_is_left_alone_and_named(settings: AzureSettings):
     client = FakeMLClient(compute={"cpu-cluster": KubernetesCompute(name="cpu-cluster")})
     lines = run(settings, client)
-    assert lines[0] == (
+    assert lines[1] == (
         "compute cpu-cluster: unchanged (it is a kubernetes compute, not a cluster: "
         "AZUREML_COMPUTE must name an AmlCompute cluster)"
     )
     assert "compute.begin_create_or_update" not in [call[0] for call in client.calls]
 
 
+def test_serverless_training_needs_no_cluster():
+    serverless = AzureSettings.from_env({**example_env(), "AZUREML_COMPUTE": "serverless"})
+    client = FakeMLClient()
+
+    for dry_run in (True, False):
+        lines = run(serverless, client, dry_run=dry_run)
+        assert lines[1] == (
+            "compute serverless: skipped (AZUREML_COMPUTE=serverless: the pipeline steps run on Azure ML serverless "
+            "compute, STANDARD_DS3_V2, one instance each; there is no cluster to create)"
+        )
+    assert not [call for call in client.calls if call[0].startswith("compute.")]
+    assert lines[2] == "environment diabetes-train-env: created (version 1)"  # the steps still need it
+
+
 def test_a_failing_step_is_reported_and_the_others_still_run(settings: AzureSettings):
     client = FakeMLClient(compute_error=HttpResponseError("(AuthorizationFailed) The client does not have\nauth"))
     lines = run(settings, client)
-    assert lines[0] == "compute cpu-cluster: failed (HttpResponseError: (AuthorizationFailed) The client does not have)"
-    assert lines[1] == "environment diabetes-train-env: created (version 1)"
+    assert lines[1] == "compute cpu-cluster: failed (HttpResponseError: (AuthorizationFailed) The client does not have)"
+    assert lines[2] == "environment diabetes-train-env: created (version 1)"
 
 
 def test_unpinned_training_packages_fail_the_environment_step(settings: AzureSettings):
@@ -307,7 +522,7 @@ def test_unpinned_training_packages_fail_the_environment_step(settings: AzureSet
             "numpy==2.4.6\npandas==3.1.1\nscipy>=1\nscikit-learn==1.9.1\njoblib==1.6.0\n", "env"
         )
     lines = run(settings, FakeMLClient(), requirements_text="numpy==2.4.6\n")
-    assert lines[1] == (
+    assert lines[2] == (
         "environment diabetes-train-env: failed (ValueError: requirements.txt does not pin pandas, scipy, "
         "scikit-learn, joblib (name==version))"
     )
@@ -325,10 +540,10 @@ def test_components_are_registered_once(settings: AzureSettings):
     client = FakeMLClient()
     components = [_component("data_checks"), _component("train")]
     first = run(settings, client, components=components)
-    assert first[2:4] == ["component data_checks: created (version 1)", "component train: created (version 1)"]
+    assert first[3:5] == ["component data_checks: created (version 1)", "component train: created (version 1)"]
 
     second = run(settings, client, components=components)
-    assert second[2:4] == [
+    assert second[3:5] == [
         "component data_checks: unchanged (version 1 exists)",
         "component train: unchanged (version 1 exists)",
     ]
@@ -341,7 +556,7 @@ def test_components_are_registered_once(settings: AzureSettings):
 
 def test_the_subscriptions_are_found_on_their_topics(settings: AzureSettings):
     lines = run(settings, FakeMLClient(), FakeArm())
-    assert lines[3:] == [
+    assert lines[4:] == [
         "event subscription on_build_event: exists (on-build-event on build topic egt-mlops-builds)",
         "event subscription on_ml_event: exists (on-ml-event on system topic mlw-events)",
         "event subscription on_registry_event: exists (on-registry-event on system topic cr-events)",
@@ -358,13 +573,13 @@ def test_missing_and_different_subscriptions_are_reported(settings: AzureSetting
 
     lines = run(settings, FakeMLClient(), arm)
 
-    assert lines[3] == (
+    assert lines[4] == (
         "event subscription on_build_event: missing (no subscription on build topic egt-mlops-builds delivers "
         "to on_build_event; deploy infra/main.bicep with deployEventSubscriptions=true after publishing the app)"
     )
-    assert lines[4].startswith("event subscription on_ml_event: differs (on-ml-event on system topic mlw-events ")
+    assert lines[5].startswith("event subscription on_ml_event: differs (on-ml-event on system topic mlw-events ")
     assert (
-        lines[5]
+        lines[6]
         == "event subscription on_registry_event: missing (the registry has no Event Grid system topic in rg-mlops)"
     )
 
@@ -372,14 +587,14 @@ def test_missing_and_different_subscriptions_are_reported(settings: AzureSetting
 def test_a_missing_build_topic_is_reported(settings: AzureSettings):
     arm = FakeArm()
     arm.resources.clear()
-    assert run(settings, FakeMLClient(), arm)[3] == (
+    assert run(settings, FakeMLClient(), arm)[4] == (
         "event subscription on_build_event: missing (build topic egt-mlops-builds not found)"
     )
 
 
 def test_without_an_arm_client_the_subscriptions_are_not_checked(settings: AzureSettings):
     lines = run(settings, FakeMLClient())
-    assert lines[3:] == [
+    assert lines[4:] == [
         f"event subscription {name}: not checked (no Azure Resource Manager client)" for name in FUNCTION_EVENT_TYPES
     ]
 
@@ -389,10 +604,10 @@ def test_the_subscriptions_checked_are_those_of_the_callers_table(settings: Azur
 
     lines = run(settings, FakeMLClient(), FakeArm(), function_event_types=table)
 
-    assert lines[3] == "event subscription on_build_event: exists (on-build-event on build topic egt-mlops-builds)"
-    assert lines[4].startswith("event subscription on_ml_event: differs (on-ml-event on system topic mlw-events")
-    assert "expected ['Some.OtherType']" in lines[4]
-    assert len(lines) == 5
+    assert lines[4] == "event subscription on_build_event: exists (on-build-event on build topic egt-mlops-builds)"
+    assert lines[5].startswith("event subscription on_ml_event: differs (on-ml-event on system topic mlw-events")
+    assert "expected ['Some.OtherType']" in lines[5]
+    assert len(lines) == 6
 
 
 def test_every_event_grid_function_has_a_known_source():

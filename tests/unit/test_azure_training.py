@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.ai.ml.entities import Command, CommandComponent, PipelineJob, PipelineJobSettings
+from azure.ai.ml._utils._storage_utils import AzureMLDatastorePathUri
+from azure.ai.ml.constants._common import JOB_URI_REGEX_FORMAT, SERVERLESS_COMPUTE
+from azure.ai.ml.entities import Command, CommandComponent, JobResourceConfiguration, PipelineJob, PipelineJobSettings
 
 from functions.domain.refs import ModelRef
 from platforms.azure.components import param_arguments
@@ -84,10 +86,10 @@ def test_submit_without_champion_builds_the_pipeline_job(training, client):
         "python -m ml_pipeline.data_checks --data ${{inputs.data}} --report ${{outputs.checks}}/data_checks.json"
     )
     assert component(steps["train"]).command == (
-        "python -m ml_pipeline.train --data ${{inputs.data}} --output ${{outputs.model}}"
+        "python -m ml_pipeline.train --data ${{inputs.data}} --output ${{outputs.model}}/model"
     )
     assert component(steps["evaluate"]).command == (
-        "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}} --champion none "
+        "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}}/model --champion none "
         "--data ${{inputs.data}} --output ${{outputs.evaluation}}/evaluation.json"
     )
     assert _input_types(steps) == {
@@ -175,7 +177,7 @@ def test_submit_with_champion_compares_against_it(training, client):
         "--reference ${{inputs.champion_model}}/profile.json --report ${{outputs.checks}}/data_checks.json"
     )
     assert component(steps["evaluate"]).command == (
-        "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}} --champion ${{inputs.champion_model}} "
+        "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}}/model --champion ${{inputs.champion_model}} "
         "--data ${{inputs.data}} --output ${{outputs.evaluation}}/evaluation.json"
     )
     assert _input_types(steps)["data_checks"] == {"data": "string", "champion_model": "custom_model"}
@@ -248,6 +250,52 @@ def test_compute_environment_and_experiment_come_from_settings(settings, client,
     assert {component(s).environment for s in nodes(job).values()} == {"azureml:my-env@latest"}
 
 
+# ---- where the steps run: a named cluster or serverless compute ---------------------------------
+def test_a_named_cluster_is_the_pipelines_default_compute(training, client):
+    training.submit("rel-1", BUILD, {}, CHAMPION)
+
+    properties = client.jobs.submissions[-1].rest["properties"]
+    assert properties["settings"]["default_compute"] == "cpu-cluster"
+    assert "computeId" not in properties  # the steps inherit the pipeline's default compute
+    for name, step in properties["jobs"].items():
+        assert step.get("computeId") is None and step.get("resources") is None, name
+
+
+@pytest.mark.parametrize("champion", [None, CHAMPION])
+def test_serverless_steps_ask_for_an_instance_type_and_no_cluster(client, tmp_path, champion):
+    serverless = AzureSettings.from_env({**example_env(), "AZUREML_COMPUTE": "serverless"})
+    AzureTraining(serverless, client, tmp_path).submit("rel-7", BUILD, {}, champion)
+
+    submission = client.jobs.submissions[-1]  # the fake ran the SDK's own validation: it passed
+    properties = submission.rest["properties"]
+    assert "computeId" not in properties
+    # azure-ai-ml's marker for serverless (constants SERVERLESS_COMPUTE), passed through unresolved when
+    # submitting; with no compute at all its validation refuses the job ("Compute not set").
+    assert properties["settings"]["default_compute"] == SERVERLESS_COMPUTE == "serverless"
+    assert list(properties["jobs"]) == ["data_checks", "train", "evaluate"]
+    for name, step in properties["jobs"].items():
+        assert step.get("computeId") is None, name
+        assert step["resources"] == {"instance_type": "STANDARD_DS3_V2", "instance_count": 1}, name
+    for step in nodes(submission.job).values():
+        assert isinstance(step.resources, JobResourceConfiguration)
+        assert (step.resources.instance_type, step.resources.instance_count) == ("STANDARD_DS3_V2", 1)
+    assert submission.as_dict["settings"]["default_compute"] == "serverless"
+
+
+def test_a_pipeline_without_any_compute_is_refused_by_the_sdk(client, tmp_path):
+    """Why serverless is the SDK's marker, not an unset default compute: the SDK validates before submitting."""
+    serverless = AzureSettings.from_env({**example_env(), "AZUREML_COMPUTE": "serverless"})
+    job = AzureTraining(serverless, client, tmp_path).pipeline_job("rel-8", BUILD, {}, None, tmp_path)
+    assert job._validate().passed
+    assert job.settings is not None
+    job.settings.default_compute = None
+
+    result = job._validate()
+
+    assert not result.passed
+    assert set(result.error_messages) == {f"jobs.{name}.compute" for name in ("data_checks", "train", "evaluate")}
+
+
 def test_a_champion_outside_azure_ml_is_refused(training, client):
     local = ModelRef("diabetes-model", "3", "/home/me/.mlops/models/diabetes-model/3")
     with pytest.raises(ValueError, match="not an Azure ML model"):
@@ -281,7 +329,7 @@ def test_component_commands_run_as_written(training, client, tmp_path, trained_d
 
     report = json.loads((outputs["evaluation"] / "evaluation.json").read_text())
     assert report["compared"]["champion"] is not None and report["differences"]
-    card = json.loads((outputs["model"] / "model_card.json").read_text())
+    card = json.loads((outputs["model"] / "model" / "model_card.json").read_text())  # the model folder in the output
     assert card["params"]["alpha"] == 0.5
     assert json.loads((outputs["checks"] / "data_checks.json").read_text())["reference"].endswith("profile.json")
 
@@ -399,9 +447,29 @@ def test_evaluation_found_under_another_nesting(tmp_path):
 
 
 # ---- model location ------------------------------------------------------------------------
-def test_model_location_is_the_pipeline_model_output(training, client):
+def test_the_model_is_registered_from_the_train_steps_own_output_and_the_model_folder_in_it(training, client):
     job_name = training.submit("rel-1", BUILD, {}, None)
     location = training.model_location(job_name)
-    assert location == f"azureml://jobs/{job_name}/outputs/model/paths/"
-    assert "model" in submitted(client).outputs  # the pipeline exposes that output
-    assert client.operations() == ["jobs.create_or_update"]  # no call needed
+    [train_step] = [step for step in client.jobs.steps[job_name] if step.display_name == "train"]
+    assert location == f"azureml://jobs/{train_step.name}/outputs/model/paths/model/"
+    assert client.operations() == ["jobs.create_or_update", "jobs.list"]
+    # The SDK's own parser takes it as a job output URI (one with an empty path it does not).
+    parsed = AzureMLDatastorePathUri(location)
+    assert (parsed.uri_type, parsed.datastore, parsed.path) == ("Job", train_step.name, "model")
+    match = re.fullmatch(JOB_URI_REGEX_FORMAT, location)
+    assert match is not None and match.groups() == (train_step.name, "model", "model/")
+    assert re.fullmatch(JOB_URI_REGEX_FORMAT, f"azureml://jobs/{job_name}/outputs/model/paths/") is None
+
+
+def test_the_train_step_writes_the_model_folder_that_evaluate_reads_and_registration_names(training, client):
+    training.submit("rel-1", BUILD, {}, None)
+    steps = nodes(submitted(client))
+    assert str(steps["train"].command).split("--output ")[1].startswith("${{outputs.model}}/model")
+    assert "--candidate ${{inputs.candidate}}/model" in str(steps["evaluate"].command)
+
+
+def test_a_pipeline_without_a_train_step_job_yet_is_a_step_error_to_retry(training, client):
+    job_name = training.submit("rel-1", BUILD, {}, None)
+    client.jobs.steps[job_name] = []
+    with pytest.raises(LookupError, match=f"pipeline job {job_name} has no train step job yet"):
+        training.model_location(job_name)
