@@ -20,3 +20,11 @@ class NotFound(LookupError):
 
 class Conflict(Exception):
     """The release is not in a state that allows the request (HTTP 409)."""
+
+
+class Forbidden(Exception):
+    """The caller is known but may not do this (HTTP 403): not an approver, self-approval, a link for someone else."""
+
+
+class Gone(Exception):
+    """Too late (HTTP 410): the approval deadline passed (the release is expired now) or a link expired."""
