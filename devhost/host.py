@@ -246,11 +246,16 @@ def load_function_app(path_or_module: str = "function_app") -> func.FunctionApp:
     """
     module = _import_app_module(path_or_module)
     registers = [value for value in vars(module).values() if isinstance(value, func.FunctionRegister)]
+    problem = ""
     if len(registers) > 1:
         kind = type(registers[0]).__name__
-        raise ValueError(f"More than one {kind} or other top level function app instances are defined.")
-    if not registers or not isinstance(registers[0], func.FunctionApp):
-        raise ValueError(f"{path_or_module!r} defines no azure.functions.FunctionApp")
+        problem = f"More than one {kind} or other top level function app instances are defined."
+    elif not registers or not isinstance(registers[0], func.FunctionApp):
+        problem = f"{path_or_module!r} defines no azure.functions.FunctionApp"
+    if problem:
+        if sys.modules.get(module.__name__) is module:
+            del sys.modules[module.__name__]  # a refused app must not stand in for the module name later
+        raise ValueError(problem)
     return registers[0]
 
 

@@ -77,6 +77,18 @@ MISMATCHED_BINDING = """
 """
 
 
+@pytest.fixture(autouse=True)
+def keep_the_real_function_app():
+    """Loading a sample app by path registers it as ``function_app``, as the worker would: put ours back."""
+    saved_module, saved_path = sys.modules.get("function_app"), list(sys.path)
+    yield
+    sys.path[:] = saved_path
+    if saved_module is not None:
+        sys.modules["function_app"] = saved_module
+    else:
+        sys.modules.pop("function_app", None)
+
+
 def test_an_app_with_two_function_apps_is_refused_by_the_worker_and_the_local_host_alike(tmp_path: Path):
     app_dir = write_app(tmp_path / "two_apps", TWO_APPS)
     code, result = worker_index(app_dir)
