@@ -252,11 +252,11 @@ def load_function_app(path_or_module: str = "function_app") -> func.FunctionApp:
         problem = f"More than one {kind} or other top level function app instances are defined."
     elif not registers or not isinstance(registers[0], func.FunctionApp):
         problem = f"{path_or_module!r} defines no azure.functions.FunctionApp"
-    if problem:
+    if problem or not isinstance(app := registers[0], func.FunctionApp):
         if sys.modules.get(module.__name__) is module:
             del sys.modules[module.__name__]  # a refused app must not stand in for the module name later
         raise ValueError(problem)
-    return registers[0]
+    return app
 
 
 def _import_app_module(path_or_module: str) -> ModuleType:
