@@ -10,8 +10,14 @@ import azure.functions as func
 from functions.entrypoints import eventgrid, http_api, scheduled
 from functions.entrypoints.hooks import azure_devops, github
 
-# The app checks who calls each route itself (hooks: their signatures); AuthLevel.FUNCTION keeps
-# the read and decision routes behind the platform's function key until identity lands.
+# Who may call a route:
+# - approve and reject change state, so they need a proven identity, which the app checks itself and
+#   answers 401 without (Easy Auth's principal on Azure, the CLI's signature locally, or a signed link):
+#   AuthLevel.ANONYMOUS, because a function key is a shared secret, not an identity, and must never end
+#   up in a link;
+# - the read routes (releases, one release, dead letters) stay behind the platform's function key
+#   (AuthLevel.FUNCTION, the app's default) for now, until reading is tied to identity too;
+# - health, and the CI hooks (which check their own signatures), are anonymous.
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
@@ -63,13 +69,13 @@ def get_release(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @app.function_name("approve_release")
-@app.route(route="releases/{id}/approve", methods=["POST"])
+@app.route(route="releases/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def approve_release(req: func.HttpRequest) -> func.HttpResponse:
     return http_api.approve_release(req)
 
 
 @app.function_name("decline_release")
-@app.route(route="releases/{id}/reject", methods=["POST"])
+@app.route(route="releases/{id}/reject", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def decline_release(req: func.HttpRequest) -> func.HttpResponse:
     """A person declines the release (state "declined"); the URL keeps the API's word."""
     return http_api.decline_release(req)

@@ -239,6 +239,7 @@ def serve(port: int, home: Path, profile: bool) -> int:
     import function_app
     from devhost.host import LOOPBACK, build_host
     from devhost.settings import apply_app_setting_defaults
+    from devhost.site_guard import loopback_authorities
     from functions import bootstrap
     from functions.entrypoints import eventgrid
 
@@ -248,7 +249,7 @@ def serve(port: int, home: Path, profile: bool) -> int:
     bootstrap.context = functools.cache(lambda: bench_orchestrator.ctx)  # the benchmark's seam, same type
     bodies = _measure_function_bodies(eventgrid, profile)
     apply_app_setting_defaults()  # as `mlops up` does: function_app binds %MLOPS_RECONCILE_SCHEDULE%
-    app = build_host(function_app.app, run_timers=False)
+    app = build_host(function_app.app, run_timers=False, allowed_authorities=loopback_authorities(port))
     config = uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     main_profiler = cProfile.Profile(time.thread_time) if profile else None

@@ -3,10 +3,13 @@
 mlops up [--port 7071] [--detach]    serve function_app.py like Core Tools (127.0.0.1)
 mlops down                           stop the host and every process it started
 mlops demo                           the whole release loop, end to end
-mlops trigger build [--commit SHA] [--param key=value ...]
+mlops trigger build [--commit SHA] [--param key=value ...] [--requester IDENTITY]
 mlops publish build-completed --build-id ID --result succeeded [...]   what CI sends to the custom topic
 mlops releases [--json] | show ID [--json] | dead-letters [--json]
-mlops approve ID --by NAME [--comment TEXT] | reject ID --by NAME --comment TEXT
+mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT]
+mlops reject ID [--by IDENTITY | --link TOKEN] --comment TEXT
+                                     signed as --by (default: git config user.email) with the key in
+                                     $MLOPS_HOME, or with a signed link's token; never a name in the body
 mlops azure bootstrap [--dry-run]    one-time Azure setup (platforms/azure/provisioning.py)
 
 `up` and `demo` put the app settings function_app.py binds by name (MLOPS_RECONCILE_SCHEDULE) in the
@@ -56,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--commit")
     build.add_argument("--build-id")
     build.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    build.add_argument(
+        "--requester", metavar="IDENTITY", help="who started the build (UPN/email); default: git config user.email"
+    )
     build.set_defaults(handler=cmd_trigger)
 
     publish = commands.add_parser("publish", help="send an event to the Event Grid custom topic, as CI does")
@@ -70,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     completed.add_argument("--branch", help="default: BUILD_SOURCEBRANCH or GITHUB_REF")
     completed.add_argument("--repository", help="default: BUILD_REPOSITORY_NAME or GITHUB_REPOSITORY")
     completed.add_argument("--requested-for", help="default: BUILD_REQUESTEDFOREMAIL or GITHUB_ACTOR")
+    completed.add_argument(
+        "--requester",
+        help="who started it, as a UPN/email the approval policy compares; default: MLOPS_REQUESTER "
+        "(Azure DevOps: requestedFor, BUILD_REQUESTEDFOREMAIL, is compared)",
+    )
     completed.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     target = completed.add_mutually_exclusive_group()
     target.add_argument("--topic-endpoint", help="default: EVENTGRID_TOPIC_ENDPOINT (key: EVENTGRID_TOPIC_KEY)")
@@ -86,15 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=cmd_show)
 
-    approve = commands.add_parser("approve", help="approve a release awaiting approval")
+    approve = commands.add_parser("approve", help="approve a release awaiting approval (signed as you)")
     approve.add_argument("id")
-    approve.add_argument("--by", required=True)
+    _add_decider_options(approve)
     approve.add_argument("--comment")
     approve.set_defaults(handler=cmd_approve)
 
-    reject = commands.add_parser("reject", help="decline a release awaiting approval")
+    reject = commands.add_parser("reject", help="decline a release awaiting approval (signed as you)")
     reject.add_argument("id")
-    reject.add_argument("--by", required=True)
+    _add_decider_options(reject)
     reject.add_argument("--comment", required=True)
     reject.set_defaults(handler=cmd_reject)
 
@@ -104,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     letters.add_argument("--json", action="store_true")
     letters.set_defaults(handler=cmd_dead_letters)
     return parser
+
+
+def _add_decider_options(parser: argparse.ArgumentParser) -> None:
+    """Who decides, proven: signed as --by with $MLOPS_HOME's key, or a signed link's --link token."""
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--by", metavar="IDENTITY", help="sign as this UPN/email; default: git config user.email")
+    who.add_argument("--link", metavar="TOKEN", help="a signed link's token (sent as X-MLOps-Link), not signed")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,17 +1,27 @@
-"""Talking to a running host over HTTP: the release API and the Event Grid webhook."""
+"""Talking to a running host over HTTP: the release API and the Event Grid webhook.
+
+Decisions (approve, reject) carry a Proof (devhost/signing.py): the headers that prove who decides,
+computed over the exact method, path and body bytes this client sends. The body is only the comment.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
+from devhost.signing import Proof
 from functions.settings import Settings
 
 
 class HostError(RuntimeError):
-    """The host answered with an error, or is not running."""
+    """The host answered with an error (``status``), or is not running (``status`` None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class HostClient:
@@ -19,21 +29,25 @@ class HostClient:
         self.base_url = (base_url or Settings.from_env().host_url).rstrip("/")
         self.timeout_s = timeout_s
 
-    def _call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
+        proof: Proof | None = None,
+    ) -> Any:  # fmt: skip
         url = f"{self.base_url}{path}"
+        data = None if body is None else json.dumps(body).encode()
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if proof is not None:
+            sent |= proof(method, path, data or b"")  # over exactly what goes out
         try:
-            response = requests.request(
-                method, url, data=None if body is None else json.dumps(body), timeout=self.timeout_s,
-                headers={"Content-Type": "application/json", **(headers or {})},
-            )  # fmt: skip
+            response = requests.request(method, url, data=data, timeout=self.timeout_s, headers=sent)
         except requests.ConnectionError:
             raise HostError(f"no host at {self.base_url}: start it with `mlops up`") from None
         if response.status_code >= 400:
             try:
                 message = response.json().get("error") or response.text
-            except ValueError:
+            except (ValueError, AttributeError):
                 message = response.text
-            raise HostError(f"{method} {path} -> {response.status_code}: {message}")
+            raise HostError(f"{method} {path} -> {response.status_code}: {message}", response.status_code)
         return response.json() if response.content else None
 
     def healthy(self) -> bool:
@@ -46,13 +60,15 @@ class HostClient:
         return self._call("GET", f"/api/releases?limit={limit}")["releases"]
 
     def release(self, release_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/api/releases/{release_id}")
+        return self._call("GET", release_path(release_id))
 
-    def approve(self, release_id: str, by: str, comment: str = "") -> dict[str, Any]:
-        return self._call("POST", f"/api/releases/{release_id}/approve", {"by": by, "comment": comment})
+    def approve(self, release_id: str, proof: Proof, comment: str = "") -> dict[str, Any]:
+        """POST .../approve as whoever ``proof`` proves; the answer is the release."""
+        return self._call("POST", release_path(release_id, "approve"), {"comment": comment}, proof=proof)
 
-    def reject(self, release_id: str, by: str, comment: str) -> dict[str, Any]:
-        return self._call("POST", f"/api/releases/{release_id}/reject", {"by": by, "comment": comment})
+    def reject(self, release_id: str, proof: Proof, comment: str) -> dict[str, Any]:
+        """POST .../reject (decline) as whoever ``proof`` proves; the answer is the release."""
+        return self._call("POST", release_path(release_id, "reject"), {"comment": comment}, proof=proof)
 
     def dead_letters(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/dead-letters")["dead_letters"]
@@ -63,3 +79,9 @@ class HostClient:
             "POST", f"/runtime/webhooks/eventgrid?functionName={function_name}", events,
             {"aeg-event-type": "Notification"},
         )  # fmt: skip
+
+
+def release_path(release_id: str, action: str | None = None) -> str:
+    """/api/releases/{id}[/action], the id percent-encoded, so the path signed is the path sent."""
+    path = f"/api/releases/{quote(release_id, safe='')}"
+    return f"{path}/{action}" if action else path

@@ -1,10 +1,12 @@
 """`mlops trigger build` and `mlops publish build-completed`: the two ways to send MLOps.BuildCompleted.
 
 `trigger build` is the local shortcut: it makes up a build from the git HEAD and delivers it straight
-to a running host. `publish build-completed` is what a CI system runs: the build's facts come from its
-options or, when left out, from the CI system's own variables, and the event goes to the Event Grid
-custom topic (or, with --to-host, to a local host's webhook). Both read `--param key=value` as
-training parameters, the way ml_pipeline/train.py reads them.
+to a running host, with the local user (--requester, default `git config user.email`) as its
+``requester``, the identity the approval policy keeps from approving their own build.
+`publish build-completed` is what a CI system runs: the build's facts come from its options or, when
+left out, from the CI system's own variables, and the event goes to the Event Grid custom topic (or,
+with --to-host, to a local host's webhook). Both read `--param key=value` as training parameters, the
+way ml_pipeline/train.py reads them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from devhost.client import HostClient
 from devhost.console import console
 from devhost.settings import REPO_ROOT
+from devhost.signing import GitEmail, local_identity
 from functions.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -38,8 +41,17 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
 
 
 # ---- trigger build (straight to a running host) -----------------------------------------
-def build_completed_event(commit: str | None, params: dict[str, Any], build_id: str | None = None) -> dict[str, Any]:
-    """A succeeded MLOps.BuildCompleted for this checkout, in the Event Grid envelope Azure would send."""
+def build_completed_event(
+    commit: str | None, params: dict[str, Any], build_id: str | None = None, *, requester: str | None = None,
+    requested_for: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A succeeded MLOps.BuildCompleted for this checkout, in the Event Grid envelope Azure would send.
+
+    ``requester`` is who started the build as an identity the approval policy compares with the
+    approver's (a UPN/email; data field ``requester``); without one the default policy cannot rule
+    out self-approval and refuses every approval. ``requested_for`` is the display name CI records
+    (default: $USER).
+    """
     from platforms.local.events import build_event
 
     build_id = build_id or f"local-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
@@ -50,8 +62,10 @@ def build_completed_event(commit: str | None, params: dict[str, Any], build_id: 
         "sourceVersion": commit or _git_head(),
         "sourceBranch": "refs/heads/main",
         "repository": REPO_ROOT.name,
-        "requestedFor": os.environ.get("USER", "local"),
+        "requestedFor": requested_for or os.environ.get("USER", "local"),
     }
+    if requester:
+        data["requester"] = requester
     if params:
         data["parameters"] = params
     return build_event("MLOps.BuildCompleted", f"builds/{build_id}", data)
@@ -63,14 +77,16 @@ def _git_head() -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def cmd_trigger(args: argparse.Namespace) -> int:
-    """`mlops trigger build [--commit SHA] [--build-id ID] [--param K=V ...]`: deliver it to the running host."""
+def cmd_trigger(args: argparse.Namespace, git_email: GitEmail | None = None) -> int:
+    """`mlops trigger build [--commit SHA] [--build-id ID] [--param K=V ...] [--requester IDENTITY]`:
+    deliver it to the running host, requested by --requester (default: `git config user.email`)."""
     from functions.domain.ids import release_id_for_build
 
-    event = build_completed_event(args.commit, parse_params(args.param), args.build_id)
+    requester = local_identity(args.requester, "--requester", git_email)
+    event = build_completed_event(args.commit, parse_params(args.param), args.build_id, requester=requester)
     HostClient().deliver("on_build_event", [event])
     release_id = release_id_for_build(event["data"]["buildId"])
-    console.print(f"build {event['data']['buildId']} delivered; release [bold]{release_id}[/]")
+    console.print(f"build {event['data']['buildId']} delivered (requester {requester}); release [bold]{release_id}[/]")
     return 0
 
 
@@ -84,6 +100,10 @@ CI_ENV: dict[str, tuple[str, ...]] = {
     "branch": ("BUILD_SOURCEBRANCH", "GITHUB_REF"),
     "repository": ("BUILD_REPOSITORY_NAME", "GITHUB_REPOSITORY"),
     "requested_for": ("BUILD_REQUESTEDFOREMAIL", "BUILD_REQUESTEDFOR", "GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
+    # The requester's comparable identity for the approval policy (no self-approval): Azure DevOps knows
+    # the email (requestedFor, which the policy compares when it is one); GitHub Actions only a login, so
+    # its workflows pass --requester (or MLOPS_REQUESTER).
+    "requester": ("MLOPS_REQUESTER",),
 }
 # Build results as Azure DevOps names them; also Agent.JobStatus and GitHub's job.status words.
 BUILD_RESULTS = {
@@ -118,7 +138,7 @@ def build_completed_data(args: argparse.Namespace, env: Mapping[str, str]) -> di
     data: dict[str, Any] = {"buildId": build_id, "buildNumber": pick(args.build_number, "build_number") or build_id,
                             "result": result}  # fmt: skip
     for field, key in (("sourceVersion", "commit"), ("sourceBranch", "branch"), ("repository", "repository"),
-                       ("requestedFor", "requested_for")):  # fmt: skip
+                       ("requestedFor", "requested_for"), ("requester", "requester")):  # fmt: skip
         value = pick(getattr(args, key), key)
         if value:
             data[field] = value

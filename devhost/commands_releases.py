@@ -1,19 +1,24 @@
 """`mlops releases`, `show`, `approve`, `reject`, `dead-letters`: read and act on a running host over HTTP.
 
 Each command is one HostClient call; without --json the answer is rendered as rich tables, with the
-release states in colour.
+release states in colour. `approve` and `reject` prove who decides (devhost/signing.py): signed as
+--by (default `git config user.email`) with $MLOPS_HOME's key, or a signed link's token with --link.
+An error from the host (401, 403, 409, 410, ...) is printed with its status and exits 1 (devhost/cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
 
-from devhost.client import HostClient
+from devhost.client import HostClient, HostError
 from devhost.console import console
+from devhost.signing import GitEmail, LinkToken, LocalSigner, Proof, local_identity
+from functions.settings import Settings, SettingsError
 
 
 def cmd_releases(args: argparse.Namespace) -> int:
@@ -59,17 +64,45 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """`mlops approve ID --by NAME [--comment TEXT]`: the state the release moved to."""
-    release = HostClient().approve(args.id, args.by, args.comment or "")
+    """`mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT]`: the state the release moved to."""
+    proof = decision_proof(args)
+    release = _decided(lambda: HostClient().approve(args.id, proof, args.comment or ""), proof)
     console.print(f"{release['id']}: {state_label(release['state'])}")
     return 0
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
-    """`mlops reject ID --by NAME --comment TEXT`: the state the release moved to."""
-    release = HostClient().reject(args.id, args.by, args.comment)
+    """`mlops reject ID [--by IDENTITY | --link TOKEN] --comment TEXT`: the state the release moved to."""
+    proof = decision_proof(args)
+    release = _decided(lambda: HostClient().reject(args.id, proof, args.comment), proof)
     console.print(f"{release['id']}: {state_label(release['state'])}")
     return 0
+
+
+def decision_proof(args: argparse.Namespace, git_email: GitEmail | None = None) -> Proof:
+    """What proves who decides: the --link token as it is, else a signature as --by (default: git's email)
+    with the key in $MLOPS_HOME."""
+    if args.link is not None:
+        if not args.link.strip():
+            raise SettingsError("--link is empty: paste the token of the link you were sent")
+        return LinkToken(args.link.strip())
+    identity = local_identity(args.by, "--by", git_email)
+    return LocalSigner.for_home(Settings.from_env().home, identity)
+
+
+def _decided(call: Callable[[], dict[str, Any]], proof: Proof) -> dict[str, Any]:
+    """The host's answer; a 401 says whose signature (or which kind of proof) the host did not accept."""
+    try:
+        return call()
+    except HostError as exc:
+        if exc.status != 401:
+            raise
+        if isinstance(proof, LocalSigner):
+            hint = (f"signed as {proof.identity} with the key in $MLOPS_HOME ({Settings.from_env().home}); "
+                    "the host must run with the same MLOPS_HOME")  # fmt: skip
+        else:
+            hint = "the link's token was not accepted (expired, or made for another release or decision?)"
+        raise HostError(f"{exc} ({hint})", exc.status) from None
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:

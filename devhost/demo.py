@@ -1,8 +1,10 @@
 """`mlops demo` / `make demo`: the whole release loop on this machine, over HTTP.
 
-build event -> retraining pipeline -> gate -> register -> image -> staging + tests ->
-approval requested -> approved over HTTP -> production + tests -> live; then a second
-build with worse training parameters, rejected by the gate with its evidence.
+build event (from CI, requester ci-bot@mlops.local) -> retraining pipeline -> gate -> register ->
+image -> staging + tests -> approval requested -> approved over HTTP, signed as the local user
+(`git config user.email`, else demo-approver@mlops.local) the way `mlops approve` signs ->
+production + tests -> live; then a second build with worse training parameters, rejected by the
+gate with its evidence.
 Starts from a clean $MLOPS_HOME and leaves the host and production endpoint running
 (`mlops down` stops them) unless asked to stop.
 """
@@ -18,18 +20,24 @@ from typing import Any
 import requests
 from rich.table import Table
 
-from devhost.client import HostClient
+from devhost.client import HostClient, release_path
 from devhost.commands_builds import build_completed_event
 from devhost.commands_host import cmd_down, settings_for_port, start_detached
 from devhost.commands_releases import state_label
 from devhost.console import console
+from devhost.settings import REPO_ROOT
+from devhost.signing import GitEmail, LocalSigner, git_user_email
 from functions.domain.ids import release_id_for_build
+from functions.entrypoints.identity.local_signature import key_path
 from functions.settings import Settings
 from platforms.common.model_files import MODEL_FILE
 
 AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
 WORSE_PARAMS = {"alpha": 5.0}
 ROWS_TO_SCORE = 3
+# The builds come from CI, the approval from a person: the default policy refuses self-approval.
+CI_REQUESTER = "ci-bot@mlops.local"
+DEFAULT_APPROVER = "demo-approver@mlops.local"
 
 
 def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> int:
@@ -44,9 +52,13 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         first = _run_build(client, {}, "awaiting_approval", timeout_s)
         if first["state"] != "awaiting_approval":
             return _failed(first)
-        approve_url = f"{settings.host_url}/api/releases/{first['id']}/approve"
-        console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} by demo@example.com")
-        first = client.approve(first["id"], "demo@example.com", "metrics and staging tests look good")
+        approver = demo_approver()
+        approve_url = f"{settings.host_url}{release_path(first['id'], 'approve')}"
+        console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} as {approver}, signed with "
+                      f"{key_path(settings.home)} (requested by {CI_REQUESTER})")  # fmt: skip
+        signer = LocalSigner.for_home(settings.home, approver)
+        first = client.approve(first["id"], signer, "metrics and staging tests look good")
+        console.print(f"approved by [bold]{(first.get('approval') or {}).get('by') or approver}[/]")
         _print_timeline(first, already=_count_before(first, "approved"))
         if first["state"] != "live":
             return _failed(first)
@@ -66,6 +78,13 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
     return 0
 
 
+def demo_approver(git_email: GitEmail | None = None) -> str:
+    """Who approves in the demo: the local user as the CLI would sign (`git config user.email`), else a
+    stand-in; never the CI requester, whose own approval the policy would refuse."""
+    email = (git_email or (lambda: git_user_email(REPO_ROOT)))()
+    return email if email and email.lower() != CI_REQUESTER else DEFAULT_APPROVER
+
+
 def cli_hint(command: str) -> str:
     return f".venv/bin/mlops {command}"
 
@@ -79,7 +98,7 @@ def _reset_home(settings: Settings) -> None:
 
 
 def _run_build(client: HostClient, params: dict[str, Any], expected: str, timeout_s: float) -> dict[str, Any]:
-    event = build_completed_event(None, params)
+    event = build_completed_event(None, params, requester=CI_REQUESTER, requested_for=CI_REQUESTER)
     build_id = event["data"]["buildId"]
     release_id = release_id_for_build(build_id)
     shown = f" with parameters {json.dumps(params)}" if params else ""

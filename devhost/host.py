@@ -17,8 +17,10 @@ Endpoints, as the Functions host exposes them:
 
 Timer functions fire on their NCRONTAB schedule in UTC while the app runs (Starlette lifespan;
 devhost/timers.py). Every invocation is logged the way Core Tools logs it (devhost/invocation.py).
-Errors are JSON ``{"error": "..."}``. Bindings other than the trigger and an HTTP ``$return`` (queue
-outputs, blob inputs, a ``context`` parameter) are not supplied: such functions fail when invoked, saying so.
+Only requests for the host's own name are answered, and a state change from another site (its
+``Origin``) is refused: 403 before any function runs (devhost/site_guard.py). Errors are JSON
+``{"error": "..."}``. Bindings other than the trigger and an HTTP ``$return`` (queue outputs, blob
+inputs, a ``context`` parameter) are not supplied: such functions fail when invoked, saying so.
 The app is checked as the worker indexes it (devhost/indexing.py) before anything is served.
 """
 
@@ -32,7 +34,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -44,6 +46,7 @@ from azure.functions.decorators.http import HttpMethod
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -68,11 +71,13 @@ from devhost.indexing import (
 )
 from devhost.invocation import HOST_API_REASON, HostedFunction, failure_message, invoke
 from devhost.routes import RouteTemplate
+from devhost.site_guard import SameSiteGuard, checked_authorities, loopback_authorities
 from devhost.timers import TimerSchedule, run_timer
 
 logger = logging.getLogger("devhost.host")
 
 LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 7071
 _ALL_METHODS = [method.value for method in HttpMethod]
 
 
@@ -194,10 +199,15 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 # --- Public API ---------------------------------------------------------------------------------------
 
 
-def build_host(app: func.FunctionApp, *, run_timers: bool = True) -> Starlette:
+def build_host(
+    app: func.FunctionApp, *, run_timers: bool = True, allowed_authorities: Iterable[str] | None = None
+) -> Starlette:
     """A Starlette app serving ``app`` like the Functions host; timers run while it runs if ``run_timers``.
 
-    Raises ValueError listing the problems when the worker would refuse to index the app.
+    It answers only requests whose Host is one of ``allowed_authorities`` (``host:port``; default: what
+    ``serve()`` binds by default, 127.0.0.1:7071 and localhost:7071) and refuses state changes from
+    another site's Origin (devhost/site_guard.py). Raises ValueError listing the problems when the worker
+    would refuse to index the app.
     """
     if problems := check_indexing(app):
         raise ValueError("the function app does not index:\n" + "\n".join(problems))
@@ -208,8 +218,12 @@ def build_host(app: func.FunctionApp, *, run_timers: bool = True) -> Starlette:
         Route(EVENT_GRID_WEBHOOK, host.eventgrid.handle, methods=["POST", "OPTIONS"]),
         Route("/admin/functions/{name}", host.admin_invoke, methods=["POST"]),
     ]
+    if allowed_authorities is None:
+        allowed_authorities = loopback_authorities(DEFAULT_PORT)
+    authorities = checked_authorities(allowed_authorities)  # an empty list is an error, not the default
     starlette = Starlette(
         routes=routes,
+        middleware=[Middleware(SameSiteGuard, allowed_authorities=authorities)],
         lifespan=host.run_timers if run_timers else None,
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
     )
@@ -217,11 +231,12 @@ def build_host(app: func.FunctionApp, *, run_timers: bool = True) -> Starlette:
     return starlette
 
 
-def serve(app: func.FunctionApp, host: str = LOOPBACK, port: int = 7071, run_timers: bool = True) -> None:
-    """Serve ``app`` on http://127.0.0.1:port until interrupted; only the loopback address is allowed."""
+def serve(app: func.FunctionApp, host: str = LOOPBACK, port: int = DEFAULT_PORT, run_timers: bool = True) -> None:
+    """Serve ``app`` on http://127.0.0.1:port until interrupted; only the loopback address is allowed,
+    and only requests to 127.0.0.1:port or localhost:port (no other site's state changes) are answered."""
     if host != LOOPBACK:
         raise ValueError(f"the local host only binds {LOOPBACK}, not {host!r}")
-    starlette = build_host(app, run_timers=run_timers)
+    starlette = build_host(app, run_timers=run_timers, allowed_authorities=loopback_authorities(port))
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")  # no-op if logging is configured
     for line in _function_lines(starlette.state.functions, f"http://{host}:{port}"):
         logger.info(line)

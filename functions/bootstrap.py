@@ -26,6 +26,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
             _local_ports(settings, clock),
             links=links,
             policy=settings.gate_policy,
+            approval_policy=settings.approval_policy,
             timeouts=Timeouts(approval=settings.approval_timeout),
             clock=clock,
         )
@@ -35,6 +36,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         _azure_ports(),
         links=links,
         policy=settings.gate_policy,
+        approval_policy=settings.approval_policy,
         timeouts=Timeouts(approval=settings.approval_timeout, claimed_step=timedelta(minutes=35)),
         promote_inline=False,
         clock=clock,

@@ -7,7 +7,6 @@ carries a credential (everyone in a channel would hold it).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -32,5 +31,6 @@ class Links:
         return f"{self.release(release_id)}/reject"
 
     def approve_command(self, release_id: str) -> str:
-        body = json.dumps({"by": "you@example.com"})
-        return f"curl -X POST {self.approve(release_id)} -H 'Content-Type: application/json' -d '{body}'"
+        """How a person approves: the CLI signs as them; anything else POSTs the route with a proven identity
+        (Easy Auth session, a signed link). Never a credential in the text: everyone reading it would hold it."""
+        return f"mlops approve {release_id} (or POST {self.approve(release_id)} with your identity)"

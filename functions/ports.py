@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
@@ -17,6 +17,24 @@ from functions.domain.release import Release
 
 # The one clock the service, reconcile and the local event bus read (tests pass a fake one).
 Clock = Callable[[], datetime]
+
+# A single-use token (a signed action link) is refused when it expires more than this after the
+# moment it is presented, so a store may forget a spent nonce once a newer spend expires more than
+# this (and an hour for clocks that differ) after it: by then the old token is refused as expired
+# by any clock that accepted the newer one. No store needs a clock of its own for that.
+MAX_TOKEN_LIFETIME = timedelta(days=30)
+_CLOCK_SKEW = timedelta(hours=1)
+
+
+def utc_iso(moment: str) -> str:
+    """An ISO time as the stores keep it (UTC, +00:00), so that text order is time order."""
+    parsed = datetime.fromisoformat(moment)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def forgettable_before(expires_at: str) -> str:
+    """Spent nonces expiring before this (ISO UTC) may be dropped once a nonce expiring at ``expires_at`` is spent."""
+    return (datetime.fromisoformat(utc_iso(expires_at)) - MAX_TOKEN_LIFETIME - _CLOCK_SKEW).isoformat()
 
 
 class Training(Protocol):
@@ -142,3 +160,10 @@ class ReleaseStore(Protocol):
 
     def pending_work(self, release_id: str | None = None, limit: int = 100) -> builtins.list[WorkItem]:
         """Items not yet done (of one release, if given), earliest due first."""
+
+    # ---- single-use tokens (signed action links) ----
+    def spend_nonce(self, nonce: str, expires_at: str) -> bool:
+        """Record a single-use token's nonce; False if it was spent already (of two racing spenders
+        exactly one gets True). Kept at least until ``expires_at`` (ISO UTC), when the token is
+        refused as expired anyway; expired ones are cleaned up opportunistically, never one that
+        ``forgettable_before`` of a newer spend does not allow."""

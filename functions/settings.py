@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from functions.domain.approval import ApprovalConfigError, ApprovalPolicy
 from functions.domain.gate import GateConfigError, GatePolicy
 
 PLATFORMS = ("local", "azure")
@@ -17,6 +18,8 @@ PLATFORMS = ("local", "azure")
 # binds "%MLOPS_RECONCILE_SCHEDULE%"); hosts that find it unset use this default: every minute.
 RECONCILE_SCHEDULE_SETTING = "MLOPS_RECONCILE_SCHEDULE"
 DEFAULT_RECONCILE_SCHEDULE = "0 * * * * *"
+# Set by App Service itself when its Authentication is on (not an app setting this app declares).
+EASY_AUTH_SETTING = "WEBSITE_AUTH_ENABLED"
 
 
 class SettingsError(ValueError):
@@ -43,6 +46,7 @@ class Settings:
     training_data: str = "diabetes"
     approval_timeout: timedelta = timedelta(hours=72)
     gate_policy: GatePolicy = field(default_factory=GatePolicy)
+    approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     # The environment the settings came from; secrets are read from it on every request (rotation).
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
 
@@ -60,6 +64,23 @@ class Settings:
             github_workflows=tuple(w.strip() for w in workflows if w.strip()),
         )
 
+    def github_identities(self) -> dict[str, str]:
+        """MLOPS_GITHUB_IDENTITIES as it is now: a JSON object of GitHub login -> the UPN/email (or object id)
+        the approval policy compares with approvers. Logins are matched in any case; unset is {}.
+        SettingsError, naming the setting, when it is not such an object (the hook answers 503)."""
+        return _identities(self.env.get("MLOPS_GITHUB_IDENTITIES"))
+
+    def link_secret(self) -> str:
+        """MLOPS_LINK_SECRET, the key of signed action links, as it is now (on Azure a Key Vault reference:
+        rotation needs no restart); "" when unset or an unresolved reference."""
+        env = self.env
+        return _secret(env, "MLOPS_LINK_SECRET")
+
+    def easy_auth_enabled(self) -> bool:
+        """App Service Authentication is on: the platform's WEBSITE_AUTH_ENABLED is "True" (any case). Only
+        then are X-MS-CLIENT-PRINCIPAL* headers the platform's; otherwise any caller could send them."""
+        return (self.env.get(EASY_AUTH_SETTING) or "").strip().lower() == "true"
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
@@ -67,6 +88,7 @@ class Settings:
         if platform not in PLATFORMS:
             raise SettingsError(f"MLOPS_PLATFORM must be one of {', '.join(PLATFORMS)}, got {platform!r}")
         host_url = _url(env, "MLOPS_HOST_URL", "http://127.0.0.1:7071")
+        approval_policy = _approval_policy(env.get("MLOPS_APPROVAL_POLICY"), env)
         return cls(
             platform=platform,
             home=Path(env.get("MLOPS_HOME") or ".mlops").resolve(),
@@ -74,8 +96,9 @@ class Settings:
             public_url=_url(env, "MLOPS_PUBLIC_URL", host_url),
             production_port=_int(env, "MLOPS_PRODUCTION_PORT", 5101, 1, 65535),
             training_data=env.get("MLOPS_TRAINING_DATA") or "diabetes",
-            approval_timeout=timedelta(hours=_float(env, "MLOPS_APPROVAL_TIMEOUT_HOURS", 72.0)),
+            approval_timeout=timedelta(hours=approval_policy.deadline_hours),
             gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY")),
+            approval_policy=approval_policy,
             env=env,
         )
 
@@ -83,6 +106,21 @@ class Settings:
 def _secret(env: Mapping[str, str], name: str) -> str:
     value = (env.get(name) or "").strip()
     return "" if value.startswith("@Microsoft.KeyVault(") else value
+
+
+def _identities(raw: str | None) -> dict[str, str]:
+    if not raw or not raw.strip():
+        return {}
+    problem = "MLOPS_GITHUB_IDENTITIES must be a JSON object of GitHub login -> UPN or email"
+    try:
+        document: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        raise SettingsError(f"{problem}; it is not valid JSON") from None
+    if not isinstance(document, dict) or not all(
+        isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip() for k, v in document.items()
+    ):
+        raise SettingsError(problem)
+    return {login.strip().lower(): identity.strip() for login, identity in document.items()}
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
@@ -116,6 +154,21 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise SettingsError(f"{name} must be positive, got {value}")
     return value
+
+
+def _approval_policy(raw: str | None, env: Mapping[str, str]) -> ApprovalPolicy:
+    """MLOPS_APPROVAL_POLICY (JSON); its deadline defaults to MLOPS_APPROVAL_TIMEOUT_HOURS (72)."""
+    try:
+        document: Any = json.loads(raw) if raw and raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"MLOPS_APPROVAL_POLICY is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SettingsError("MLOPS_APPROVAL_POLICY must be a JSON object")
+    document.setdefault("deadline_hours", _float(env, "MLOPS_APPROVAL_TIMEOUT_HOURS", 72.0))
+    try:
+        return ApprovalPolicy.from_mapping(document)
+    except (ApprovalConfigError, TypeError) as exc:
+        raise SettingsError(f"MLOPS_APPROVAL_POLICY: {exc}") from None
 
 
 def _gate_policy(raw: str | None) -> GatePolicy:

@@ -123,6 +123,27 @@ param githubWebhookSecretInVault bool = false
 @description('Comma-separated GitHub workflow names or paths that count as builds; empty for all.')
 param githubWorkflows string = ''
 
+@description('GitHub login -> UPN/email of the person, as a JSON object (MLOPS_GITHUB_IDENTITIES), so that a release a GitHub workflow started has a requester the approval policy can compare; {} maps nobody.')
+param githubIdentities string = '{}'
+
+// ---- who may approve (functions/domain/approval.py; docs/azure.md, step 3) -----------------------
+
+@description('Application (client) id of the Entra app registration approvers sign in with (App Service Authentication, provider azureActiveDirectory). Bicep cannot create it: docs/azure.md, step 3. Empty: App Service Authentication is not configured and approve/reject accept signed links only.')
+param authClientId string = ''
+
+@description('Entra tenant (directory) id of that app registration and of the approvers.')
+param authTenantId string = subscription().tenantId
+
+@description('Approval policy as JSON (MLOPS_APPROVAL_POLICY), e.g. {"approvers": ["group:<object id>"], "required_approvals": 2}; {} for the default policy (any signed-in person but the requester, one approval).')
+param approvalPolicy string = '{}'
+
+@secure()
+@description('Key of the signed, single-use approval links (MLOPS_LINK_SECRET), e.g. openssl rand -hex 32. Written to Key Vault when given; never an app setting in plain text.')
+param linkSecret string = ''
+
+@description('Set on later deployments once linkSecret is in Key Vault, so the app keeps referencing it without passing it again.')
+param linkSecretInVault bool = false
+
 // ---- Event Grid ---------------------------------------------------------------------------------
 
 @description('Phase 2: create the event subscriptions, once the functions are published.')
@@ -178,9 +199,11 @@ var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletters'
 var hookSecretName = 'mlops-hook-secret'
 var githubWebhookSecretName = 'mlops-github-webhook-secret'
+var linkSecretName = 'mlops-link-secret'
 var appUrl = empty(publicUrl) ? 'https://${functionAppName}.azurewebsites.net' : publicUrl
 var useHookSecret = hookSecretInVault || !empty(hookSecret)
 var useGithubWebhookSecret = githubWebhookSecretInVault || !empty(githubWebhookSecret)
+var useLinkSecret = linkSecretInVault || !empty(linkSecret)
 
 // ---- existing -----------------------------------------------------------------------------------
 
@@ -321,6 +344,17 @@ resource githubWebhookSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01'
   }
 }
 
+resource linkSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(linkSecret)) {
+  // checkov:skip=CKV_AZURE_41: the approval links' signing key, rotated by deploying a new linkSecret (outstanding links then stop working, as they should); an expiry date would make the Key Vault reference stop resolving and every link be refused at that date
+  // checkov:skip=CKV_AZURE_114: contentType is set (text/plain) below; checkov 3.3 does not look inside a conditional resource (= if (...)) and reports it missing
+  parent: vault
+  name: linkSecretName
+  properties: {
+    value: linkSecret
+    contentType: 'text/plain'
+  }
+}
+
 // ---- the identity staging container groups pull the scoring image with (ACI_IDENTITY) ----------
 
 resource aciPullIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
@@ -392,7 +426,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   // checkov:skip=CKV_AZURE_213: Flex Consumption has no platform health check (siteConfig.healthCheckPath is an App Service / Premium feature); GET /api/health is there for an external probe
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales instances itself, from zero (siteConfig.numberOfWorkers is for dedicated plans); lost events are retried by Event Grid and recovered by the reconcile timer
-  // checkov:skip=CKV_AZURE_222: public network access on purpose: Event Grid deliveries, the Azure DevOps service hook, the GitHub webhook and approval links reach the app over the internet; the API needs a function key, the hooks their secrets
+  // checkov:skip=CKV_AZURE_222: public network access on purpose: Event Grid deliveries, the Azure DevOps service hook, the GitHub webhook, approvers' browsers and approval links reach the app over the internet; the read routes need a function key, approve/reject a proven identity (Entra sign-in or a signed link), the hooks their secrets
   // checkov:skip=CKV_AZURE_17: no client certificates: none of the callers (Event Grid, Azure DevOps, GitHub, people approving) presents one
   name: functionAppName
   location: location
@@ -574,6 +608,19 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'MLOPS_GITHUB_WORKFLOWS'
           value: githubWorkflows
         }
+        {
+          name: 'MLOPS_GITHUB_IDENTITIES'
+          value: githubIdentities
+        }
+        // -- approvals (functions/domain/approval.py): the policy, and the key of signed links (empty: links are refused)
+        {
+          name: 'MLOPS_APPROVAL_POLICY'
+          value: approvalPolicy
+        }
+        {
+          name: 'MLOPS_LINK_SECRET'
+          value: useLinkSecret ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${linkSecretName})' : ''
+        }
       ]
     }
   }
@@ -581,6 +628,20 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     deploymentContainer
     vault
   ]
+}
+
+// ---- App Service Authentication (Easy Auth) with Microsoft Entra ID ---------------------------------
+// Who approves is proven, never typed: the platform signs people in (/.auth/login/aad) and hands the app
+// the proven principal (modules/web-auth.bicep says how and why). Bicep cannot create the app
+// registration: docs/azure.md, step 3.
+
+module appAuth 'modules/web-auth.bicep' = if (!empty(authClientId)) {
+  name: 'web-auth'
+  params: {
+    functionAppName: functionApp.name
+    clientId: authClientId
+    tenantId: authTenantId
+  }
 }
 
 // ---- role assignments: the Function App's identity ----------------------------------------------
@@ -925,6 +986,10 @@ output storageAccountName string = storage.name
 output keyVaultName string = vault.name
 output aciIdentityId string = aciPullIdentity.id
 output eventSubscriptionsDeployed bool = deployEventSubscriptions
+output authEnabled bool = !empty(authClientId)
+
+@description('The redirect URI the Entra app registration needs for approvers\' browser sign-in (docs/azure.md, step 3).')
+output authRedirectUri string = 'https://${functionApp.properties.defaultHostName}/.auth/login/aad/callback'
 
 @description('The settings `mlops azure bootstrap` and `mlops publish build-completed` read, for a shell: see docs/azure.md.')
 output settings object = {

@@ -127,6 +127,12 @@ class ApprovalPolicy:
                 return f"{principal.name} started this release and may not approve it (self-approval)"
         return None
 
+    def decline_refusal(self, principal: Principal) -> str | None:
+        """Why ``principal`` may not decline (only approvers may; a requester may decline their own)."""
+        if self.approvers and not self._is_approver(principal):
+            return f"{principal.name} is not an approver of this release"
+        return None
+
     def _is_approver(self, principal: Principal) -> bool:
         for approver in self.approvers:
             if approver.startswith(GROUP_PREFIX):
@@ -150,6 +156,13 @@ class ApprovalPolicy:
         if not interval or float(interval[0]) <= float(evidence.get("threshold") or 0):
             return False
         return not rule.require_staging_passed or bool((staging or {}).get("passed"))
+
+
+def same_person(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Two recorded principals are one person: the same object id, or (without one) the same name."""
+    if a.get("object_id") and b.get("object_id"):
+        return str(a["object_id"]).lower() == str(b["object_id"]).lower()
+    return str(a.get("name", "")).strip().lower() == str(b.get("name", "")).strip().lower()
 
 
 def requester_of(trigger: Mapping[str, Any]) -> str | None:

@@ -54,6 +54,9 @@ class BuildCompleted(DomainEvent):
     branch: str = ""
     repository: str = ""
     requested_by: str = ""
+    # The requester's comparable identity (UPN/email), when the sender knows it: the approval policy
+    # compares it with the approver's (self-approval).
+    requester: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -65,7 +68,7 @@ class BuildCompleted(DomainEvent):
         return self.result.lower() in ("succeeded", "partiallysucceeded")
 
     def trigger(self) -> dict[str, Any]:
-        return {
+        trigger = {
             "kind": "build",
             "buildId": self.build_id,
             "buildNumber": self.build_number,
@@ -76,6 +79,9 @@ class BuildCompleted(DomainEvent):
             "requestedFor": self.requested_by,
             "parameters": dict(self.parameters),
         }
+        if self.requester:
+            trigger["requester"] = self.requester
+        return trigger
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,7 @@ def _parse_build(fields: dict[str, Any], data: dict[str, Any]) -> BuildCompleted
         branch=str(data.get("sourceBranch") or ""),
         repository=str(data.get("repository") or ""),
         requested_by=str(data.get("requestedFor") or ""),
+        requester=str(data.get("requester") or "").strip(),
         parameters=dict(parameters),
     )
 

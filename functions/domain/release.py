@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from functions.domain.approval import same_person
+
 
 class State(StrEnum):
     QUEUED = "queued"  # release created, pipeline not yet submitted
@@ -170,18 +172,36 @@ class Release:
         self.approval = {"requested_at": _iso(now), "deadline": _iso(deadline), "decision": None}
         self._moved(now, "approval_requested", f"waiting for approval until {_iso(deadline)}", State.AWAITING_APPROVAL)
 
-    def approve(self, now: datetime, by: str, comment: str) -> None:
-        """Claim the production step."""
-        self._require(State.AWAITING_APPROVAL)
-        self.approval = {**(self.approval or {}), "decision": "approved", "by": by, "comment": comment,
-                         "decided_at": _iso(now)}  # fmt: skip
-        self._moved(now, "approved", f"approved by {by}" + (f": {comment}" if comment else ""), State.PROMOTING)
+    def approve(
+        self, now: datetime, by: str, comment: str, *, who: dict[str, Any] | None = None, required: int = 1
+    ) -> None:
+        """One approval; the ``required``-th distinct approver claims the production step.
 
-    def decline(self, now: datetime, by: str, comment: str) -> None:
+        ``who`` is the proven principal (name, object id, provider, method); an approver counts once.
+        """
+        self._require(State.AWAITING_APPROVAL)
+        who = who or {"name": by}
+        approvals = list((self.approval or {}).get("approvals") or [])
+        if any(same_person(who, earlier) for earlier in approvals):
+            raise InvalidTransition(f"{by} has approved release {self.id} already")
+        approvals.append({**who, "at": _iso(now), "comment": comment})
+        self.approval = {**(self.approval or {}), "approvals": approvals, "required": required}
+        said = f": {comment}" if comment else ""
+        if len(approvals) < required:
+            self.note(now, "approval_recorded", f"approved by {by} ({len(approvals)} of {required}){said}")
+            return
+        self.approval.update(decision="approved", by=by, comment=comment, decided_at=_iso(now))
+        names = ", ".join(str(a.get("name")) for a in approvals)
+        self._moved(now, "approved", f"approved by {names}" + said, State.PROMOTING)
+
+    def decline(self, now: datetime, by: str, comment: str, *, who: dict[str, Any] | None = None) -> None:
         self._require(State.AWAITING_APPROVAL)
         self.approval = {**(self.approval or {}), "decision": "declined", "by": by, "comment": comment,
-                         "decided_at": _iso(now)}  # fmt: skip
+                         "decided_at": _iso(now), "declined_by": who or {"name": by}}  # fmt: skip
         self._moved(now, "declined", f"declined by {by}: {comment}", State.DECLINED)
+
+    def approvals(self) -> list[dict[str, Any]]:
+        return list((self.approval or {}).get("approvals") or [])
 
     def expire(self, now: datetime) -> None:
         self._require(State.AWAITING_APPROVAL)

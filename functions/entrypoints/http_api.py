@@ -2,6 +2,10 @@
 
 Every route reads its input through `limits` (body size, JSON shape, query integers) and answers
 JSON; errors are {"error": "..."} with the 4xx that names the problem.
+
+A decision (POST .../approve, .../reject) is JSON ({"comment": "..."}, Content-Type application/json,
+else 415) from a proven identity (entrypoints/identity/authenticate.py: Easy Auth, a signed link in
+X-MLOps-Link, locally the CLI's signature); a "by" in the body is ignored.
 """
 
 from __future__ import annotations
@@ -12,14 +16,15 @@ import azure.functions as func
 
 from functions import bootstrap
 from functions.domain.release import Release, State
+from functions.entrypoints.identity.authenticate import AuthenticationFailed, identify
 from functions.entrypoints.limits import RequestRejected, parse_json, query_int, query_words, route_word
 from functions.entrypoints.responses import error, json_response
 from functions.service import commands
-from functions.service.results import Conflict, NotFound
+from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 
 MAX_LIST = 500
 STATES = frozenset(state.value for state in State)
-DECISION_BODY = '{"by": "name", "comment": "..."}'
+DECISION_BODY = '{"comment": "..."}'
 
 
 def health(_: func.HttpRequest) -> func.HttpResponse:
@@ -61,33 +66,54 @@ def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
+    """Content type (415), request limits (400/413), who decides (401/403/409/410, identity), the policy's
+    comment rule (400), then the service: 404, 409, 403, 410, or the release (202 promoting, else 200)."""
+    if not _is_json(req.headers.get("content-type")):
+        return error(415, f"Content-Type must be application/json: {DECISION_BODY}")
     try:
         release_id = route_word(req.route_params["id"], "release id")
-        body = parse_json(req.get_body()) if req.get_body() else None
+        body = parse_json(req.get_body()) if req.get_body() else {}
     except RequestRejected as exc:
         message = f"body must be JSON: {DECISION_BODY}" if exc.reason == "not_json" else str(exc)
         return error(exc.status, message)
     if not isinstance(body, dict):
         return error(400, f"body must be a JSON object: {DECISION_BODY}")
-    by, comment = body.get("by"), body.get("comment", "")
-    if not isinstance(by, str) or not by.strip():
-        return error(400, '"by" is required: who decides')
+    comment = body.get("comment", "")  # "by" is never read: who decides is proven, not said
     if not isinstance(comment, str):
         return error(400, '"comment" must be a string')
-    if not approve and not comment.strip():
-        return error(400, '"comment" is required to decline: say why')
-    ctx = bootstrap.context()
+    comment = comment.strip()
+    ctx, settings = bootstrap.context(), bootstrap.settings()
+    action = "approve" if approve else "decline"
+    try:
+        proof = identify(req, settings, int(ctx.clock().timestamp()), release_id=release_id, action=action)
+        if not approve and ctx.approval_policy.comment_required_to_decline and not comment:
+            return error(400, '"comment" is required to decline: say why')  # before a link is spent on it
+        proof.spend(ctx.ports.store, release_id)
+    except AuthenticationFailed as exc:
+        return error(exc.status, str(exc))
     try:
         if approve:
-            release = commands.approve(ctx, release_id, by.strip(), comment.strip())
+            release = commands.approve(ctx, release_id, proof.principal, comment)
         else:
-            release = commands.decline(ctx, release_id, by.strip(), comment.strip())
+            release = commands.decline(ctx, release_id, proof.principal, comment)
     except NotFound as exc:
         return error(404, str(exc))
     except Conflict as exc:
         return error(409, str(exc))
+    except Forbidden as exc:
+        return error(403, str(exc))
+    except Gone as exc:
+        return error(410, str(exc))
+    except Invalid as exc:
+        return error(400, str(exc))
     # 202 when the promotion goes on after this response (MLOps.ReleaseApproved), 200 when it is done.
     return json_response(release_view(release), 202 if release.state == State.PROMOTING else 200)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """application/json, with parameters (charset) or not, in any case."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type == "application/json"
 
 
 def release_view(release: Release, summary: bool = False) -> dict[str, Any]:

@@ -2,18 +2,27 @@
 
 "Decline" is the person's no (state ``declined``; the API's route is ``/reject``); "rejected" is
 the gate's word for a candidate that was not better.
+
+A decision comes with a proven Principal (the entry layer checked the credential) and is judged by
+the approval policy: the state (409), the deadline (410: the release is expired then and there,
+whether or not the timer has run), who may decide (403: not an approver, self-approval, a requester
+that cannot be compared), the same approver twice (409). Every judged decision, granted or refused,
+goes in the timeline with who, how and the approvals so far.
 """
 
 from __future__ import annotations
 
-from functions.domain import events as ev
+from collections.abc import Callable
+from datetime import datetime
+
+from functions.domain.approval import Principal, requester_of, same_person
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release, State
-from functions.service.announce import announce, publish
+from functions.service.announce import announce
 from functions.service.context import Context
-from functions.service.results import Conflict
-from functions.service.steps import advance
-from functions.service.unit_of_work import command, get
+from functions.service.results import Conflict, Forbidden, Gone, Invalid
+from functions.service.steps import carry_on_approval
+from functions.service.unit_of_work import command, get, update
 
 
 def get_release(ctx: Context, release_id: str) -> Release:
@@ -28,26 +37,80 @@ def dead_letters(ctx: Context, limit: int) -> list[DeadLetter]:
     return ctx.ports.store.dead_letters(limit=limit)
 
 
-def approve(ctx: Context, release_id: str, by: str, comment: str = "") -> Release:
-    """Claim the promotion; run it here (local) or hand it to MLOps.ReleaseApproved (Azure)."""
+def approve(ctx: Context, release_id: str, principal: Principal, comment: str = "") -> Release:
+    """One approval; the policy's N-th distinct one claims the promotion, run here (local) or handed
+    to MLOps.ReleaseApproved (Azure)."""
+    policy = ctx.approval_policy
 
-    def claim(release: Release) -> None:
+    def refusal(release: Release) -> str | None:
+        return policy.refusal(principal, requester_of(release.trigger))
+
+    release = _judge(ctx, release_id, principal, "approve", refusal)
+    if any(same_person(principal.to_json(), earlier) for earlier in release.approvals()):
+        _refuse(ctx, release, principal, "approve", f"{principal.name} has approved it already", Conflict)
+
+    def claim(current: Release) -> None:
         promoting = [r.id for r in ctx.ports.store.list(states=[State.PROMOTING.value]) if r.id != release_id]
-        if promoting:
+        if promoting and len(current.approvals()) + 1 >= policy.required_approvals:
             raise Conflict(f"release {promoting[0]} is being promoted to production; approve when it is done")
-        release.approve(ctx.clock(), by, comment)
+        required = policy.required_approvals
+        current.approve(ctx.clock(), principal.name, comment, who=principal.to_json(), required=required)
 
     release = command(ctx, release_id, claim)
-    if ctx.promote_inline:
-        advance(ctx, release)
-        return get(ctx, release_id)
-    # Through the outbox: a topic that is down is retried with backoff; should even that fail, the
-    # claim stands and reconcile retries the promotion that never started.
-    publish(ctx, "approved", release, ev.RELEASE_APPROVED, {"releaseId": release_id})
-    return release
+    return carry_on_approval(ctx, release)
 
 
-def decline(ctx: Context, release_id: str, by: str, comment: str) -> Release:
-    release = command(ctx, release_id, lambda r: r.decline(ctx.clock(), by, comment))
+def decline(ctx: Context, release_id: str, principal: Principal, comment: str) -> Release:
+    policy = ctx.approval_policy
+    if policy.comment_required_to_decline and not comment.strip():
+        raise Invalid('"comment" is required to decline: say why')
+    _judge(ctx, release_id, principal, "decline", lambda _: policy.decline_refusal(principal))
+    who = principal.to_json()
+    release = command(ctx, release_id, lambda r: r.decline(ctx.clock(), principal.name, comment, who=who))
     announce(ctx, release)
     return release
+
+
+def _judge(
+    ctx: Context, release_id: str, principal: Principal, act: str, refusal: Callable[[Release], str | None]
+) -> Release:
+    """The release, if ``principal`` may ``act`` on it now; else the refusal, noted, as an exception."""
+    release = get(ctx, release_id)
+    if release.state != State.AWAITING_APPROVAL:
+        wrong_state = f"release {release.id} is {release.state.value}, not {State.AWAITING_APPROVAL.value}"
+        _refuse(ctx, release, principal, act, wrong_state, Conflict)
+    now = ctx.clock()
+    if now >= _deadline(release):
+        expired = update(ctx, release, State.AWAITING_APPROVAL, lambda r: r.expire(now))
+        announce(ctx, expired)
+        _refuse(ctx, expired, principal, act, "the approval deadline has passed; the release is expired", Gone)
+    reason = refusal(release)
+    if reason:
+        _refuse(ctx, release, principal, act, reason, Forbidden)
+    return release
+
+
+def _refuse(
+    ctx: Context, release: Release, principal: Principal, act: str, reason: str, answer: type[Exception]
+) -> None:
+    """Note an authenticated refusal in the timeline (who, how, the approvals so far), then raise it."""
+    so_far = len(release.approvals())
+    detail = f"{_who(principal)} may not {act}: {reason} (approvals so far: {so_far})"
+
+    def record(current: Release) -> None:
+        current.note(ctx.clock(), f"{act}_refused", detail)
+
+    command(ctx, release.id, record)
+    raise answer(reason)
+
+
+def _who(principal: Principal) -> str:
+    parts = [principal.name]
+    if principal.object_id:
+        parts.append(f"object id {principal.object_id}")
+    parts.append(f"via {principal.method or 'unknown'}" + (f" ({principal.provider})" if principal.provider else ""))
+    return ", ".join(parts)
+
+
+def _deadline(release: Release) -> datetime:
+    return datetime.fromisoformat((release.approval or {}).get("deadline") or release.step_started_at)

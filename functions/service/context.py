@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from functions.domain.approval import ApprovalPolicy
 from functions.domain.gate import GatePolicy
 from functions.ports import (
     Clock,
@@ -60,6 +61,7 @@ class Context:
     ports: Ports
     links: LinkBuilder
     policy: GatePolicy = field(default_factory=GatePolicy)
+    approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
     # Locally the approval request runs the promotion itself; on Azure an AKS rollout outlasts an
     # HTTP request, so the request claims it and MLOps.ReleaseApproved carries it to on_build_event.

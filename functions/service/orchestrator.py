@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.domain import events as ev
+from functions.domain.approval import ApprovalPolicy, Principal
 from functions.domain.gate import GatePolicy
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release
@@ -27,11 +28,20 @@ class Orchestrator:
         *,
         links: LinkBuilder,
         policy: GatePolicy | None = None,
+        approval_policy: ApprovalPolicy | None = None,
         timeouts: Timeouts | None = None,
         promote_inline: bool = True,
         clock: Clock = utc_now,
     ) -> None:
-        self.ctx = Context(ports, links, policy or GatePolicy(), timeouts or Timeouts(), promote_inline, clock)
+        self.ctx = Context(
+            ports,
+            links,
+            policy=policy or GatePolicy(),
+            approval_policy=approval_policy or ApprovalPolicy(),
+            timeouts=timeouts or Timeouts(),
+            promote_inline=promote_inline,
+            clock=clock,
+        )
 
     @property
     def ports(self) -> Ports:
@@ -54,11 +64,11 @@ class Orchestrator:
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         return commands.dead_letters(self.ctx, limit)
 
-    def approve(self, release_id: str, by: str, comment: str = "") -> Release:
-        return commands.approve(self.ctx, release_id, by, comment)
+    def approve(self, release_id: str, principal: Principal, comment: str = "") -> Release:
+        return commands.approve(self.ctx, release_id, principal, comment)
 
-    def decline(self, release_id: str, by: str, comment: str) -> Release:
-        return commands.decline(self.ctx, release_id, by, comment)
+    def decline(self, release_id: str, principal: Principal, comment: str) -> Release:
+        return commands.decline(self.ctx, release_id, principal, comment)
 
     # ---- the timer ----
     def reconcile(self) -> dict[str, int]:

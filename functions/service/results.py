@@ -28,3 +28,7 @@ class Forbidden(Exception):
 
 class Gone(Exception):
     """Too late (HTTP 410): the approval deadline passed (the release is expired now) or a link expired."""
+
+
+class Invalid(ValueError):
+    """The request lacks what the policy requires, e.g. a comment to decline (HTTP 400)."""

@@ -11,12 +11,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 
+from functions.domain import events as ev
+from functions.domain.approval import POLICY_PRINCIPAL
 from functions.domain.gate import decide
 from functions.domain.lineage import evaluation_summary, image_of, lineage_tags, model_of
 from functions.domain.release import Release, State
 from functions.ports import ConcurrencyError
 from functions.service import candidates
-from functions.service.announce import announce, tell
+from functions.service.announce import announce, publish, tell
 from functions.service.context import Context
 from functions.service.unit_of_work import get, update
 
@@ -80,6 +82,11 @@ def deploy_staging(ctx: Context, release: Release) -> None:
     updated = update(ctx, release, State.DEPLOYING_STAGING, record)
     if updated.state == State.AWAITING_APPROVAL:
         updated = candidates.keep_newest(ctx, updated)
+    if updated.state == State.AWAITING_APPROVAL and ctx.approval_policy.auto_approves(updated.gate, updated.staging):
+        announce(ctx, updated)
+        evidence = f"auto-approved by policy: {(updated.gate or {}).get('reason')}; staging tests passed"
+        approve_by_policy(ctx, updated, evidence)
+        return
     if updated.state == State.AWAITING_APPROVAL:
         body = f"staging {endpoint.scoring_url} passed its tests; approve with: {ctx.links.approve_command(updated.id)}"
         tell(ctx, "approval", updated, f"approval requested for {updated.id}", body, State.AWAITING_APPROVAL)
@@ -104,6 +111,35 @@ def promote(ctx: Context, release: Release) -> None:
         candidates.supersede_others(ctx, updated, State.LIVE)
         ctx.ports.deployer.remove_staging(updated.id)
     announce(ctx, updated)
+
+
+def approve_by_policy(ctx: Context, release: Release, evidence: str) -> Release:
+    """The policy's auto_approve rule held: approved without a person, with the evidence in the timeline."""
+    who = POLICY_PRINCIPAL
+    promoting = [r.id for r in ctx.ports.store.list(states=[State.PROMOTING.value]) if r.id != release.id]
+    if promoting:  # one promotion at a time: a person approves this one once that one is done
+        why = f"auto-approval deferred: {promoting[0]} is being promoted"
+        return update(
+            ctx, release, State.AWAITING_APPROVAL, lambda r: r.note(ctx.clock(), "auto_approve_deferred", why)
+        )
+    approved = update(
+        ctx, release, State.AWAITING_APPROVAL, lambda r: r.approve(ctx.clock(), who.name, evidence, who=who.to_json())
+    )
+    return carry_on_approval(ctx, approved)
+
+
+def carry_on_approval(ctx: Context, release: Release) -> Release:
+    """After an approval: with enough of them, run the promotion here (local) or hand it to
+    MLOps.ReleaseApproved (Azure); else the release keeps waiting for the others."""
+    if release.state != State.PROMOTING:
+        return release
+    if ctx.promote_inline:
+        advance(ctx, release)
+        return get(ctx, release.id)
+    # Through the outbox: a topic that is down is retried with backoff; should even that fail, the
+    # claim stands and reconcile retries the promotion that never started.
+    publish(ctx, "approved", release, ev.RELEASE_APPROVED, {"releaseId": release.id})
+    return release
 
 
 STEPS: dict[State, Callable[[Context, Release], None]] = {

@@ -17,7 +17,11 @@ Four tables, named from one prefix (MLOPS_TABLES_NAME, default "releases"):
   is an OData ``due_at le '<now>'`` filter on the server; ``release_id``, ``kind``, ``attempts``,
   ``last_error`` and ``version`` are properties too, the payload is JSON in ``doc0``... like a
   release's document. The order (earliest due first, then key) is applied here: rows come back in
-  RowKey order.
+  RowKey order. The spent nonces of single-use tokens (signed action links) have a partition of
+  their own in this table, PartitionKey ``"nonce"``, RowKey the nonce, property ``expires_at``:
+  spending is an insert, so of two spenders exactly one succeeds (the other gets 409, "spent").
+  Now and then (at most every ``NONCE_CLEANUP_S`` per store object) a spend drops the nonces that
+  expired long enough before it (functions.ports.forgettable_before).
 
 Concurrency: ``save`` writes with ``If-Match: <ETag>`` of the version it was loaded at, so of two
 handlers that loaded the same version only one write succeeds; the other gets 412 and the
@@ -57,7 +61,7 @@ from azure.data.tables import TableClient, TableEntity, TableServiceClient, Upda
 
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release
-from functions.ports import ConcurrencyError
+from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -66,6 +70,9 @@ if TYPE_CHECKING:
 
 RELEASE_PARTITION = "release"
 WORK_PARTITION = "work"
+NONCE_PARTITION = "nonce"  # in the work table: no table of its own to provision
+NONCE_CLEANUP_S = 600.0
+NONCE_CLEANUP_BATCH = 100
 # json.dumps escapes every non-ASCII character, so one character is one UTF-16 code unit (2 bytes):
 # 32,000 characters are 64,000 bytes, under the 64 KiB a string property may hold.
 PART_CHARS = 32_000
@@ -101,6 +108,7 @@ class TableReleaseStore:
         self._work: TableClient = service.create_table_if_not_exists(f"{name_prefix}work")
         self._etags = _EtagCache()  # release id -> (version, ETag)
         self._work_etags = _EtagCache()  # work item key -> (version, ETag)
+        self._nonces_cleaned_at: float | None = None
 
     @classmethod
     def from_settings(cls, settings: AzureSettings, credential: TokenCredential | None = None) -> TableReleaseStore:
@@ -333,6 +341,35 @@ class TableReleaseStore:
         if release_id is not None:
             query, parameters = f"{query} and release_id eq @release", {**parameters, "release": release_id}
         return self._work_items(self._work.query_entities(query, parameters=parameters), limit)
+
+    # ---- single-use tokens ----------------------------------------------------------
+    def spend_nonce(self, nonce: str, expires_at: str) -> bool:
+        expires_at = utc_iso(expires_at)
+        entity = {"PartitionKey": NONCE_PARTITION, "RowKey": table_key(nonce), "expires_at": expires_at}
+        try:
+            self._work.create_entity(entity)
+        except ResourceExistsError:
+            return False
+        self._forget_old_nonces(forgettable_before(expires_at))
+        return True
+
+    def _forget_old_nonces(self, before: str) -> None:
+        """Opportunistic: a failed or raced cleanup changes nothing the next one cannot do."""
+        now = time.monotonic()
+        if self._nonces_cleaned_at is not None and now - self._nonces_cleaned_at < NONCE_CLEANUP_S:
+            return
+        self._nonces_cleaned_at = now
+        with contextlib.suppress(HttpResponseError):  # ResourceNotFoundError too: another store dropped it
+            old = self._work.query_entities(
+                "PartitionKey eq @pk and expires_at lt @before",
+                parameters={"pk": NONCE_PARTITION, "before": before},
+                select=["PartitionKey", "RowKey"],
+            )
+            for count, entity in enumerate(old):
+                if count >= NONCE_CLEANUP_BATCH:
+                    break
+                with contextlib.suppress(ResourceNotFoundError):
+                    self._work.delete_entity(NONCE_PARTITION, entity["RowKey"])
 
     def _write_work_if_unchanged(self, item: WorkItem, changes: dict[str, Any]) -> bool:
         """MERGE ``changes`` into the stored item if it is still at ``item.version``; False if it is not (or gone)."""

@@ -7,6 +7,9 @@ The outbox is the ``work`` table, keyed by the item's key (adding a key twice ke
 with an index on ``due_at`` (ISO UTC text, which sorts as time) for the timer's "what is due".
 A claim is a compare-and-set on the item's version inside a write transaction, so of two
 workers that loaded the same item exactly one gets it.
+
+Spent nonces of single-use tokens are the ``nonces`` table (INSERT OR IGNORE: of two spenders one
+inserts); each spend drops those that expired long enough before it (functions.ports.forgettable_before).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Any
 
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release
-from functions.ports import ConcurrencyError
+from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -63,6 +66,11 @@ CREATE TABLE IF NOT EXISTS work (
 );
 CREATE INDEX IF NOT EXISTS work_due ON work (due_at, key);
 CREATE INDEX IF NOT EXISTS work_release ON work (release_id, due_at);
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce TEXT PRIMARY KEY,
+    expires_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 """
 _WORK_COLUMNS = "key, kind, release_id, payload, due_at, attempts, last_error, version"
 
@@ -220,6 +228,16 @@ class SqliteReleaseStore:
         where, params = ("WHERE release_id = ? ", [release_id]) if release_id is not None else ("", [])
         query = f"SELECT {_WORK_COLUMNS} FROM work {where}ORDER BY due_at, key LIMIT ?"
         return [_work(row) for row in self._connect().execute(query, [*params, limit])]
+
+    # ---- single-use tokens ----------------------------------------------------------
+    def spend_nonce(self, nonce: str, expires_at: str) -> bool:
+        expires_at = utc_iso(expires_at)
+        connection = self._connect()
+        spent = connection.execute(
+            "INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?, ?)", (nonce, expires_at)
+        ).rowcount
+        connection.execute("DELETE FROM nonces WHERE expires_at < ?", (forgettable_before(expires_at),))
+        return spent == 1
 
 
 def _work(row: tuple[Any, ...]) -> WorkItem:

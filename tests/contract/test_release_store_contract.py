@@ -16,7 +16,7 @@ import pytest
 
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release, State
-from functions.ports import ConcurrencyError, ReleaseStore
+from functions.ports import MAX_TOKEN_LIFETIME, ConcurrencyError, ReleaseStore
 from tests.contract.conftest import StoreFactory, delete_tables
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -606,6 +606,66 @@ def test_two_timers_draining_the_outbox_claim_each_item_once(open_outbox: StoreF
     assert sorted(claimed[0] + claimed[1]) == all_keys
     assert first.due_work(at(0)) == []
     assert [item.attempts for item in first.pending_work()] == [1] * len(all_keys)
+
+
+# ---- single-use tokens: spent nonces ---------------------------------------------------------
+def expiry(hours: float) -> str:
+    return (NOW + timedelta(hours=hours)).isoformat()
+
+
+def test_a_nonce_is_spent_once(open_outbox: StoreFactory) -> None:
+    first, second = open_outbox(), open_outbox()
+    assert first.spend_nonce("n-1", expiry(1)) is True
+    assert first.spend_nonce("n-1", expiry(1)) is False
+    assert second.spend_nonce("n-1", expiry(1)) is False  # another worker sees it spent
+    assert second.spend_nonce("n-2", expiry(1)) is True
+    assert first.spend_nonce(AWKWARD, expiry(1)) is True and first.spend_nonce(AWKWARD, expiry(1)) is False
+    assert first.spend_nonce("n-3", "2025-03-01T13:00:00Z") is True  # any ISO spelling of UTC
+    assert first.spend_nonce("n-3", "2025-03-01T13:00:00+00:00") is False
+
+
+def test_spent_nonces_are_not_work(open_outbox: StoreFactory) -> None:
+    store = open_outbox()
+    store.spend_nonce("n-1", expiry(-1000))
+    assert store.pending_work() == [] and store.due_work(at(10**6)) == []
+
+
+@pytest.mark.parametrize("workers", ["one store object", "a store object each"])
+def test_of_two_racing_spenders_exactly_one_spends(open_outbox: StoreFactory, workers: str) -> None:
+    shared = open_outbox()
+    stores = [shared, shared] if workers == "one store object" else [open_outbox(), open_outbox()]
+    start = threading.Barrier(2, timeout=30)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def spender(store: ReleaseStore) -> None:
+        try:
+            start.wait()
+            results.append(store.spend_nonce("n-race", expiry(1)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=spender, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(results) == [False, True]
+
+
+def test_a_spent_nonce_is_kept_while_any_token_with_it_could_still_be_valid(open_outbox: StoreFactory) -> None:
+    """Forgotten only once a newer spend expires more than MAX_TOKEN_LIFETIME (and an hour) after it."""
+    open_outbox().spend_nonce("old", expiry(0))
+    open_outbox().spend_nonce("recent", expiry(2))
+    later = MAX_TOKEN_LIFETIME.total_seconds() / 3600 + 1.5  # hours: "old" is forgettable, "recent" is not
+    open_outbox().spend_nonce("new", expiry(later))
+    checker = open_outbox()
+    assert checker.spend_nonce("recent", expiry(2)) is False
+    assert checker.spend_nonce("new", expiry(later)) is False
+    # "old" expired long before any token the store can still be shown was minted: it was forgotten
+    # (the table does not grow forever); a token carrying it is refused as expired before the store is asked.
+    assert checker.spend_nonce("old", expiry(0)) is True
 
 
 # ---- Table Storage only -----------------------------------------------------------------

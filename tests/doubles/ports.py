@@ -15,7 +15,7 @@ import numpy as np
 from functions.domain.ids import image_tag
 from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
-from functions.ports import ConcurrencyError
+from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 from functions.service.context import Ports
 from ml_pipeline.evaluate import compare_predictions
 
@@ -38,6 +38,7 @@ class InMemoryReleaseStore:
         self.parked: list[tuple[str, str, dict[str, Any]]] = []
         self.letters: list[DeadLetter] = []
         self.work: dict[str, WorkItem] = {}
+        self.nonces: dict[str, str] = {}  # spent nonce -> expires_at
 
     def get(self, release_id: str) -> Release | None:
         with self._lock:
@@ -133,6 +134,17 @@ class InMemoryReleaseStore:
         with self._lock:
             pending = [item for item in self.work.values() if release_id is None or item.release_id == release_id]
         return _earliest_first(pending, limit)
+
+    # ---- single-use tokens --------------------------------------------------------------
+    def spend_nonce(self, nonce: str, expires_at: str) -> bool:
+        expires_at = utc_iso(expires_at)
+        before = forgettable_before(expires_at)
+        with self._lock:
+            if nonce in self.nonces:
+                return False
+            self.nonces = {n: at for n, at in self.nonces.items() if at >= before}
+            self.nonces[nonce] = expires_at
+            return True
 
 
 def _copy(item: WorkItem) -> WorkItem:

@@ -1,4 +1,10 @@
-"""A real `mlops up` host on a free 127.0.0.1 port with its own $MLOPS_HOME."""
+"""A real `mlops up` host on a free 127.0.0.1 port with its own $MLOPS_HOME, and how tests decide as a person.
+
+Approvals and declines are signed the way `mlops approve/reject` sign them (devhost/signing.py), with
+the key in the host's $MLOPS_HOME: ``host.approve(id, signed(host, APPROVER), "ship it")``, or over raw
+HTTP with ``post_decision``. Builds the tests start carry ``REQUESTER`` as their requester, so the default
+approval policy (no self-approval; fail closed when the requester is unknown) lets ``APPROVER`` decide.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +19,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from devhost.client import HostClient
+from devhost.client import HostClient, release_path
+from devhost.commands_builds import build_completed_event
 from devhost.settings import REPO_ROOT, apply_app_setting_defaults
+from devhost.signing import LocalSigner
+from functions.domain.ids import release_id_for_build
 from platforms.local.inference_server import free_port
+
+REQUESTER = "ci-e2e@example.com"  # who "started" the builds the tests send
+APPROVER = "e2e-approver@example.com"  # who approves them: someone else
 
 
 class RunningHost(HostClient):
@@ -91,3 +103,27 @@ def post_webhook(client: HostClient, function: str, body: bytes | str, event_typ
     return requests.post(
         f"{client.base_url}/runtime/webhooks/eventgrid?functionName={function}", data=body, headers=headers, timeout=60
     )
+
+
+def signed(host: RunningHost, identity: str) -> LocalSigner:
+    """Proof that ``identity`` decides, as the CLI signs it: the key in the host's $MLOPS_HOME."""
+    return LocalSigner.for_home(host.home, identity)
+
+
+def trigger_build(host: HostClient, params: dict | None = None, requester: str = REQUESTER) -> str:
+    """Deliver a succeeded MLOps.BuildCompleted requested by ``requester``; the release id."""
+    event = build_completed_event("0123456789abcdef", params or {}, requester=requester)
+    host.deliver("on_build_event", [event])
+    return release_id_for_build(event["data"]["buildId"])
+
+
+def post_decision(
+    host: RunningHost, release_id: str, action: str, body: bytes, *, identity: str | None = APPROVER,
+    content_type: str = "application/json", headers: dict[str, str] | None = None,
+) -> requests.Response:  # fmt: skip
+    """POST .../approve or .../reject as raw bytes, signed as ``identity`` (None: unsigned)."""
+    path = release_path(release_id, action)
+    sent = {"Content-Type": content_type, **(headers or {})}
+    if identity is not None:
+        sent |= signed(host, identity)("POST", path, body)
+    return requests.post(f"{host.base_url}{path}", data=body, headers=sent, timeout=120)

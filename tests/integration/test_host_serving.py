@@ -23,6 +23,7 @@ import uvicorn
 from azure.functions.timer import TimerRequest as WorkerTimerRequest
 
 from devhost.host import build_host
+from devhost.site_guard import loopback_authorities
 from tests.fixtures import sample_function_app as sample
 
 pytestmark = pytest.mark.integration
@@ -36,7 +37,8 @@ def base_url() -> Iterator[str]:
     sock.bind(("127.0.0.1", 0))  # the port is ours from here on: no race with other processes
     sock.listen()
     port = sock.getsockname()[1]
-    config = uvicorn.Config(build_host(sample.app, run_timers=True), log_level="warning", lifespan="on")
+    app = build_host(sample.app, run_timers=True, allowed_authorities=loopback_authorities(port))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from functions.domain.approval import Principal
 from functions.domain.release import State
 from functions.links import Links
 from functions.service.context import Ports
@@ -26,6 +27,11 @@ from tests.doubles.azure_ml import FakeMLClient
 from tests.doubles.ports import Calls, FakeNotifier, FakePublisher, FakeTester, InMemoryReleaseStore, evaluation_report
 
 SETTINGS = AzureSettings.from_env(example_env())
+
+
+def person(name: str) -> Principal:
+    """A proven identity, as the entry layer hands it over (here: the local CLI's signature)."""
+    return Principal(name, provider="local", method="cli")
 
 
 class Tap(list):
@@ -97,7 +103,7 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
     assert release.state == State.AWAITING_APPROVAL, release.error
     assert release.staging["endpoint"]["scoring_url"].endswith(":5001/score")
 
-    release = orchestrator.approve(release.id, "alice@example.com", "ship it")
+    release = orchestrator.approve(release.id, person("bob@example.com"), "ship it")  # alice started it
     assert release.state == State.PROMOTING  # on Azure the HTTP request only claims the promotion
     event_type, subject, data = ports.publisher.events[-1]
     orchestrator.receive("on_build_event", p.event_grid(event_type, subject, data, p.BUILD_TOPIC))

@@ -16,7 +16,7 @@ from functions.service.results import Outcome
 from tests import payloads as p
 from tests.doubles.clock import Clock
 from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
-from tests.unit.test_orchestrator import RELEASE, TAG, state, to_approval
+from tests.unit.test_orchestrator import RELEASE, TAG, person, state, to_approval
 
 
 class FlakyNotifier:
@@ -59,7 +59,7 @@ def test_a_target_that_is_down_never_holds_up_the_release_and_is_retried_with_ba
     assert orchestrator.reconcile()["work_done"] == 1
     [(release_id, subject, body)] = notifier.messages
     assert release_id == RELEASE and subject == f"approval requested for {RELEASE}"
-    assert f"curl -X POST http://127.0.0.1:7071/api/releases/{RELEASE}/approve" in body
+    assert f"mlops approve {RELEASE} (or POST http://127.0.0.1:7071/api/releases/{RELEASE}/approve" in body
     assert ports.store.pending_work(RELEASE) == []
 
 
@@ -163,7 +163,7 @@ def test_an_approval_request_retried_after_the_decision_is_dropped():
     notifier = FlakyNotifier(failures=1)
     orchestrator, ports, clock = world(notifier)
     to_approval(orchestrator)  # the "approve with ..." message failed once
-    orchestrator.approve(RELEASE, "bob", "")
+    orchestrator.approve(RELEASE, person("bob"), "")
     clock.advance(hours=1)
     orchestrator.reconcile()
     assert [subject for _, subject, _ in notifier.messages] == [f"release {RELEASE} is live"]

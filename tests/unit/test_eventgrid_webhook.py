@@ -6,6 +6,7 @@ finished, so what the functions recorded is there to read at once.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from tests.fixtures import sample_function_app as sample
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
-    with TestClient(build_host(sample.app, run_timers=False)) as client:
+    with TestClient(build_host(sample.app, run_timers=False), base_url="http://127.0.0.1:7071") as client:
         yield client
 
 
@@ -209,3 +210,34 @@ def test_other_methods_on_the_webhook_are_refused_as_json(client: TestClient) ->
     answer = client.get(WEBHOOK, params={"functionName": "ModelRegistered"})
     assert answer.status_code == 405
     assert "error" in answer.json()
+
+
+def test_a_browser_post_from_another_site_is_refused_and_invokes_nothing(client: TestClient) -> None:
+    event = _event()
+    answer = client.post(
+        WEBHOOK, params={"functionName": "ModelRegistered"}, content=json.dumps([event]),
+        headers={"aeg-event-type": "Notification", "Origin": "http://evil.example", "Content-Type": "text/plain"},
+    )  # fmt: skip
+    assert answer.status_code == 403 and "another site" in answer.json()["error"]
+    assert event["id"] not in _received("ModelRegistered")
+
+
+def test_a_delivery_for_another_host_name_is_refused(client: TestClient) -> None:
+    event = _event()
+    answer = client.post(
+        WEBHOOK, params={"functionName": "ModelRegistered"}, json=[event],
+        headers={"aeg-event-type": "Notification", "Host": "rebound.evil.example:7071"},
+    )  # fmt: skip
+    assert answer.status_code == 403
+    assert event["id"] not in _received("ModelRegistered")
+
+
+def test_the_local_bus_posts_without_an_origin_and_from_its_own_origin(client: TestClient) -> None:
+    plain, own = _event(), _event()
+    assert _notify(client, "ModelRegistered", [plain]).status_code == 202
+    answer = client.post(
+        WEBHOOK, params={"functionName": "ModelRegistered"}, json=[own],
+        headers={"aeg-event-type": "Notification", "Origin": "http://localhost:7071"},
+    )  # fmt: skip
+    assert answer.status_code == 202
+    assert {plain["id"], own["id"]} <= set(_received("ModelRegistered"))

@@ -7,7 +7,7 @@ import json
 import azure.functions as func
 import pytest
 
-from devhost.indexing import check_indexing, http_methods, indexed_functions, trigger_of
+from devhost.indexing import check_indexing, function_name, http_methods, indexed_functions, trigger_of
 from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
 
@@ -53,3 +53,40 @@ def test_functions_triggers_and_routes():
     assert timer.schedule == f"%{RECONCILE_SCHEDULE_SETTING}%" and DEFAULT_RECONCILE_SCHEDULE == "0 * * * * *"
     bindings = json.loads(functions["on_ml_event"].get_function_json())["bindings"]
     assert bindings == [{"type": "eventGridTrigger", "direction": "IN", "name": "event"}]
+
+
+# Every HTTP function's auth level, as the Functions host reads it from the indexed trigger. A new HTTP
+# function fails here until its level is chosen on purpose.
+AUTH_LEVELS = {
+    "health": func.AuthLevel.ANONYMOUS,
+    # Reads stay behind the platform's function key for now.
+    "list_releases": func.AuthLevel.FUNCTION,
+    "get_release": func.AuthLevel.FUNCTION,
+    "dead_letters": func.AuthLevel.FUNCTION,
+    # Decisions need a proven identity, which the app checks itself (401 without): a function key is a
+    # shared secret, not an identity, and must not end up in a link.
+    "approve_release": func.AuthLevel.ANONYMOUS,
+    "decline_release": func.AuthLevel.ANONYMOUS,
+    # The CI hooks check their own signatures.
+    "azure_devops_hook": func.AuthLevel.ANONYMOUS,
+    "github_hook": func.AuthLevel.ANONYMOUS,
+}
+
+
+def test_every_http_function_has_its_auth_level():
+    http = {
+        function_name(f): f for f in indexed_functions(load_app()) if trigger_of(f).get_binding_name() == "httpTrigger"
+    }
+    assert {name: trigger_of(f).auth_level for name, f in http.items()} == AUTH_LEVELS
+    # The same in the binding the host reads (function.json's authLevel).
+    for name, f in http.items():
+        (binding,) = [b for b in json.loads(f.get_function_json())["bindings"] if b["type"] == "httpTrigger"]
+        assert binding["authLevel"] == AUTH_LEVELS[name].name, name
+
+
+def test_no_state_changing_route_takes_a_function_key():
+    """Every POST route is anonymous at the platform: the app itself proves who calls it."""
+    for f in indexed_functions(load_app()):
+        trigger = trigger_of(f)
+        if trigger.get_binding_name() == "httpTrigger" and set(http_methods(trigger) or ()) - {"GET", "HEAD"}:
+            assert trigger.auth_level == func.AuthLevel.ANONYMOUS, function_name(f)

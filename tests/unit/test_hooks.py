@@ -350,6 +350,7 @@ def test_ado_successful_builds_start_a_release(world, result):
         "sourceBranch": "refs/heads/main",
         "repository": "diabetes-model",
         "requestedFor": "alice@example.com",
+        "requester": "alice@example.com",
         "parameters": {},
     }
     assert calls.count("submit") == 1
@@ -470,6 +471,7 @@ def test_ado_mapping_is_a_build_completed_event_by_the_contract():
         "sourceBranch": "refs/heads/main",
         "repository": "diabetes-model",
         "requestedFor": "alice@example.com",
+        "requester": "alice@example.com",
     }
     event = parse_event(envelope)
     assert isinstance(event, BuildCompleted) and event.succeeded and event.release_id == "rel-2727068"
@@ -501,6 +503,7 @@ def test_ado_mapping_of_the_older_payload_shape():
         "sourceBranch": "refs/heads/master",
         "repository": "",
         "requestedFor": "np@example.com",
+        "requester": "np@example.com",
     }
 
 
@@ -560,3 +563,49 @@ def test_an_unresolved_key_vault_reference_is_not_a_secret():
     env = {"MLOPS_GITHUB_WEBHOOK_SECRET": "@Microsoft.KeyVault(SecretUri=https://kv/secrets/gh)"}
     secrets = Settings.from_env(env).hook_secrets()
     assert secrets.github_secret == ""
+
+
+# ---- the requester: comparable with an approver's identity ---------------------------------------
+def test_ado_records_requested_for_s_unique_name_as_the_requester_and_nothing_without_one():
+    assert azure_devops.ado_build_event(build_complete())["data"]["requester"] == "alice@example.com"
+    payload = build_complete()
+    payload["resource"]["requestedFor"] = {"displayName": "Alice Example"}  # no uniqueName
+    data = azure_devops.ado_build_event(payload)["data"]
+    assert data["requestedFor"] == "Alice Example" and "requester" not in data
+
+
+def test_github_maps_the_triggering_actor_through_mlops_github_identities(world, monkeypatch):
+    store, _ = world
+    monkeypatch.setenv("MLOPS_GITHUB_IDENTITIES", json.dumps({"OctoCat": "octo@example.com"}))
+    assert github_post(workflow_run()).status_code == 202
+    release = store.get(release_id_for_build("30433642"))
+    assert release is not None
+    assert release.trigger["requester"] == "octo@example.com" and release.trigger["requestedFor"] == "octocat"
+
+
+def test_github_prefers_the_triggering_actor_and_leaves_an_unmapped_login_without_requester():
+    identities = {"octocat": "octo@example.com", "hubot": "hubot@example.com"}
+    rerun = workflow_run()
+    rerun["workflow_run"]["triggering_actor"] = {"login": "Hubot", "id": 2}  # re-run by someone else
+    assert github.github_build_event("workflow_run", DELIVERY, rerun, (), identities)["data"]["requester"] == (
+        "hubot@example.com"
+    )
+    unmapped = github.github_build_event("workflow_run", DELIVERY, workflow_run(), (), {"someone": "s@example.com"})
+    assert "requester" not in unmapped["data"]
+    assert "requester" not in github.github_build_event("workflow_run", DELIVERY, workflow_run())["data"]
+
+
+@pytest.mark.parametrize("value", ["not json", "[]", '{"octocat": 1}', '{"": "x@example.com"}', '{"octocat": " "}'])
+def test_a_malformed_mlops_github_identities_is_a_503_naming_it(world, monkeypatch, value):
+    store, calls = world
+    monkeypatch.setenv("MLOPS_GITHUB_IDENTITIES", value)
+    response = github_post(workflow_run())
+    assert response.status_code == 503 and "MLOPS_GITHUB_IDENTITIES" in answer(response)["error"]
+    assert nothing_recorded(store, calls)
+
+
+def test_github_identities_are_read_from_the_environment():
+    assert Settings.from_env({}).github_identities() == {}
+    assert Settings.from_env({"MLOPS_GITHUB_IDENTITIES": " "}).github_identities() == {}
+    env = {"MLOPS_GITHUB_IDENTITIES": '{" OctoCat ": " octo@example.com "}'}
+    assert Settings.from_env(env).github_identities() == {"octocat": "octo@example.com"}

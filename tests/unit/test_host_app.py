@@ -1,4 +1,5 @@
-"""The local host's HTTP routes, index and admin API on tests/fixtures/sample_function_app.py, in-process.
+"""The local host's HTTP routes, index, admin API and same-site guard on tests/fixtures/sample_function_app.py,
+in-process.
 
 Starlette's TestClient drives the ASGI app directly (no socket, no server). Timers are off here (their
 loop is tested on a fake clock in test_timers.py, under uvicorn in tests/integration/test_host_serving.py).
@@ -16,11 +17,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from devhost import conversion
+from devhost import host as host_module
 from devhost.eventgrid_webhook import EVENT_GRID_WEBHOOK as WEBHOOK
 from devhost.host import build_host, serve
+from devhost.site_guard import loopback_authorities, normal_authority
 from tests.fixtures import sample_function_app as sample
 
-BASE_URL = "http://testserver"  # TestClient's
+BASE_URL = "http://127.0.0.1:7071"  # what build_host answers to by default (serve()'s default port)
 
 
 @pytest.fixture(scope="module")
@@ -222,3 +225,136 @@ def test_a_body_past_the_hosts_limit_is_413_before_it_is_buffered(
         assert response.status_code == 413
         assert response.json() == {"error": "the request body is larger than the host's limit of 32 bytes"}
     assert client.post("/api/items/1/approve", json={"approver": "ana"}).status_code == 201
+
+
+# --- Only this host, and no state change from another site (devhost/site_guard.py) -----------------------
+
+
+def _approvals() -> int:
+    return len(sample.APPROVALS)
+
+
+def test_a_cross_site_form_post_is_403_before_the_function_runs(client: TestClient) -> None:
+    before = _approvals()
+    # What a page on another site can send without a CORS preflight: a form, text/plain, its Origin.
+    headers = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+    answer = client.post("/api/items/1/approve", content=b'{"approver": "mallory"}', headers=headers)
+
+    assert answer.status_code == 403
+    assert "another site" in answer.json()["error"] and "evil.example" in answer.json()["error"]
+    assert _approvals() == before
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "null",  # a sandboxed frame or a file:// page
+        "http://127.0.0.1:8080",  # another port on this machine is another site
+        "https://127.0.0.1:7071",  # another scheme
+        "http://localhost.evil.example:7071",
+        "http://127.0.0.1:7071/path",  # not an origin at all
+        "",
+    ],
+)
+def test_any_origin_but_the_hosts_own_is_refused_for_a_state_change(client: TestClient, origin: str) -> None:
+    before = _approvals()
+    answer = client.post("/api/items/1/approve", json={"approver": "mallory"}, headers={"Origin": origin})
+    assert answer.status_code == 403 and "error" in answer.json()
+    assert _approvals() == before
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+def test_every_state_changing_method_is_guarded(client: TestClient, method: str) -> None:
+    path = "/api/orders/12/lines" if method == "PUT" else "/api/health"
+    answer = client.request(method, path, headers={"Origin": "http://evil.example"})
+    assert answer.status_code == 403
+
+
+def test_the_admin_api_refuses_another_site_too(client: TestClient) -> None:
+    ticks = len(sample.TICKS)
+    answer = client.post("/admin/functions/tick", json={"input": ""}, headers={"Origin": "http://evil.example"})
+    assert answer.status_code == 403
+    assert len(sample.TICKS) == ticks
+
+
+def test_sec_fetch_site_from_another_site_is_refused_without_an_origin(client: TestClient) -> None:
+    answer = client.post("/api/items/1/approve", json={"approver": "x"}, headers={"Sec-Fetch-Site": "cross-site"})
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # the CLI, the local event bus, curl
+        {"Origin": "http://127.0.0.1:7071"},
+        {"Origin": "http://LOCALHOST:7071", "Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed into the address bar
+    ],
+)
+def test_same_origin_and_no_origin_state_changes_pass(client: TestClient, headers: dict[str, str]) -> None:
+    before = _approvals()
+    answer = client.post("/api/items/1/approve", json={"approver": "ana"}, headers=headers)
+    assert answer.status_code == 201, answer.text
+    assert _approvals() == before + 1
+
+
+def test_a_cross_site_read_is_left_to_the_browser(client: TestClient) -> None:
+    # No CORS headers come back, so the page cannot read the answer; the Host check stops rebinding.
+    answer = client.get("/api/items/2", headers={"Origin": "http://evil.example"})
+    assert answer.status_code == 200
+    assert "access-control-allow-origin" not in answer.headers
+
+
+@pytest.mark.parametrize("host", ["evil.example:7071", "evil.example", "127.0.0.1:7072", "127.0.0.1", "0.0.0.0:7071"])
+def test_a_request_for_another_name_is_403_dns_rebinding(client: TestClient, host: str) -> None:
+    before = _approvals()
+    posted = client.post("/api/items/1/approve", json={"approver": "mallory"}, headers={"Host": host})
+    read = client.get("/api/items/2", headers={"Host": host})
+    index = client.get("/", headers={"Host": host})
+
+    for answer in (posted, read, index):
+        assert answer.status_code == 403
+        assert "DNS rebinding" in answer.json()["error"] and "127.0.0.1:7071" in answer.json()["error"]
+    assert _approvals() == before
+
+
+def test_localhost_is_the_same_host(client: TestClient) -> None:
+    answer = client.post("/api/items/1/approve", json={"approver": "ana"}, headers={"Host": "localhost:7071"})
+    assert answer.status_code == 201
+
+
+def test_the_allowed_authorities_are_the_ones_given() -> None:
+    host = build_host(sample.app, run_timers=False, allowed_authorities=loopback_authorities(8123))
+    with TestClient(host, base_url="http://localhost:8123") as other:
+        assert other.get("/api/items").status_code == 200
+        same = other.post("/api/items/1/approve", json={"approver": "ana"}, headers={"Origin": "http://localhost:8123"})
+        assert same.status_code == 201
+        default_port = other.post("/api/items/1/approve", json={"approver": "ana"}, headers={"Host": "127.0.0.1:7071"})
+        assert default_port.status_code == 403
+
+
+def test_allowed_authorities_must_be_names() -> None:
+    for bad in ((), ("http://127.0.0.1:7071",), ("",)):
+        with pytest.raises(ValueError, match="allowed_authorities"):
+            build_host(sample.app, run_timers=False, allowed_authorities=bad)
+
+
+def test_serve_answers_to_the_port_it_binds(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[Any] = []
+    monkeypatch.setattr(host_module.uvicorn, "run", lambda app, **kwargs: served.append((app, kwargs)))
+    serve(sample.app, port=8124, run_timers=False)
+
+    ((app, kwargs),) = served
+    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8124
+    with TestClient(app, base_url="http://127.0.0.1:8124") as on_port:
+        assert on_port.post("/api/items/1/approve", json={"approver": "ana"}).status_code == 201
+        assert on_port.get("/api/items", headers={"Host": "127.0.0.1:7071"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("authority", "normal"),
+    [("127.0.0.1:7071", "127.0.0.1:7071"), ("LocalHost:80", "localhost:80"), ("testserver", "testserver:80"),
+     ("[::1]", "[::1]:80"), ("[::1]:7071", "[::1]:7071"), (" 127.0.0.1:7071 ", "127.0.0.1:7071")],
+)  # fmt: skip
+def test_authorities_compare_in_lower_case_with_the_default_port(authority: str, normal: str) -> None:
+    assert normal_authority(authority) == normal

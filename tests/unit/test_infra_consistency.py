@@ -33,6 +33,7 @@ SCANNED = (ROOT / "functions", ROOT / "platforms" / "azure")
 # Read by the code but deliberately not an app setting of the Function App, with the reason.
 NOT_APP_SETTINGS = {
     "EVENTGRID_TOPIC_KEY": "CLI only (mlops publish); the app sends events with its managed identity",
+    "WEBSITE_AUTH_ENABLED": "set by App Service when Easy Auth is on; an app setting would claim it without it",
 }
 # App settings the Functions host or platform reads rather than this code.
 HOST_SETTINGS = {

@@ -67,8 +67,13 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Orchestrator:
 
 
 def post(route: str, body: bytes, headers: dict[str, str] | None = None) -> func.HttpRequest:
+    """A JSON POST (the decision routes answer 415 to any other content type before the limits)."""
     return func.HttpRequest(
-        "POST", f"http://127.0.0.1:7071/api/{route}", headers=headers or {}, body=body, route_params={"id": "rel-1"}
+        "POST",
+        f"http://127.0.0.1:7071/api/{route}",
+        headers={"Content-Type": "application/json", **(headers or {})},
+        body=body,
+        route_params={"id": "rel-1"},
     )
 
 

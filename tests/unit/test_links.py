@@ -41,10 +41,7 @@ def test_links_use_the_public_url_and_quote_the_release_id():
     assert links.approve("rel/../x") == "https://mlops.example.com/api/releases/rel%2F..%2Fx/approve"
 
 
-def test_the_approve_command_is_a_curl_line_without_any_credential():
+def test_the_approve_command_names_the_signed_cli_and_the_route_without_any_credential():
     command = Links().approve_command("rel-7")
-    assert command == (
-        "curl -X POST http://127.0.0.1:7071/api/releases/rel-7/approve "
-        "-H 'Content-Type: application/json' -d '{\"by\": \"you@example.com\"}'"
-    )
-    assert "code=" not in command and "x-functions-key" not in command.lower()
+    assert command == "mlops approve rel-7 (or POST http://127.0.0.1:7071/api/releases/rel-7/approve with your identity)"
+    assert "code=" not in command and "x-functions-key" not in command.lower() and '"by"' not in command

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 
+from functions.domain.approval import Principal
 from functions.domain.ids import image_tag, release_id_for_build
 from functions.domain.refs import JobStatus
 from functions.domain.release import State
@@ -20,6 +21,11 @@ from tests.doubles.ports import Calls, FakeTraining, evaluation_report, fake_por
 RELEASE = release_id_for_build("1234")
 JOB = f"job-{RELEASE}"
 TAG = image_tag("1", RELEASE)
+
+
+def person(name: str) -> Principal:
+    """A proven identity, as the entry layer hands it over (here: the local CLI's signature)."""
+    return Principal(name, provider="local", method="cli")
 
 
 @pytest.fixture
@@ -55,7 +61,7 @@ def test_build_to_awaiting_approval(world):
     assert release.candidate["model"]["version"] == "1" and release.image["tag"] == TAG
     assert release.staging["passed"] is True
     assert [c[0] for c in calls.log] == ["submit", "register", "build", "deploy_staging", "smoke", "integration"]
-    assert any("approve with: curl -X POST" in body for _, _, body in ports.notifier.messages)
+    assert any(f"approve with: mlops approve {RELEASE}" in body for _, _, body in ports.notifier.messages)
     assert [step["step"] for step in release.timeline] == [
         "created", "training_submitted", "run_completed", "gate_passed", "packaging", "model_registered",
         "image_pushed", "staging_passed", "approval_requested",
@@ -65,7 +71,7 @@ def test_build_to_awaiting_approval(world):
 def test_approve_goes_live_and_crowns_the_champion(world):
     orchestrator, ports, calls, _ = world
     to_approval(orchestrator)
-    release = orchestrator.approve(RELEASE, "bob@example.com", "looks good")
+    release = orchestrator.approve(RELEASE, person("bob@example.com"), "looks good")
     assert release.state == State.LIVE
     assert release.approval["by"] == "bob@example.com" and release.approval["decision"] == "approved"
     assert release.production["endpoint"]["scoring_url"] == "http://127.0.0.1:5101/score"
@@ -82,19 +88,19 @@ def test_approving_twice_or_too_early_is_a_conflict(world):
     orchestrator, _ports, _, _ = world
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     with pytest.raises(Conflict, match="training, not awaiting_approval"):
-        orchestrator.approve(RELEASE, "bob", "")
+        orchestrator.approve(RELEASE, person("bob"), "")
     with pytest.raises(NotFound):
-        orchestrator.approve("rel-nope", "bob", "")
+        orchestrator.approve("rel-nope", person("bob"), "")
 
 
 def test_decline(world):
     orchestrator, _ports, calls, _ = world
     to_approval(orchestrator)
-    release = orchestrator.decline(RELEASE, "carol", "not this week")
+    release = orchestrator.decline(RELEASE, person("carol"), "not this week")
     assert release.state == State.DECLINED and release.approval["comment"] == "not this week"
     assert ("remove_staging", RELEASE) in calls.log
     with pytest.raises(Conflict):
-        orchestrator.approve(RELEASE, "bob", "")
+        orchestrator.approve(RELEASE, person("bob"), "")
 
 
 def test_gate_rejection_is_recorded_with_evidence(world):
@@ -144,7 +150,7 @@ def test_staging_test_failure_fails_the_release(world):
 def second_release_awaiting_approval(orchestrator: Orchestrator, ports: Ports) -> str:
     """The first release live, then a better second one waiting for approval."""
     to_approval(orchestrator)
-    orchestrator.approve(RELEASE, "bob", "")
+    orchestrator.approve(RELEASE, person("bob"), "")
     second = release_id_for_build("5678")
     assert isinstance(ports.training, FakeTraining)
     ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
@@ -159,7 +165,7 @@ def test_production_test_failure_rolls_back_to_the_previous_release(world):
     orchestrator, ports, _, _ = world
     second = second_release_awaiting_approval(orchestrator, ports)
     ports.tester.failing_urls.add("production")
-    release = orchestrator.approve(second, "bob", "")
+    release = orchestrator.approve(second, person("bob"), "")
     assert release.state == State.ROLLED_BACK
     assert release.production["rolled_back_to"] == RELEASE
     assert state(ports) == State.LIVE  # the first release still serves
@@ -169,7 +175,7 @@ def test_production_test_failure_rolls_back_to_the_previous_release(world):
 def test_going_live_supersedes_the_previous_live_release(world):
     orchestrator, ports, _, _ = world
     second = second_release_awaiting_approval(orchestrator, ports)
-    orchestrator.approve(second, "bob", "")
+    orchestrator.approve(second, person("bob"), "")
     assert state(ports, second) == State.LIVE and state(ports) == State.SUPERSEDED
 
 
@@ -370,7 +376,7 @@ def test_only_one_release_is_promoted_at_a_time(world):
     first.state = State.PROMOTING  # as if its promotion were still running
     ports.store.save(first)
     with pytest.raises(Conflict, match=f"{RELEASE} is being promoted"):
-        orchestrator.approve(second, "bob", "")
+        orchestrator.approve(second, person("bob"), "")
     assert state(ports, second) == State.AWAITING_APPROVAL
 
 
@@ -382,7 +388,7 @@ def test_a_promotion_that_keeps_failing_is_rolled_back_and_failed(world):
         raise RuntimeError("registry unavailable")
 
     ports.registry.set_champion = broken_set_champion
-    assert orchestrator.approve(second, "bob", "").state == State.PROMOTING
+    assert orchestrator.approve(second, person("bob"), "").state == State.PROMOTING
     for _ in range(4):
         clock.advance(minutes=11)
         orchestrator.reconcile()
@@ -402,7 +408,7 @@ def test_approval_can_hand_the_promotion_to_an_event(world):
     orchestrator, ports, calls, _ = world
     orchestrator.ctx.promote_inline = False
     to_approval(orchestrator)
-    release = orchestrator.approve(RELEASE, "bob", "")
+    release = orchestrator.approve(RELEASE, person("bob"), "")
     assert release.state == State.PROMOTING and calls.count("deploy_production") == 0
     event_type, subject, data = ports.publisher.events[-1]
     assert (event_type, data) == ("MLOps.ReleaseApproved", {"releaseId": RELEASE})
@@ -436,7 +442,7 @@ def test_an_image_deleted_for_another_digest_or_repository_changes_nothing(world
 def test_an_image_deleted_after_going_live_is_noted_and_a_redelivery_is_a_duplicate(world):
     orchestrator, ports, _, _ = world
     to_approval(orchestrator)
-    orchestrator.approve(RELEASE, "bob", "")
+    orchestrator.approve(RELEASE, person("bob"), "")
     deleted = p.image_deleted(p.PUSHED_DIGEST)
     assert orchestrator.receive("on_registry_event", deleted) is Outcome.HANDLED
     assert orchestrator.receive("on_registry_event", deleted) is Outcome.DUPLICATE

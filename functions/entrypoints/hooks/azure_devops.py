@@ -2,7 +2,8 @@
 
 Authentication: `Authorization: Basic` whose user and password equal MLOPS_HOOK_USER and
 MLOPS_HOOK_SECRET, or a custom header `X-MLOps-Secret: <MLOPS_HOOK_SECRET>`. The event id is
-subscriptionId + notificationId (the same on a redelivery).
+subscriptionId + notificationId (the same on a redelivery). ``requester`` in the event's data is
+requestedFor.uniqueName (a UPN) when the payload has one, for the approval policy's self-approval rule.
 """
 
 from __future__ import annotations
@@ -131,6 +132,9 @@ def ado_build_event(payload: Any) -> dict[str, Any]:
         "repository": text(repository.get("name")) or text(repository.get("id")),
         "requestedFor": _requested_for(resource),
     }
+    requester = _requester(resource)
+    if requester:  # comparable with an approver's identity: the approval policy rules out self-approval
+        data["requester"] = requester
     notification = payload.get("notificationId")
     if isinstance(notification, int | str) and not isinstance(notification, bool) and str(notification).strip():
         delivery_id = event_id("ado", text(payload.get("subscriptionId")) or "none", str(notification).strip())
@@ -143,12 +147,25 @@ def ado_build_event(payload: Any) -> dict[str, Any]:
 
 
 def _requested_for(resource: Mapping[str, Any]) -> str:
-    identities = [mapping(resource, "requestedFor")]
-    requests = resource.get("requests")
-    if isinstance(requests, list) and requests and isinstance(requests[0], Mapping):
-        identities.append(mapping(requests[0], "requestedFor"))
-    for identity in identities:
+    for identity in _identities(resource):
         name = text(identity.get("uniqueName")) or text(identity.get("displayName"))
         if name:
             return name
     return ""
+
+
+def _requester(resource: Mapping[str, Any]) -> str:
+    """Who the build was for, as the directory knows them: requestedFor.uniqueName (a UPN); "" when absent."""
+    for identity in _identities(resource):
+        unique = text(identity.get("uniqueName"))
+        if unique:
+            return unique
+    return ""
+
+
+def _identities(resource: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    identities = [mapping(resource, "requestedFor")]
+    requests = resource.get("requests")
+    if isinstance(requests, list) and requests and isinstance(requests[0], Mapping):
+        identities.append(mapping(requests[0], "requestedFor"))
+    return identities

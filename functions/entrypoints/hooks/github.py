@@ -4,6 +4,10 @@ Authentication: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body ke
 MLOPS_GITHUB_WEBHOOK_SECRET>`. `ping` answers 200 {"ok": true}; other events 202 ignored.
 Optional MLOPS_GITHUB_WORKFLOWS (comma-separated workflow names or file paths) limits which
 workflows start releases. The event id is X-GitHub-Delivery (the same on a redelivery).
+
+``requester`` in the event's data is the triggering actor's login mapped through the optional
+MLOPS_GITHUB_IDENTITIES (JSON object: GitHub login -> UPN/email, any case), so the approval policy can
+compare it with an approver's identity; absent for an unmapped login. A malformed value answers 503.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from functions.entrypoints.hooks.common import (
 )
 from functions.entrypoints.limits import RequestRejected, check_body_size
 from functions.entrypoints.responses import error, json_response
+from functions.settings import SettingsError
 
 log = logging.getLogger("mlops.hooks.github")
 
@@ -49,9 +54,14 @@ GITHUB_RESULTS = {
 
 
 def github(req: func.HttpRequest) -> func.HttpResponse:
-    secrets = bootstrap.settings().hook_secrets()
+    settings = bootstrap.settings()
+    secrets = settings.hook_secrets()
     if not secrets.github_secret:
         return error(503, "GitHub hook not configured: set MLOPS_GITHUB_WEBHOOK_SECRET")
+    try:
+        identities = settings.github_identities()
+    except SettingsError as exc:
+        return error(503, f"GitHub hook misconfigured: {exc}")
     try:
         body = check_body_size(req.get_body())
     except RequestRejected as exc:
@@ -67,7 +77,7 @@ def github(req: func.HttpRequest) -> func.HttpResponse:
     try:
         payload = load_json(_form_payload(body) if _is_form(req) else body)
         delivery = req.headers.get("x-github-delivery") or ""
-        envelope = github_build_event(event_name, delivery, payload, secrets.github_workflows)
+        envelope = github_build_event(event_name, delivery, payload, secrets.github_workflows, identities)
     except InvalidHook as exc:
         return error(400, str(exc))
     except NotABuild as exc:
@@ -86,8 +96,15 @@ def verify_github_signature(secret: str, body: bytes, header: str | None) -> boo
     return same(header.strip(), github_signature(secret, body))
 
 
-def github_build_event(event_name: str, delivery: str, payload: Any, workflows: tuple[str, ...] = ()) -> dict[str, Any]:
-    """A GitHub workflow_run delivery (action "completed") as MLOps.BuildCompleted.
+def github_build_event(
+    event_name: str,
+    delivery: str,
+    payload: Any,
+    workflows: tuple[str, ...] = (),
+    identities: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A GitHub workflow_run delivery (action "completed") as MLOps.BuildCompleted; ``identities`` maps
+    lower-case logins to the UPN/email recorded as ``requester`` (Settings.github_identities).
 
     Raises InvalidHook for a malformed payload, NotABuild for anything that is not a finished run.
     """
@@ -119,6 +136,10 @@ def github_build_event(event_name: str, delivery: str, payload: Any, workflows: 
         "repository": text(repository.get("full_name")),
         "requestedFor": text(actor.get("login")),
     }
+    triggering = mapping(run, "triggering_actor") or actor
+    requester = (identities or {}).get(text(triggering.get("login")).lower(), "")
+    if requester:
+        data["requester"] = requester
     moment = text(run.get("updated_at"))
     return build_completed_envelope(event_id("github", delivery.strip()), data, GITHUB_SOURCE, moment)
 
