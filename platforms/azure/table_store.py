@@ -47,7 +47,7 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -318,20 +318,12 @@ class TableReleaseStore:
         self._write_work_if_unchanged(item, changes)
 
     def finish_work(self, item: WorkItem) -> bool:
-        etag = self._work_etag_of(item)
-        if etag is None:
-            return False
-        try:
+        def delete(etag: str) -> None:
             self._work.delete_entity(
                 WORK_PARTITION, table_key(item.key), etag=etag, match_condition=MatchConditions.IfNotModified
             )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            self._work_etags.forget(item.key, etag)
-            return False
-        except HttpResponseError as error:
-            if error.status_code != _PRECONDITION_FAILED:
-                raise
-            self._work_etags.forget(item.key, etag)
+
+        if not self._if_work_unchanged(item, delete):
             return False
         self._work_etags.drop(item.key)
         return True
@@ -373,14 +365,23 @@ class TableReleaseStore:
 
     def _write_work_if_unchanged(self, item: WorkItem, changes: dict[str, Any]) -> bool:
         """MERGE ``changes`` into the stored item if it is still at ``item.version``; False if it is not (or gone)."""
-        etag = self._work_etag_of(item)
-        if etag is None:
-            return False
         entity = {"PartitionKey": WORK_PARTITION, "RowKey": table_key(item.key), **changes}
-        try:
+
+        def merge(etag: str) -> None:
             metadata = self._work.update_entity(
                 entity, mode=UpdateMode.MERGE, etag=etag, match_condition=MatchConditions.IfNotModified
             )
+            self._work_etags.remember(item.key, int(changes["version"]), metadata["etag"])
+
+        return self._if_work_unchanged(item, merge)
+
+    def _if_work_unchanged(self, item: WorkItem, operation: Callable[[str], None]) -> bool:
+        """Run ``operation(etag)`` if the stored item is still at ``item.version``; False when it is not, or gone."""
+        etag = self._work_etag_of(item)
+        if etag is None:
+            return False
+        try:
+            operation(etag)
         except (ResourceModifiedError, ResourceNotFoundError):
             self._work_etags.forget(item.key, etag)
             return False
@@ -389,7 +390,6 @@ class TableReleaseStore:
                 raise
             self._work_etags.forget(item.key, etag)
             return False
-        self._work_etags.remember(item.key, int(changes["version"]), metadata["etag"])
         return True
 
     def _work_etag_of(self, item: WorkItem) -> str | None:

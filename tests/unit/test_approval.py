@@ -8,7 +8,6 @@ import pytest
 
 from functions.domain.approval import ApprovalConfigError, ApprovalPolicy, AutoApprove, Principal, requester_of
 from functions.domain.gate import GatePolicy
-from functions.domain.ids import image_tag, release_id_for_build
 from functions.domain.release import State
 from functions.links import Links
 from functions.service.context import Timeouts
@@ -16,8 +15,8 @@ from functions.service.orchestrator import Orchestrator
 from functions.service.results import Conflict, Forbidden, Gone, Invalid
 from tests import payloads as p
 from tests.doubles.clock import Clock
-from tests.doubles.ports import Calls, FakeTraining, evaluation_report, fake_ports
-from tests.unit.test_orchestrator import JOB, RELEASE, TAG
+from tests.doubles.ports import Calls, fake_ports
+from tests.unit.test_orchestrator import JOB, RELEASE, TAG, deliver_a_better_second_release
 
 ALICE = Principal("alice@example.com", "oid-alice", "aad", "easy_auth", ("grp-ml",))  # started the build
 BOB = Principal("bob@example.com", "oid-bob", "aad", "easy_auth", ("grp-ml",))
@@ -128,13 +127,7 @@ def test_auto_approve_promotes_on_overwhelming_evidence_and_records_the_policy_a
     orchestrator, ports, _ = world(policy, gate=GatePolicy(confidence=0.99))
     assert ports.store.get(RELEASE).state == State.AWAITING_APPROVAL  # no champion: no interval, a person decides
     orchestrator.approve(RELEASE, BOB, "")
-    second = release_id_for_build("5678")
-    assert isinstance(ports.training, FakeTraining)
-    ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
-    orchestrator.receive("on_build_event", p.build_completed("5678"))
-    orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
-    orchestrator.receive("on_registry_event", p.image_pushed(image_tag("1", second)))
-    release = ports.store.get(second)
+    release = ports.store.get(deliver_a_better_second_release(orchestrator, ports))
     assert release.state == State.LIVE
     [approval] = release.approval["approvals"]
     assert approval["name"] == "approval policy" and approval["method"] == "policy"

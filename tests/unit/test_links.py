@@ -43,5 +43,7 @@ def test_links_use_the_public_url_and_quote_the_release_id():
 
 def test_the_approve_command_names_the_signed_cli_and_the_route_without_any_credential():
     command = Links().approve_command("rel-7")
-    assert command == "mlops approve rel-7 (or POST http://127.0.0.1:7071/api/releases/rel-7/approve with your identity)"
+    assert (
+        command == "mlops approve rel-7 (or POST http://127.0.0.1:7071/api/releases/rel-7/approve with your identity)"
+    )
     assert "code=" not in command and "x-functions-key" not in command.lower() and '"by"' not in command

@@ -147,16 +147,22 @@ def test_staging_test_failure_fails_the_release(world):
     assert release.state == State.FAILED and release.error.startswith("staging tests failed")
 
 
-def second_release_awaiting_approval(orchestrator: Orchestrator, ports: Ports) -> str:
-    """The first release live, then a better second one waiting for approval."""
-    to_approval(orchestrator)
-    orchestrator.approve(RELEASE, person("bob"), "")
+def deliver_a_better_second_release(orchestrator: Orchestrator, ports: Ports) -> str:
+    """Build 5678, better than the champion by far, through training and staging; its release id."""
     second = release_id_for_build("5678")
     assert isinstance(ports.training, FakeTraining)
     ports.training.report = evaluation_report(candidate_error=20.0, champion_error=40.0)
     orchestrator.receive("on_build_event", p.build_completed("5678"))
     orchestrator.receive("on_ml_event", p.run_completed(f"job-{second}", second))
     orchestrator.receive("on_registry_event", p.image_pushed(image_tag("1", second)))
+    return second
+
+
+def second_release_awaiting_approval(orchestrator: Orchestrator, ports: Ports) -> str:
+    """The first release live, then a better second one waiting for approval."""
+    to_approval(orchestrator)
+    orchestrator.approve(RELEASE, person("bob"), "")
+    second = deliver_a_better_second_release(orchestrator, ports)
     assert state(ports, second) == State.AWAITING_APPROVAL
     return second
 
