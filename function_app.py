@@ -7,8 +7,13 @@ and its adapters are built on first use.
 
 import azure.functions as func
 
+from functions import bootstrap
 from functions.entrypoints import eventgrid, http_api, scheduled
 from functions.entrypoints.hooks import azure_devops, github
+
+# Every setting is read and checked now (the approval and gate policies included): a bad one stops the
+# app at start, naming it, instead of failing each request. Cheap: no adapter is built here.
+bootstrap.settings()
 
 # Who may call a route:
 # - approve and reject change state, so they need a proven identity, which the app checks itself and

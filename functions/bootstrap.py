@@ -40,6 +40,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         timeouts=Timeouts(approval=settings.approval_timeout, claimed_step=timedelta(minutes=35)),
         promote_inline=False,
         clock=clock,
+        trust_published_requester=False,
     )
 
 

@@ -158,17 +158,22 @@ class ApprovalPolicy:
         return not rule.require_staging_passed or bool((staging or {}).get("passed"))
 
 
+def identifiers(record: Mapping[str, Any]) -> set[str]:
+    return {str(record.get(key) or "").strip().lower() for key in ("name", "object_id")} - {""}
+
+
 def same_person(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
-    """Two recorded principals are one person: the same object id, or (without one) the same name."""
-    if a.get("object_id") and b.get("object_id"):
-        return str(a["object_id"]).lower() == str(b["object_id"]).lower()
-    return str(a.get("name", "")).strip().lower() == str(b.get("name", "")).strip().lower()
+    """Two recorded principals are one person when any identifier matches: a name on one and the object
+    id on the other included (an approval by UPN and another by a link minted for the object id)."""
+    return bool(identifiers(a) & identifiers(b))
 
 
 def requester_of(trigger: Mapping[str, Any]) -> str | None:
     """The comparable identity of whoever started the release: recorded by the hook (``requester``:
     Azure DevOps' uniqueName, a mapped GitHub login, the CLI's signed identity), else ``requestedFor``
     when it has the UPN/email form; None when nothing comparable is known."""
+    if trigger.get("requesterVerified") is False:
+        return None  # published by whoever could publish: not evidence of who started it
     recorded = str(trigger.get("requester") or "").strip()
     if recorded:
         return recorded

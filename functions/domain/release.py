@@ -188,17 +188,17 @@ class Release:
         self.approval = {**(self.approval or {}), "approvals": approvals, "required": required}
         said = f": {comment}" if comment else ""
         if len(approvals) < required:
-            self.note(now, "approval_recorded", f"approved by {by} ({len(approvals)} of {required}){said}")
+            self.note(now, "approval_recorded", f"approved by {_who(who)} ({len(approvals)} of {required}){said}")
             return
         self.approval.update(decision="approved", by=by, comment=comment, decided_at=_iso(now))
-        names = ", ".join(str(a.get("name")) for a in approvals)
+        names = ", ".join(_who(a) for a in approvals)
         self._moved(now, "approved", f"approved by {names}" + said, State.PROMOTING)
 
     def decline(self, now: datetime, by: str, comment: str, *, who: dict[str, Any] | None = None) -> None:
         self._require(State.AWAITING_APPROVAL)
         self.approval = {**(self.approval or {}), "decision": "declined", "by": by, "comment": comment,
                          "decided_at": _iso(now), "declined_by": who or {"name": by}}  # fmt: skip
-        self._moved(now, "declined", f"declined by {by}: {comment}", State.DECLINED)
+        self._moved(now, "declined", f"declined by {_who(who or {'name': by})}: {comment}", State.DECLINED)
 
     def approvals(self) -> list[dict[str, Any]]:
         return list((self.approval or {}).get("approvals") or [])
@@ -281,6 +281,12 @@ class Release:
         fields = copy.deepcopy(document) if copy_document else dict(document)
         fields["state"] = State(fields["state"])
         return cls(**fields)
+
+
+def _who(record: dict[str, Any]) -> str:
+    """A recorded principal for the timeline: the name, then how it was proven and the object id."""
+    how = [str(record[key]) for key in ("method", "provider", "object_id") if record.get(key)]
+    return str(record.get("name", "")) + (f" [{', '.join(how)}]" if how else "")
 
 
 def _describe_trigger(trigger: dict[str, Any]) -> str:

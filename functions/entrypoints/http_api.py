@@ -19,6 +19,7 @@ from functions.domain.release import Release, State
 from functions.entrypoints.identity.authenticate import AuthenticationFailed, identify
 from functions.entrypoints.limits import RequestRejected, parse_json, query_int, query_words, route_word
 from functions.entrypoints.responses import error, json_response
+from functions.ports import ConcurrencyError
 from functions.service import commands
 from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 
@@ -88,14 +89,21 @@ def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
         proof = identify(req, settings, int(ctx.clock().timestamp()), release_id=release_id, action=action)
         if not approve and ctx.approval_policy.comment_required_to_decline and not comment:
             return error(400, '"comment" is required to decline: say why')  # before a link is spent on it
-        proof.spend(ctx.ports.store, release_id)
     except AuthenticationFailed as exc:
         return error(exc.status, str(exc))
+
+    def spend_the_link() -> None:  # once the decision is judged: a refused decision keeps the link
+        proof.spend(ctx.ports.store, release_id)
+
     try:
         if approve:
-            release = commands.approve(ctx, release_id, proof.principal, comment)
+            release = commands.approve(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
         else:
-            release = commands.decline(ctx, release_id, proof.principal, comment)
+            release = commands.decline(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
+    except AuthenticationFailed as exc:
+        return error(exc.status, str(exc))
+    except ConcurrencyError:
+        return error(409, "the release changed while deciding; look at it again and retry")
     except NotFound as exc:
         return error(404, str(exc))
     except Conflict as exc:

@@ -12,6 +12,7 @@ goes in the timeline with who, how and the approvals so far.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import datetime
 
@@ -23,6 +24,8 @@ from functions.service.context import Context
 from functions.service.results import Conflict, Forbidden, Gone, Invalid
 from functions.service.steps import carry_on_approval
 from functions.service.unit_of_work import command, get, update
+
+log = logging.getLogger("mlops.commands")
 
 
 def get_release(ctx: Context, release_id: str) -> Release:
@@ -37,7 +40,14 @@ def dead_letters(ctx: Context, limit: int) -> list[DeadLetter]:
     return ctx.ports.store.dead_letters(limit=limit)
 
 
-def approve(ctx: Context, release_id: str, principal: Principal, comment: str = "") -> Release:
+def approve(
+    ctx: Context,
+    release_id: str,
+    principal: Principal,
+    comment: str = "",
+    *,
+    before_recording: Callable[[], None] | None = None,
+) -> Release:
     """One approval; the policy's N-th distinct one claims the promotion, run here (local) or handed
     to MLOps.ReleaseApproved (Azure)."""
     policy = ctx.approval_policy
@@ -48,6 +58,8 @@ def approve(ctx: Context, release_id: str, principal: Principal, comment: str = 
     release = _judge(ctx, release_id, principal, "approve", refusal)
     if any(same_person(principal.to_json(), earlier) for earlier in release.approvals()):
         _refuse(ctx, release, principal, "approve", f"{principal.name} has approved it already", Conflict)
+    if before_recording is not None:
+        before_recording()  # e.g. spend a single-use link: only a decision that is going to count uses it
 
     def claim(current: Release) -> None:
         promoting = [r.id for r in ctx.ports.store.list(states=[State.PROMOTING.value]) if r.id != release_id]
@@ -60,11 +72,20 @@ def approve(ctx: Context, release_id: str, principal: Principal, comment: str = 
     return carry_on_approval(ctx, release)
 
 
-def decline(ctx: Context, release_id: str, principal: Principal, comment: str) -> Release:
+def decline(
+    ctx: Context,
+    release_id: str,
+    principal: Principal,
+    comment: str,
+    *,
+    before_recording: Callable[[], None] | None = None,
+) -> Release:
     policy = ctx.approval_policy
     if policy.comment_required_to_decline and not comment.strip():
         raise Invalid('"comment" is required to decline: say why')
     _judge(ctx, release_id, principal, "decline", lambda _: policy.decline_refusal(principal))
+    if before_recording is not None:
+        before_recording()
     who = principal.to_json()
     release = command(ctx, release_id, lambda r: r.decline(ctx.clock(), principal.name, comment, who=who))
     announce(ctx, release)
@@ -76,9 +97,14 @@ def _judge(
 ) -> Release:
     """The release, if ``principal`` may ``act`` on it now; else the refusal, noted, as an exception."""
     release = get(ctx, release_id)
+    if release.state == State.EXPIRED:  # the timer got there first: still too late, not a conflict
+        log.info("release %s: %s by %s refused: expired", release.id, act, principal.name)
+        raise Gone("the approval deadline has passed; the release is expired")
     if release.state != State.AWAITING_APPROVAL:
+        # Logged, not noted: anyone signed in could otherwise grow a finished release without bound.
         wrong_state = f"release {release.id} is {release.state.value}, not {State.AWAITING_APPROVAL.value}"
-        _refuse(ctx, release, principal, act, wrong_state, Conflict)
+        log.info("release %s: %s by %s refused: %s", release.id, act, principal.name, wrong_state)
+        raise Conflict(wrong_state)
     now = ctx.clock()
     if now >= _deadline(release):
         expired = update(ctx, release, State.AWAITING_APPROVAL, lambda r: r.expire(now))
@@ -93,14 +119,20 @@ def _judge(
 def _refuse(
     ctx: Context, release: Release, principal: Principal, act: str, reason: str, answer: type[Exception]
 ) -> None:
-    """Note an authenticated refusal in the timeline (who, how, the approvals so far), then raise it."""
+    """Note an authenticated refusal in the timeline (who, how, the approvals so far), then raise it.
+
+    A refusal already noted word for word is not noted again: repeating a refused request cannot grow
+    the release (the log still has every attempt)."""
     so_far = len(release.approvals())
     detail = f"{_who(principal)} may not {act}: {reason} (approvals so far: {so_far})"
+    step = f"{act}_refused"
+    log.info("release %s: %s", release.id, detail)
+    if not any(entry["step"] == step and entry["detail"] == detail for entry in release.timeline):
 
-    def record(current: Release) -> None:
-        current.note(ctx.clock(), f"{act}_refused", detail)
+        def record(current: Release) -> None:
+            current.note(ctx.clock(), step, detail)
 
-    command(ctx, release.id, record)
+        command(ctx, release.id, record)
     raise answer(reason)
 
 

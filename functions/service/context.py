@@ -67,3 +67,7 @@ class Context:
     # HTTP request, so the request claims it and MLOps.ReleaseApproved carries it to on_build_event.
     promote_inline: bool = True
     clock: Clock = utc_now
+    # Whether a BuildCompleted from the event topic may name its requester for the self-approval rule:
+    # locally the bus is the machine owner's; on Azure anyone who can publish could name anyone, so only
+    # the authenticated CI hooks' requester counts there.
+    trust_published_requester: bool = True

@@ -32,6 +32,7 @@ class Orchestrator:
         timeouts: Timeouts | None = None,
         promote_inline: bool = True,
         clock: Clock = utc_now,
+        trust_published_requester: bool = True,
     ) -> None:
         self.ctx = Context(
             ports,
@@ -41,6 +42,7 @@ class Orchestrator:
             timeouts=timeouts or Timeouts(),
             promote_inline=promote_inline,
             clock=clock,
+            trust_published_requester=trust_published_requester,
         )
 
     @property

@@ -84,7 +84,8 @@ def deploy_staging(ctx: Context, release: Release) -> None:
         updated = candidates.keep_newest(ctx, updated)
     if updated.state == State.AWAITING_APPROVAL and ctx.approval_policy.auto_approves(updated.gate, updated.staging):
         announce(ctx, updated)
-        evidence = f"auto-approved by policy: {(updated.gate or {}).get('reason')}; staging tests passed"
+        staging = "staging tests passed" if (updated.staging or {}).get("passed") else "staging not required"
+        evidence = f"auto-approved by policy: {(updated.gate or {}).get('reason')}; {staging}"
         approve_by_policy(ctx, updated, evidence)
         return
     if updated.state == State.AWAITING_APPROVAL:

@@ -78,7 +78,10 @@ def test_a_groups_overage_fails_closed_for_group_rules():
 def test_two_distinct_approvers_are_needed_when_the_policy_says_two():
     orchestrator, ports, _ = world(ApprovalPolicy(required_approvals=2))
     first = orchestrator.approve(RELEASE, BOB, "one")
-    assert first.state == State.AWAITING_APPROVAL and "approved by bob@example.com (1 of 2): one" in last_detail(ports)
+    assert (
+        first.state == State.AWAITING_APPROVAL
+        and "approved by bob@example.com [easy_auth, aad, oid-bob] (1 of 2): one" in last_detail(ports)
+    )
     with pytest.raises(Conflict, match="has approved it already"):
         orchestrator.approve(RELEASE, BOB, "again")
     same_object_other_name = Principal("Bob@Example.com", "OID-BOB", "aad", "easy_auth")
@@ -156,3 +159,64 @@ def test_the_requester_is_the_recorded_identity_or_an_email_shaped_requested_for
     assert requester_of({"requester": "alice@example.com", "requestedFor": "Alice"}) == "alice@example.com"
     assert requester_of({"requestedFor": "alice@example.com"}) == "alice@example.com"
     assert requester_of({"requestedFor": "octocat"}) is None and requester_of({}) is None
+
+
+def test_a_requester_published_on_the_azure_topic_is_not_evidence_and_fails_closed():
+    """Anyone able to publish BuildCompleted could name someone else as the requester: on Azure only the
+    authenticated CI hooks' requester is compared."""
+    ports = fake_ports(Calls())
+    orchestrator = Orchestrator(ports, links=Links(), trust_published_requester=False)
+    build = p.build_completed("1234")
+    build["data"]["requester"] = "bob@example.com"  # alice's pipeline names bob...
+    orchestrator.receive("on_build_event", build)
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))
+    orchestrator.receive("on_registry_event", p.image_pushed(TAG))
+    with pytest.raises(Forbidden, match="cannot be compared"):  # ...so alice could approve her own release
+        orchestrator.approve(RELEASE, ALICE, "")
+    release = ports.store.get(RELEASE)
+    assert release is not None and release.trigger["requester"] == "bob@example.com"  # kept for people to read
+
+
+def test_the_hooks_requester_is_compared_on_azure_too():
+    ports = fake_ports(Calls())
+    orchestrator = Orchestrator(ports, links=Links(), trust_published_requester=False)
+    build = p.build_completed("1234")
+    build["topic"] = "hooks/azure-devops"  # what the Azure DevOps hook builds in-process
+    build["data"]["requester"] = "alice@example.com"
+    orchestrator.receive("on_build_event", build)
+    orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE))
+    orchestrator.receive("on_registry_event", p.image_pushed(TAG))
+    with pytest.raises(Forbidden, match="self-approval"):
+        orchestrator.approve(RELEASE, ALICE, "")
+    assert orchestrator.approve(RELEASE, BOB, "").state == State.LIVE
+
+
+def test_one_person_under_a_name_and_under_an_object_id_counts_once():
+    orchestrator, _, _ = world(ApprovalPolicy(required_approvals=2))
+    orchestrator.approve(RELEASE, BOB, "by session")
+    link_for_the_object_id = Principal("oid-bob", provider="mlops", method="link")
+    with pytest.raises(Conflict, match="approved it already"):
+        orchestrator.approve(RELEASE, link_for_the_object_id, "by link")
+
+
+def test_after_the_timer_expired_it_a_decision_is_still_gone_not_a_conflict():
+    orchestrator, ports, clock = world(ApprovalPolicy(deadline_hours=1))
+    clock.advance(hours=2)
+    orchestrator.reconcile()
+    assert ports.store.get(RELEASE).state == State.EXPIRED
+    with pytest.raises(Gone):
+        orchestrator.approve(RELEASE, BOB, "")
+
+
+def test_repeated_refusals_do_not_grow_the_release_and_wrong_states_are_only_logged():
+    orchestrator, ports, _ = world(ApprovalPolicy())
+    for _ in range(50):
+        with pytest.raises(Forbidden):
+            orchestrator.approve(RELEASE, ALICE, "")
+    assert steps(ports).count("approve_refused") == 1
+    orchestrator.approve(RELEASE, BOB, "")
+    before = len(ports.store.get(RELEASE).timeline)
+    for _ in range(50):
+        with pytest.raises(Conflict):
+            orchestrator.approve(RELEASE, CAROL, "")
+    assert len(ports.store.get(RELEASE).timeline) == before

@@ -324,7 +324,7 @@ def test_a_link_approves_as_the_person_it_was_minted_for_once(world):
     (approval,) = world.release().approvals()
     assert (approval["name"], approval["method"]) == ("bob@example.com", "link")
     status, answer = call(post("approve", {}, {"X-MLOps-Link": token}))
-    assert status == 409 and "used already" in answer["error"]
+    assert status == 409 and "not awaiting_approval" in answer["error"]  # judged first: the release moved on
 
 
 def test_a_replayed_link_is_a_409_even_before_the_release_moved_on(world):
@@ -333,8 +333,17 @@ def test_a_replayed_link_is_a_409_even_before_the_release_moved_on(world):
     assert call(post("approve", {}, {"X-MLOps-Link": token}))[0] == 200
     assert world.release().state == State.AWAITING_APPROVAL  # one of two
     status, answer = call(post("approve", {}, {"X-MLOps-Link": token}))
-    assert status == 409 and "used already" in answer["error"]
+    assert status == 409 and "has approved it already" in answer["error"]
     assert len(world.release().approvals()) == 1
+
+
+def test_a_link_is_spent_only_by_a_decision_that_counts(world):
+    """A decision the policy refuses keeps the link unspent (its nonce is still free in the store)."""
+    world.use(ApprovalPolicy(approvers=("carol@example.com",)))
+    token = world.link("bob@example.com")
+    assert call(post("approve", {}, {"X-MLOps-Link": token}))[0] == 403  # bob is no approver
+    nonce = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))["nonce"]
+    assert world.orchestrator.ctx.ports.store.spend_nonce(nonce, "2099-01-01T00:00:00+00:00") is True
 
 
 @pytest.mark.parametrize(

@@ -158,3 +158,12 @@ def test_an_id_header_alone_names_nobody():
 def test_the_headers_are_trusted_only_when_website_auth_enabled_is_true(value, on):
     env = {} if value is None else {"WEBSITE_AUTH_ENABLED": value}
     assert Settings.from_env(env).easy_auth_enabled() is on
+
+
+def test_an_application_token_is_not_a_person():
+    """A CI service connection can get an app-only token for the app's audience: it may not decide."""
+    document = {"auth_typ": "aad", "claims": [{"typ": "idtyp", "val": "app"}, {"typ": "name", "val": "ci-bot"},
+                                              {"typ": "oid", "val": "oid-ci"}]}  # fmt: skip
+    encoded = base64.b64encode(json.dumps(document).encode()).decode()
+    with pytest.raises(BadPrincipal, match="application token"):
+        principal_from_headers({"X-MS-CLIENT-PRINCIPAL": encoded})

@@ -155,3 +155,14 @@ def test_the_link_secret_is_the_local_key_locally_and_mlops_link_secret_on_azure
     unresolved = "@Microsoft.KeyVault(SecretUri=https://v.vault.azure.net/secrets/mlops-link-secret/)"
     assert link_secret(Settings.from_env({"MLOPS_PLATFORM": "azure", "MLOPS_LINK_SECRET": unresolved})) == b""
     assert link_secret(Settings.from_env({"MLOPS_PLATFORM": "azure"})) == b""
+
+
+def test_a_damaged_local_key_is_refused_not_used(tmp_path):
+    from functions.entrypoints.identity import local_signature
+
+    local_signature.key_path(tmp_path).write_text("")  # an empty key would let anyone sign as anyone
+    with pytest.raises(local_signature.BadSignature, match="damaged"):
+        local_signature.load_or_create_key(tmp_path)
+    fresh = tmp_path / "fresh"
+    key = local_signature.load_or_create_key(fresh)
+    assert len(key) == 64 and (local_signature.key_path(fresh).stat().st_mode & 0o777) == 0o600

@@ -81,7 +81,11 @@ def identify(req: func.HttpRequest, settings: Settings, now_s: int, *, release_i
             raise _refused(401, f"authentication required: {CREDENTIALS}", release_id, "none")
         return Proof(principal)
     try:
-        link = signed_links.verify(link_secret(settings), token, now_s, release_id, action)
+        secret = link_secret(settings)
+    except local_signature.BadSignature as exc:
+        raise _refused(503, str(exc), release_id, "link") from None
+    try:
+        link = signed_links.verify(secret, token, now_s, release_id, action)
     except signed_links.LinkRefused as exc:
         raise _refused(exc.status, str(exc), release_id, "link") from None
     if principal is None:
@@ -94,7 +98,7 @@ def identify(req: func.HttpRequest, settings: Settings, now_s: int, *, release_i
 def _easy_auth(headers: Mapping[str, str], settings: Settings, release_id: str) -> Principal | None:
     if not easy_auth.present(headers):
         return None
-    if not settings.easy_auth_enabled():
+    if settings.platform != "azure" or not settings.easy_auth_enabled():
         # Anyone can send these headers to an app whose platform authentication is off.
         log.warning("release %r: ignored %s* headers: App Service Authentication is not on (WEBSITE_AUTH_ENABLED)",
                     release_id, easy_auth.PRINCIPAL_HEADER)  # fmt: skip
@@ -113,7 +117,10 @@ def _cli(
     if settings.platform != "local":
         log.warning("release %r: ignored a CLI signature: it is accepted on the local platform only", release_id)
         return None
-    key = local_signature.load_or_create_key(settings.home)
+    try:
+        key = local_signature.load_or_create_key(settings.home)
+    except local_signature.BadSignature as exc:  # the host's own key file is damaged: not the caller's fault
+        raise _refused(503, str(exc), release_id, "cli") from None
     # The CLI signs the path as it sends it (percent-encoded, no query); a host may hand the URL over
     # decoded (Starlette does), so the path re-encoded is tried too: the same resource either way.
     path = urlsplit(req.url).path

@@ -80,6 +80,9 @@ def principal_from_headers(headers: Mapping[str, str]) -> Principal | None:
                     return val.strip()
         return ""
 
+    if any(typ.lower() == "idtyp" and val.strip().lower() == "app" for typ, val in claims):
+        # An application's own token (client credentials, e.g. a CI service connection) is not a person.
+        raise BadPrincipal("an application token cannot decide on a release: sign in as a person")
     name_typ = _text(document.get("name_typ"))
     name = first(NAME_CLAIMS) or (first((name_typ,)) if name_typ else "") or name_header
     if not name:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,17 +37,26 @@ def key_path(home: Path) -> Path:
 
 
 def load_or_create_key(home: Path) -> bytes:
-    """The local signing key, made once (32 random bytes, hex, mode 0600) on first use."""
+    """The local signing key, made once (32 random bytes as 64 hex digits, mode 0600 from birth) on first use.
+
+    A key file that is not exactly that (empty, truncated) is refused: an empty HMAC key would let
+    anyone sign as anyone."""
     path = key_path(home)
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x", encoding="ascii") as handle:  # "x": two first uses never both write
-                handle.write(secrets.token_hex(32))
-            path.chmod(0o600)
+        try:  # O_EXCL: two first uses never both write; 0o600 at creation: never readable by others
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
         except FileExistsError:
             pass
-    return path.read_text(encoding="ascii").strip().encode()
+        else:
+            with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_hex(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+    key = path.read_text(encoding="ascii", errors="replace").strip()
+    if len(key) != 64 or any(c not in "0123456789abcdef" for c in key):
+        raise BadSignature(f"the signing key {path} is damaged (not 64 hex digits): delete it; a new one is made")
+    return key.encode()
 
 
 def canonical(method: str, path: str, timestamp: str, identity: str, body: bytes) -> bytes:
