@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.domain import events as ev
 from functions.domain.approval import ApprovalPolicy, Principal
 from functions.domain.gate import GatePolicy
 from functions.domain.refs import DeadLetter
@@ -52,9 +51,6 @@ class Orchestrator:
     # ---- events (Event Grid, CI hooks) ----
     def receive(self, function_name: str, payload: Any) -> Outcome:
         return delivery.receive(self.ctx, function_name, payload)
-
-    def handle(self, event: ev.DomainEvent, payload: dict[str, Any]) -> Outcome:
-        return delivery.handle(self.ctx, event, payload)
 
     # ---- people (HTTP API, CLI) ----
     def get_release(self, release_id: str) -> Release:

@@ -26,16 +26,23 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
 
 
 @contextmanager
+def immediate_transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``connection`` inside BEGIN IMMEDIATE (the write lock taken up front): committed when the block
+    ends, rolled back if it raises."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+@contextmanager
 def write_transaction(path: Path, schema: str) -> Iterator[sqlite3.Connection]:
-    """A connection inside BEGIN IMMEDIATE: committed when the block ends, rolled back if it raises."""
-    with closing(connect(path, schema)) as connection:
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+    """A new connection inside BEGIN IMMEDIATE, closed afterwards."""
+    with closing(connect(path, schema)) as connection, immediate_transaction(connection):
+        yield connection
 
 
 @contextmanager

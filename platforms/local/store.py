@@ -18,14 +18,15 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
+from platforms.local.sqlite_db import immediate_transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -94,18 +95,9 @@ class SqliteReleaseStore:
             self._local.connection = connection
         return connection
 
-    @contextmanager
-    def _write_transaction(self) -> Iterator[sqlite3.Connection]:
-        """This thread's connection inside BEGIN IMMEDIATE (the write lock taken up front), committed
-        when the block ends, rolled back if it raises."""
-        connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            yield connection
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
+    def _write_transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """This thread's connection inside BEGIN IMMEDIATE (sqlite_db.immediate_transaction)."""
+        return immediate_transaction(self._connect())
 
     def get(self, release_id: str) -> Release | None:
         row = self._connect().execute("SELECT document, version FROM releases WHERE id = ?", (release_id,)).fetchone()
