@@ -8,7 +8,8 @@ writers queue on the busy timeout instead of failing half-way through a read-mod
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
@@ -19,10 +20,25 @@ def connect(path: Path, schema: str) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
     connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode=WAL")
     connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    connection.executescript(schema)
+    # Switching a new database to WAL takes an exclusive lock without calling the busy handler, so
+    # several first connections at once can get "database is locked" at once: wait for it here.
+    while_locked(lambda: connection.execute("PRAGMA journal_mode=WAL"))
+    while_locked(lambda: connection.executescript(schema))
     return connection
+
+
+def while_locked(action: Callable[[], object]) -> None:
+    """Run ``action``, waiting (up to the busy timeout) while SQLite says the database is locked."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from typing import Any
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
-from platforms.local.sqlite_db import immediate_transaction
+from platforms.local.sqlite_db import immediate_transaction, while_locked
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
@@ -89,9 +89,9 @@ class SqliteReleaseStore:
         connection = getattr(self._local, "connection", None)
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=30000")
+            while_locked(lambda: connection.execute("PRAGMA journal_mode=WAL"))  # see sqlite_db.connect
+            connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
         return connection
 
