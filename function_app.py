@@ -10,6 +10,7 @@ import azure.functions as func
 from functions import bootstrap
 from functions.entrypoints import eventgrid, http_api, scheduled
 from functions.entrypoints.hooks import azure_devops, github
+from functions.entrypoints.ui import pages
 
 # Every setting is read and checked now (the approval and gate policies included): a bad one stops the
 # app at start, naming it, instead of failing each request. Cheap: no adapter is built here.
@@ -22,7 +23,10 @@ bootstrap.settings()
 #   up in a link;
 # - the read routes (releases, one release, dead letters) stay behind the platform's function key
 #   (AuthLevel.FUNCTION, the app's default) for now, until reading is tied to identity too;
-# - health, and the CI hooks (which check their own signatures), are anonymous.
+# - health, and the CI hooks (which check their own signatures), are anonymous;
+# - the approval page (ui/...) is anonymous to the platform and signs its reader in itself: App Service
+#   Authentication on Azure, a one-time sign-in link and a session cookie locally (a browser cannot
+#   send a function key, and must not be handed one).
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 
@@ -104,3 +108,42 @@ def azure_devops_hook(req: func.HttpRequest) -> func.HttpResponse:
 def github_hook(req: func.HttpRequest) -> func.HttpResponse:
     """GitHub workflow_run webhook (X-Hub-Signature-256 verified)."""
     return github.github(req)
+
+
+@app.function_name("ui_releases")
+@app.route(route="ui", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_releases(req: func.HttpRequest) -> func.HttpResponse:
+    """The approval page: releases, filtered by state."""
+    return pages.releases(req)
+
+
+@app.function_name("ui_release")
+@app.route(route="ui/releases/{id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_release(req: func.HttpRequest) -> func.HttpResponse:
+    """One release with its evidence, timeline and the approve / decline forms."""
+    return pages.release(req)
+
+
+@app.function_name("ui_approve")
+@app.route(route="ui/releases/{id}/approve", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_approve(req: func.HttpRequest) -> func.HttpResponse:
+    return pages.approve(req)
+
+
+@app.function_name("ui_decline")
+@app.route(route="ui/releases/{id}/reject", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_decline(req: func.HttpRequest) -> func.HttpResponse:
+    return pages.decline(req)
+
+
+@app.function_name("ui_login")
+@app.route(route="ui/login", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_login(req: func.HttpRequest) -> func.HttpResponse:
+    """The local one-time sign-in link (`mlops ui`); on Azure, App Service Authentication's sign-in."""
+    return pages.login(req)
+
+
+@app.function_name("ui_logout")
+@app.route(route="ui/logout", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_logout(req: func.HttpRequest) -> func.HttpResponse:
+    return pages.logout(req)

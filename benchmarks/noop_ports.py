@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from functions.domain.ids import image_tag
+from functions.domain.notifications import Notification
 from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
 from functions.links import Links
@@ -90,6 +91,9 @@ class NoopTraining:
     def model_location(self, job_name: str) -> str:
         return f"/jobs/{job_name}/model"
 
+    def data_checks(self, job_name: str) -> dict[str, Any]:
+        return {"passed": True, "failed": [], "checks": []}
+
 
 class NoopRegistry:
     def __init__(self, calls: CallCounts) -> None:
@@ -150,7 +154,10 @@ class NoopTester:
 
 
 class NoopNotifier:
-    def notify(self, release_id: str, subject: str, body: str) -> None:
+    def targets(self) -> list[str]:
+        return ["noop"]
+
+    def send(self, target: str, notification: Notification) -> None:
         return None
 
 

@@ -31,6 +31,7 @@ from devhost.commands_azure import add_azure_parser
 from devhost.commands_builds import cmd_publish_build, cmd_trigger
 from devhost.commands_host import cmd_demo, cmd_down, cmd_up
 from devhost.commands_releases import cmd_approve, cmd_dead_letters, cmd_reject, cmd_releases, cmd_show
+from devhost.commands_ui import add_ui_parsers
 from devhost.console import console
 from functions.settings import SettingsError
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     reject.add_argument("--comment", required=True)
     reject.set_defaults(handler=cmd_reject)
 
+    add_ui_parsers(commands)
     add_azure_parser(commands)
 
     letters = commands.add_parser("dead-letters", help="events that could not be processed")

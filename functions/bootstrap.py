@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cache
+from typing import TYPE_CHECKING
 
 from functions.links import Links
-from functions.ports import Clock
+from functions.ports import Clock, Notifier
 from functions.service.context import Context, Ports, Timeouts, utc_now
 from functions.service.orchestrator import Orchestrator
 from functions.settings import Settings
+
+if TYPE_CHECKING:
+    from platforms.common.notify.webhook import Channel
 
 
 def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now) -> Orchestrator:
@@ -33,7 +37,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
     # Azure steps (an AKS rollout, an ACI group coming up) take minutes: reconcile waits longer
     # than host.json's functionTimeout (30 min) before it retries a claimed step.
     return Orchestrator(
-        _azure_ports(),
+        _azure_ports(settings),
         links=links,
         policy=settings.gate_policy,
         approval_policy=settings.approval_policy,
@@ -50,7 +54,7 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
     from platforms.local.deployer import LocalDeployer
     from platforms.local.events import LocalEventBus
     from platforms.local.images import LocalImages
-    from platforms.local.notifier import LocalNotifier
+    from platforms.local.notifier import FILE_TARGET, NotificationFile
     from platforms.local.registry import LocalRegistry
     from platforms.local.store import SqliteReleaseStore
     from platforms.local.training import LocalTraining
@@ -65,12 +69,20 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
         images=LocalImages(home, bus),
         deployer=LocalDeployer(home, production_port=settings.production_port),
         tester=HttpEndpointTester(data=settings.training_data),
-        notifier=LocalNotifier(home),
+        notifier=_notification_targets(settings, {FILE_TARGET: NotificationFile(home)}),
         publisher=bus,
     )
 
 
-def _azure_ports() -> Ports:
+def _notification_targets(settings: Settings, own: dict[str, Channel]) -> Notifier:
+    """The platform's own channels and the webhooks of MLOPS_NOTIFICATION_TARGETS, each a target."""
+    from platforms.common.notify.webhook import Targets, WebhookTarget
+
+    webhooks = {spec.name: WebhookTarget(spec.name, spec.format, spec.url) for spec in settings.notification_targets()}
+    return Targets({**own, **webhooks})
+
+
+def _azure_ports(settings: Settings) -> Ports:
     """Azure adapters with one DefaultAzureCredential (the Function App's managed identity)."""
     import tempfile
     from functools import partial
@@ -82,7 +94,7 @@ def _azure_ports() -> Ports:
     from platforms.azure.deployer import AzureDeployer
     from platforms.azure.images import AcrImages, AcrTasksClient
     from platforms.azure.models import download_model
-    from platforms.azure.notifier import EventGridNotifier
+    from platforms.azure.notifier import TOPIC_TARGET, TopicNotificationChannel
     from platforms.azure.production import AksProduction
     from platforms.azure.publisher import EventGridPublisher
     from platforms.azure.registry import AzureRegistry
@@ -108,7 +120,7 @@ def _azure_ports() -> Ports:
         ),
         # The endpoint tests need rows of the training data's schema on local disk.
         tester=AzureEndpointTester(ml_client, azure, model_files, data=azure.test_data or azure.training_data),
-        notifier=EventGridNotifier(publisher),
+        notifier=_notification_targets(settings, {TOPIC_TARGET: TopicNotificationChannel(publisher)}),
         publisher=publisher,
     )
 

@@ -23,6 +23,12 @@ class Links:
     def release(self, release_id: str) -> str:
         return f"{self.base_url.rstrip('/')}{API}/releases/{quote(release_id, safe='')}"
 
+    def page(self, release_id: str) -> str:
+        return f"{self.ui()}/releases/{quote(release_id, safe='')}"
+
+    def ui(self) -> str:
+        return f"{self.base_url.rstrip('/')}{API}/ui"
+
     def approve(self, release_id: str) -> str:
         return f"{self.release(release_id)}/approve"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from functions.domain.notifications import Notification
 from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
 
@@ -49,6 +50,9 @@ class Training(Protocol):
 
     def model_location(self, job_name: str) -> str:
         """Where the job's trained model is, for registration."""
+
+    def data_checks(self, job_name: str) -> dict[str, Any]:
+        """The data-check report the job wrote (ml_pipeline.data_checks' output)."""
 
 
 class Registry(Protocol):
@@ -89,7 +93,14 @@ class EndpointTester(Protocol):
 
 
 class Notifier(Protocol):
-    def notify(self, release_id: str, subject: str, body: str) -> None: ...
+    """Where notifications go: named targets (a Teams channel, a Slack channel, a JSON receiver, the
+    local file, the topic), each sent to and retried on its own by the background outbox."""
+
+    def targets(self) -> builtins.list[str]:
+        """The names of the configured targets (stable: work items are keyed by them)."""
+
+    def send(self, target: str, notification: Notification) -> None:
+        """Deliver to one target, or raise. The error names the target, never its URL (a credential)."""
 
 
 class Publisher(Protocol):
@@ -111,6 +122,9 @@ class LinkBuilder(Protocol):
 
     def approve_command(self, release_id: str) -> str:
         """A command a person can run to approve, for notifications."""
+
+    def page(self, release_id: str) -> str:
+        """The release's page for people (it signs the reader in); what notifications link to."""
 
 
 class ConcurrencyError(Exception):

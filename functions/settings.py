@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from functions.domain.approval import ApprovalConfigError, ApprovalPolicy
 from functions.domain.gate import GateConfigError, GatePolicy
+from functions.domain.notifications import TARGET_FORMATS
 
 PLATFORMS = ("local", "azure")
 # The reconcile timer's NCRONTAB schedule is the app setting MLOPS_RECONCILE_SCHEDULE (function_app.py
@@ -22,8 +25,25 @@ DEFAULT_RECONCILE_SCHEDULE = "0 * * * * *"
 EASY_AUTH_SETTING = "WEBSITE_AUTH_ENABLED"
 
 
+NOTIFICATION_TARGETS_SETTING = "MLOPS_NOTIFICATION_TARGETS"
+TARGET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Names the platforms use for their own targets (the local file, the Azure topic).
+RESERVED_TARGET_NAMES = frozenset({"file", "topic"})
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class WebhookTargetSpec:
+    """One entry of MLOPS_NOTIFICATION_TARGETS. The URL is a credential (whoever holds a Teams or Slack
+    webhook URL can post to the channel): repr hides it and no message quotes it."""
+
+    name: str
+    format: str
+    url: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +96,11 @@ class Settings:
         env = self.env
         return _secret(env, "MLOPS_LINK_SECRET")
 
+    def notification_targets(self) -> tuple[WebhookTargetSpec, ...]:
+        """MLOPS_NOTIFICATION_TARGETS as it is now (docs/notifications.md): whitespace-separated entries
+        FORMAT:URL or NAME=FORMAT:URL. An unresolved Key Vault reference counts as none configured."""
+        return _notification_targets(_secret(self.env, NOTIFICATION_TARGETS_SETTING), self.platform)
+
     def easy_auth_enabled(self) -> bool:
         """App Service Authentication is on: the platform's WEBSITE_AUTH_ENABLED is "True" (any case). Only
         then are X-MS-CLIENT-PRINCIPAL* headers the platform's; otherwise any caller could send them."""
@@ -89,6 +114,7 @@ class Settings:
             raise SettingsError(f"MLOPS_PLATFORM must be one of {', '.join(PLATFORMS)}, got {platform!r}")
         host_url = _url(env, "MLOPS_HOST_URL", "http://127.0.0.1:7071")
         approval_policy = _approval_policy(env.get("MLOPS_APPROVAL_POLICY"), env)
+        _notification_targets(_secret(env, NOTIFICATION_TARGETS_SETTING), platform)  # fail at start, not per send
         return cls(
             platform=platform,
             home=Path(env.get("MLOPS_HOME") or ".mlops").resolve(),
@@ -106,6 +132,47 @@ class Settings:
 def _secret(env: Mapping[str, str], name: str) -> str:
     value = (env.get(name) or "").strip()
     return "" if value.startswith("@Microsoft.KeyVault(") else value
+
+
+def _notification_targets(raw: str, platform: str) -> tuple[WebhookTargetSpec, ...]:
+    specs: list[WebhookTargetSpec] = []
+    for number, entry in enumerate(raw.split(), start=1):
+        where = f"{NOTIFICATION_TARGETS_SETTING} entry {number}"  # never the entry itself: it holds the URL
+        name, equals, rest = entry.partition("=")
+        if not equals or "://" in name:  # no NAME= (an "=" may be in the URL's query)
+            name, rest = "", entry
+        format_name, colon, url = rest.partition(":")
+        format_name = format_name.strip().lower()
+        if not colon or format_name not in TARGET_FORMATS:
+            raise SettingsError(
+                f"{where} must be FORMAT:URL or NAME=FORMAT:URL, FORMAT one of {', '.join(TARGET_FORMATS)}"
+            )
+        _check_target_url(url, where, platform)
+        if name and (not TARGET_NAME.fullmatch(name) or name in RESERVED_TARGET_NAMES):
+            raise SettingsError(f"{where}: the name must be 1-40 of a-z, 0-9 and '-' (and not file or topic)")
+        taken = {spec.name for spec in specs}
+        if name in taken:
+            raise SettingsError(f"{where}: the name {name!r} is used twice")
+        if not name:
+            name, count = format_name, 1
+            while name in taken:
+                count += 1
+                name = f"{format_name}-{count}"
+        specs.append(WebhookTargetSpec(name, format_name, url))
+    return tuple(specs)
+
+
+def _check_target_url(url: str, where: str, platform: str) -> None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        raise SettingsError(f"{where}: the URL is malformed") from None
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and host in LOOPBACK_HOSTS and platform == "local":
+        return  # a receiver on this machine (tests, a local relay)
+    raise SettingsError(f"{where}: the URL must be https (http only to 127.0.0.1 or localhost, locally)")
 
 
 def _identities(raw: str | None) -> dict[str, str]:

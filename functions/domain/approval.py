@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 GROUP_PREFIX = "group:"
-METHODS = ("easy_auth", "cli", "link", "policy")
+METHODS = ("easy_auth", "cli", "link", "session", "policy")
 
 
 class ApprovalConfigError(ValueError):

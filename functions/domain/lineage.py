@@ -41,3 +41,21 @@ def evaluation_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
     compared = evaluation.get("compared") or {}
     summary["compared"] = {k: compared.get(k) for k in ("candidate", "champion", "holdout") if k in compared}
     return summary
+
+
+def checks_summary(report: dict[str, Any]) -> dict[str, Any]:
+    """What the release keeps of the data-check report: each check's verdict and summary, not its details."""
+    checks = [
+        {"name": str(c.get("name", "")), "status": str(c.get("status") or ("passed" if c.get("passed") else "failed")),
+         "summary": str(c.get("summary", ""))[:300]}
+        for c in report.get("checks") or []
+        if isinstance(c, dict)
+    ]  # fmt: skip
+    return {
+        "passed": bool(report.get("passed")),
+        "failed": [str(name) for name in report.get("failed") or []],
+        "data": str(report.get("data") or ""),
+        "n_rows": report.get("n_rows"),
+        "against_reference": bool(report.get("reference")),
+        "checks": checks,
+    }

@@ -62,6 +62,7 @@ class Release:
     candidate: dict[str, Any] | None = None
     champion: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
+    data_checks: dict[str, Any] | None = None  # the pipeline's data checks, summarised (lineage.checks_summary)
     image: dict[str, Any] | None = None
     staging: dict[str, Any] | None = None
     approval: dict[str, Any] | None = None
@@ -133,10 +134,16 @@ class Release:
         self._moved(now, "run_completed", f"pipeline job {self.job_name} completed", State.REGISTERING)
 
     def gate_decided(
-        self, now: datetime, decision: dict[str, Any], candidate_metrics: dict[str, Any], evaluation: dict[str, Any]
+        self,
+        now: datetime,
+        decision: dict[str, Any],
+        candidate_metrics: dict[str, Any],
+        evaluation: dict[str, Any],
+        data_checks: dict[str, Any] | None = None,
     ) -> None:
         self._require(State.REGISTERING)
         self.gate = {**decision, "evaluation": evaluation}
+        self.data_checks = data_checks
         self.candidate = {**(self.candidate or {}), "metrics": candidate_metrics}
         if decision["promote"]:
             self.note(now, "gate_passed", decision["reason"])
@@ -265,6 +272,7 @@ class Release:
             "candidate": self.candidate,
             "champion": self.champion,
             "gate": self.gate,
+            "data_checks": self.data_checks,
             "image": self.image,
             "staging": self.staging,
             "approval": self.approval,

@@ -1,9 +1,10 @@
 """Telling the world about a release: MLOps.ReleaseStateChanged for systems, a notification for people.
 
 Both go through the background outbox (tried at once, retried by the timer), so a publisher or
-notifier that is down never fails the release; a release that is over gives back its staging
-endpoint. The release is saved before anything is announced: an outbox that cannot be written is
-logged and the state change stands.
+notification target that is down never fails the release; each target gets its own work item, so
+one that is down neither blocks nor repeats the others. A release that is over gives back its
+staging endpoint. The release is saved before anything is announced: an outbox that cannot be
+written is logged and the state change stands.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import logging
 from typing import Any
 
 from functions.domain import events as ev
+from functions.domain.notifications import Fact, Kind, kind_for, notification_for
 from functions.domain.release import Release, State
 from functions.service import background
 from functions.service.context import Context
 
 log = logging.getLogger("mlops.announce")
-
-# The states a person hears about (awaiting approval is told by the staging step, with its link).
-NOTIFIED_STATES = frozenset({State.REJECTED, State.FAILED, State.ROLLED_BACK, State.LIVE, State.EXPIRED})
 
 
 def announce(ctx: Context, release: Release) -> None:
@@ -30,10 +29,9 @@ def announce(ctx: Context, release: Release) -> None:
             log.exception("release %s: could not remove its staging endpoint", release.id)
     data = {"releaseId": release.id, "state": release.state.value, "error": release.error}
     publish(ctx, "state", release, ev.RELEASE_STATE_CHANGED, data)
-    if release.state in NOTIFIED_STATES:
-        detail = release.error or (release.gate or {}).get("reason") or release.timeline[-1]["detail"]
-        subject = f"release {release.id} is {release.state.value}"
-        tell(ctx, "state", release, subject, f"{detail}\n{ctx.links.release(release.id)}")
+    kind = kind_for(release)  # the states people hear about (approval requests come from the staging step)
+    if kind is not None:
+        tell(ctx, "state", release, kind)
 
 
 def publish(ctx: Context, purpose: str, release: Release, event_type: str, data: dict[str, Any]) -> None:
@@ -42,15 +40,25 @@ def publish(ctx: Context, purpose: str, release: Release, event_type: str, data:
     _enqueue(ctx, "publish", purpose, release, message)
 
 
-def tell(
-    ctx: Context, purpose: str, release: Release, subject: str, body: str, only_while: State | None = None
-) -> None:
-    """A notification to people about ``release`` as it is now; ``only_while``: drop it once the release
-    has left that state (a retried "approve with ..." after the release was approved)."""
-    message: dict[str, Any] = {"subject": subject, "body": body}
-    if only_while is not None:
-        message["only_while"] = only_while.value
-    _enqueue(ctx, "notify", purpose, release, message)
+def tell(ctx: Context, purpose: str, release: Release, kind: Kind, only_while: State | None = None) -> None:
+    """A notification of ``kind`` about ``release`` as it is now, one work item per target; ``only_while``:
+    drop it once the release has left that state (a retried approval request after the release moved on)."""
+    extra: tuple[Fact, ...] = ()
+    if kind == Kind.APPROVAL_REQUESTED:
+        extra = (Fact("From a terminal", ctx.links.approve_command(release.id)),)
+    required = ctx.approval_policy.required_approvals
+    note = notification_for(release, kind, ctx.links.page(release.id), required_approvals=required, extra_facts=extra)
+    document = note.to_json()
+    try:
+        targets = ctx.ports.notifier.targets()
+    except Exception:  # a notifier that cannot even list its targets must not fail the release
+        log.exception("release %s: could not list the notification targets", release.id)
+        return
+    for target in targets:
+        message: dict[str, Any] = {"target": target, "notification": document}
+        if only_while is not None:
+            message["only_while"] = only_while.value
+        _enqueue(ctx, "notify", f"{purpose}:{target}", release, message)
 
 
 def _enqueue(ctx: Context, kind: str, purpose: str, release: Release, payload: dict[str, Any]) -> None:

@@ -26,8 +26,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from functions.domain.notifications import Notification
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.service.context import Context
+from functions.service.unit_of_work import command
 
 log = logging.getLogger("mlops.background")
 
@@ -51,7 +53,33 @@ def _notify(ctx: Context, item: WorkItem) -> None:
         if release is None or release.state.value != wanted:
             log.info("background %s: release %s moved on; message dropped", item.key, item.release_id)
             return
-    ctx.ports.notifier.notify(item.release_id, str(item.payload["subject"]), str(item.payload["body"]))
+    document = item.payload.get("notification")
+    if not isinstance(document, dict):  # queued by an older version (subject and body only): nothing to render
+        log.warning("background %s: no notification in the item; dropped", item.key)
+        return
+    ctx.ports.notifier.send(str(item.payload["target"]), Notification.from_json(document))
+
+
+def _notify_outcome(ctx: Context, item: WorkItem, error: str | None, final: bool) -> None:
+    """The release's timeline says when a target fails (its first failure, and when it is given up on)
+    and when it recovers, so a dead Teams channel is visible where people look, and bounded."""
+    target = item.payload.get("target", "?")
+    if error is None:
+        if item.attempts <= 1:
+            return
+        step, detail = "notification_delivered", f"notification to {target} delivered on attempt {item.attempts}"
+    elif final:
+        step = "notification_failed"
+        detail = f"notification to {target} given up after {item.attempts} attempts (dead letter {item.key}): {error}"
+    elif item.attempts == 1:
+        wait = backoff_after(ctx, item.attempts)
+        step, detail = "notification_failed", f"notification to {target} failed: {error}; retrying in {wait}"
+    else:
+        return
+    try:
+        command(ctx, item.release_id, lambda release: release.note(ctx.clock(), step, detail))
+    except Exception:  # the timeline note is for people; the outbox must carry on without it
+        log.exception("background %s: could not note %s on release %s", item.key, step, item.release_id)
 
 
 def _publish(ctx: Context, item: WorkItem) -> None:
@@ -63,6 +91,9 @@ def _publish(ctx: Context, item: WorkItem) -> None:
 
 WorkHandler = Callable[[Context, WorkItem], None]
 WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish}
+# Told of each attempt's outcome (error None: it worked; final: given up), for kinds people should see.
+OutcomeHook = Callable[[Context, WorkItem, "str | None", bool], None]
+OUTCOME_HOOKS: dict[str, OutcomeHook] = {"notify": _notify_outcome}
 
 
 def enqueue(
@@ -106,11 +137,22 @@ def _attempt(ctx: Context, item: WorkItem) -> str:
         error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         log.warning("background %s %s attempt %d failed: %s", item.kind, item.key, item.attempts, error)
         if item.attempts >= ctx.timeouts.max_work_attempts:
-            return _give_up(ctx, item, error)
+            outcome = _give_up(ctx, item, error)
+            if outcome == "work_failed":
+                _tell_outcome(ctx, item, error, final=True)
+            return outcome
         ctx.ports.store.retry_work(item, _iso(ctx.clock() + backoff_after(ctx, item.attempts)), error)
+        _tell_outcome(ctx, item, error, final=False)
         return "work_retried"
-    ctx.ports.store.finish_work(item)
+    if ctx.ports.store.finish_work(item):
+        _tell_outcome(ctx, item, None, final=False)
     return "work_done"
+
+
+def _tell_outcome(ctx: Context, item: WorkItem, error: str | None, final: bool) -> None:
+    hook = OUTCOME_HOOKS.get(item.kind)
+    if hook is not None:
+        hook(ctx, item, error, final)
 
 
 def _give_up(ctx: Context, item: WorkItem, error: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 from functions.domain import events as ev
 from functions.domain.approval import POLICY_PRINCIPAL
 from functions.domain.gate import decide
-from functions.domain.lineage import evaluation_summary, image_of, lineage_tags, model_of
+from functions.domain.lineage import checks_summary, evaluation_summary, image_of, lineage_tags, model_of
+from functions.domain.notifications import Kind
 from functions.domain.release import Release, State
 from functions.ports import ConcurrencyError
 from functions.service import candidates
@@ -50,9 +52,13 @@ def gate_and_package(ctx: Context, release: Release) -> None:
     decision = decide(evaluation, ctx.policy).to_json()
     candidate_metrics = (evaluation.get("metrics") or {}).get("candidate") or {}
     summary = evaluation_summary(evaluation)
+    checks = _data_checks(ctx, release)
     if not decision["promote"]:
         updated = update(
-            ctx, release, State.REGISTERING, lambda r: r.gate_decided(ctx.clock(), decision, candidate_metrics, summary)
+            ctx,
+            release,
+            State.REGISTERING,
+            lambda r: r.gate_decided(ctx.clock(), decision, candidate_metrics, summary, checks),
         )
         announce(ctx, updated)
         return
@@ -61,10 +67,20 @@ def gate_and_package(ctx: Context, release: Release) -> None:
     image = ctx.ports.images.build(release.id, model)
 
     def record(r: Release) -> None:
-        r.gate_decided(ctx.clock(), decision, candidate_metrics, summary)
+        r.gate_decided(ctx.clock(), decision, candidate_metrics, summary, checks)
         r.packaging_requested(ctx.clock(), asdict(model), asdict(image))
 
     update(ctx, release, State.REGISTERING, record)
+
+
+def _data_checks(ctx: Context, release: Release) -> dict[str, Any]:
+    """The job's data checks, summarised for the record; one that cannot be read is said so, not fatal
+    (the checks already held: the job would not have trained otherwise)."""
+    try:
+        return checks_summary(ctx.ports.training.data_checks(release.job_name))
+    except Exception as exc:
+        log.warning("release %s: could not read the data checks of %s: %s", release.id, release.job_name, exc)
+        return {"error": f"could not be read: {type(exc).__name__}: {exc}"[:300]}
 
 
 def deploy_staging(ctx: Context, release: Release) -> None:
@@ -89,8 +105,7 @@ def deploy_staging(ctx: Context, release: Release) -> None:
         approve_by_policy(ctx, updated, evidence)
         return
     if updated.state == State.AWAITING_APPROVAL:
-        body = f"staging {endpoint.scoring_url} passed its tests; approve with: {ctx.links.approve_command(updated.id)}"
-        tell(ctx, "approval", updated, f"approval requested for {updated.id}", body, State.AWAITING_APPROVAL)
+        tell(ctx, "approval", updated, Kind.APPROVAL_REQUESTED, State.AWAITING_APPROVAL)
     announce(ctx, updated)
 
 

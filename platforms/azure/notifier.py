@@ -1,28 +1,25 @@
-"""Telling people on Azure: a structured log line (Application Insights) and an event on the
-custom topic (MLOps.ReleaseNotification) that a Logic App or Teams connector can subscribe to."""
+"""Telling systems on Azure: each notification as an event on the custom topic
+(MLOps.ReleaseNotification, data in the JSON target's format) that a Logic App can subscribe to."""
 
 from __future__ import annotations
 
-import json
 import logging
 
+from functions.domain.notifications import Notification
 from functions.ports import Publisher
+from platforms.common.notify.formats import as_json
 
 RELEASE_NOTIFICATION = "MLOps.ReleaseNotification"
+TOPIC_TARGET = "topic"  # its name among the notification targets
 log = logging.getLogger("mlops.notify")
 
 
-class EventGridNotifier:
+class TopicNotificationChannel:
+    """A notification channel: publish it; a topic that is down raises, and the outbox retries."""
+
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
 
-    def notify(self, release_id: str, subject: str, body: str) -> None:
-        log.info(json.dumps({"release_id": release_id, "subject": subject, "body": body}))
-        try:
-            self.publisher.publish(
-                RELEASE_NOTIFICATION,
-                f"releases/{release_id}",
-                {"releaseId": release_id, "subject": subject, "body": body},
-            )
-        except Exception:  # a notification must never fail a release step
-            log.exception("release %s: could not publish the notification", release_id)
+    def send(self, notification: Notification) -> None:
+        log.info("%s: %s", notification.release_id, notification.title)
+        self.publisher.publish(RELEASE_NOTIFICATION, f"releases/{notification.release_id}", as_json(notification))

@@ -29,6 +29,8 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from functions.domain.refs import JobStatus, ModelRef
 from platforms.azure.components import (
+    CHECKS_FILE,
+    CHECKS_OUTPUT,
     EVALUATION_FILE,
     EVALUATION_OUTPUT,
     MODEL_DIR,
@@ -148,28 +150,36 @@ class AzureTraining:
         return JobStatus(state, f"Azure ML status {azure_status}", url)
 
     def evaluation(self, job_name: str) -> dict[str, Any]:
+        return self._report(job_name, EVALUATION_OUTPUT, EVALUATION_FILE)
+
+    def data_checks(self, job_name: str) -> dict[str, Any]:
+        """The data_checks step's report: the pipeline's ``checks`` output."""
+        return self._report(job_name, CHECKS_OUTPUT, CHECKS_FILE)
+
+    def _report(self, job_name: str, output: str, filename: str) -> dict[str, Any]:
+        """The JSON report ``filename`` in the pipeline job's named ``output`` (downloaded, read, removed)."""
         self.download_dir.mkdir(parents=True, exist_ok=True)
         target = Path(tempfile.mkdtemp(prefix=f"{job_name_part(job_name)}-", dir=self.download_dir))
         try:
             try:
-                self.ml_client.jobs.download(name=job_name, download_path=str(target), output_name=EVALUATION_OUTPUT)
+                self.ml_client.jobs.download(name=job_name, download_path=str(target), output_name=output)
             except ResourceNotFoundError:
                 raise EvaluationNotFound(f"no Azure ML job {job_name} in workspace {self.settings.workspace}") from None
             except JobException as exc:  # not in a terminal state yet
-                raise EvaluationNotFound(f"job {job_name} has no evaluation report yet: {exc}") from None
-            path = _find_report(target, EVALUATION_OUTPUT, EVALUATION_FILE)
+                raise EvaluationNotFound(f"job {job_name} has no {filename} yet: {exc}") from None
+            path = _find_report(target, output, filename)
             if path is None:
                 status = self.status(job_name)
                 raise EvaluationNotFound(
-                    f"job {job_name} has no {EVALUATION_FILE} in its {EVALUATION_OUTPUT!r} output "
+                    f"job {job_name} has no {filename} in its {output!r} output "
                     f"(job {status.state}: {status.detail}) {status.portal_url}".rstrip()
                 )
             try:
                 report = json.loads(path.read_text())
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise ValueError(f"job {job_name}: {EVALUATION_FILE} is not valid JSON: {exc}") from None
+                raise ValueError(f"job {job_name}: {filename} is not valid JSON: {exc}") from None
             if not isinstance(report, dict):
-                raise ValueError(f"job {job_name}: {EVALUATION_FILE} holds a {type(report).__name__}, not an object")
+                raise ValueError(f"job {job_name}: {filename} holds a {type(report).__name__}, not an object")
             return report
         finally:
             shutil.rmtree(target, ignore_errors=True)

@@ -111,6 +111,13 @@ class LocalTraining:
     def model_location(self, job_name: str) -> str:
         return str(self.jobs / job_name / "model")
 
+    def data_checks(self, job_name: str) -> dict[str, Any]:
+        path = self.jobs / job_name / "data_checks.json"
+        report = read_json(path)
+        if not isinstance(report, dict):
+            raise FileNotFoundError(f"job {job_name} has no data-check report at {path}")
+        return report
+
     def _commands(self, job_dir: Path, params: dict[str, Any], champion: ModelRef | None) -> dict[str, list[str]]:
         checks = ["--data", self.data, "--report", str(job_dir / "data_checks.json")]
         if champion:

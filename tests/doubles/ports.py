@@ -13,11 +13,24 @@ from typing import Any
 import numpy as np
 
 from functions.domain.ids import image_tag
+from functions.domain.notifications import Notification
 from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 from functions.service.context import Ports
 from ml_pipeline.evaluate import compare_predictions
+
+
+def data_checks_report(failed: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A data-check report of ml_pipeline.data_checks' shape (its details trimmed)."""
+    names = ("schema", "missing_values", "duplicates", "row_count", "value_ranges")
+    checks = [
+        {"name": name, "passed": name not in failed, "status": "failed" if name in failed else "passed",
+         "summary": f"{name} {'out of bounds' if name in failed else 'within bounds'}", "details": {"n": 1}}
+        for name in names
+    ]  # fmt: skip
+    return {"passed": not failed, "failed": list(failed), "data": "diabetes", "reference": None, "n_rows": 442,
+            "thresholds": {"min_rows": 50}, "checks": checks}  # fmt: skip
 
 
 def evaluation_report(candidate_error: float, champion_error: float | None, n: int = 300) -> dict[str, Any]:
@@ -170,6 +183,7 @@ class FakeTraining:
     def __init__(self, calls: Calls, report: dict[str, Any] | None = None) -> None:
         self.calls = calls
         self.report = report or evaluation_report(40.0, None)
+        self.checks = data_checks_report()
         self.status_by_job: dict[str, JobStatus] = {}
         self.fail_submit = False
 
@@ -187,6 +201,9 @@ class FakeTraining:
 
     def model_location(self, job_name: str) -> str:
         return f"/jobs/{job_name}/model"
+
+    def data_checks(self, job_name: str) -> dict[str, Any]:
+        return copy.deepcopy(self.checks)
 
 
 class FakeRegistry:
@@ -265,12 +282,28 @@ class FakeTester:
         return TestReport(passed, f"{name} {'passed' if passed else 'failed'}", [{"name": name, "passed": passed}])
 
 
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, str, str]] = []
+def as_message(notification: Notification) -> tuple[str, str, str]:
+    """(release id, title, summary and facts as text): what a test reads of a notification."""
+    facts = "\n".join(f"{fact.name}: {fact.value}" for fact in notification.facts)
+    return notification.release_id, notification.title, f"{notification.summary}\n{facts}"
 
-    def notify(self, release_id: str, subject: str, body: str) -> None:
-        self.messages.append((release_id, subject, body))
+
+class FakeNotifier:
+    """The Notifier port with one target ("chat" unless told), keeping what it was sent."""
+
+    def __init__(self, targets: tuple[str, ...] = ("chat",)) -> None:
+        self.names = targets
+        self.sent: list[tuple[str, Notification]] = []
+
+    def targets(self) -> list[str]:
+        return list(self.names)
+
+    def send(self, target: str, notification: Notification) -> None:
+        self.sent.append((target, notification))
+
+    @property
+    def messages(self) -> list[tuple[str, str, str]]:
+        return [as_message(notification) for _, notification in self.sent]
 
 
 class FakePublisher:

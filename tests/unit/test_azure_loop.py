@@ -24,7 +24,15 @@ from tests import payloads as p
 from tests.doubles.azure_endpoints import FakeMLClient as FakeEndpointsClient
 from tests.doubles.azure_mgmt import FakeContainerInstanceClient, FakeRegistryTasksClient, FakeUploader
 from tests.doubles.azure_ml import FakeMLClient
-from tests.doubles.ports import Calls, FakeNotifier, FakePublisher, FakeTester, InMemoryReleaseStore, evaluation_report
+from tests.doubles.ports import (
+    Calls,
+    FakeNotifier,
+    FakePublisher,
+    FakeTester,
+    InMemoryReleaseStore,
+    data_checks_report,
+    evaluation_report,
+)
 
 SETTINGS = AzureSettings.from_env(example_env())
 
@@ -88,7 +96,10 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
     assert submitted.settings.default_compute == SETTINGS.compute
 
     ml.jobs.finish(
-        release.job_name, "Completed", evaluation={"evaluation.json": json.dumps(evaluation_report(40.0, None))}
+        release.job_name,
+        "Completed",
+        evaluation={"evaluation.json": json.dumps(evaluation_report(40.0, None))},
+        checks={"data_checks.json": json.dumps(data_checks_report())},
     )
     orchestrator.receive("on_ml_event", p.run_completed(release.job_name, release.id))
     release = ports.store.get(release.id)
@@ -109,6 +120,7 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
     orchestrator.receive("on_build_event", p.event_grid(event_type, subject, data, p.BUILD_TOPIC))
     release = ports.store.get(release.id)
     assert release.state == State.LIVE, release.error
+    assert release.data_checks["passed"] is True and len(release.data_checks["checks"]) == 5
     calls = list(log)
     assert ports.registry.champion().version == "1"
 
@@ -117,7 +129,8 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
         "ml:models.list",  # champion lookup (none yet)
         "ml:jobs.create_or_update",
         # run completed: evaluation, gate, register, package
-        "ml:jobs.download",
+        "ml:jobs.download",  # the evaluation output
+        "ml:jobs.download",  # the data checks' output, for the release's record
         "ml:jobs.list",  # the pipeline's step jobs: the model is registered from the train step's output
         "ml:models.list",  # already registered for this release?
         "ml:models.create_or_update",

@@ -404,6 +404,18 @@ def test_evaluation_downloads_the_named_output(training, client, tmp_path):
     assert list((tmp_path / "downloads").iterdir()) == []
 
 
+def test_data_checks_download_the_checks_output(training, client, tmp_path):
+    checks = {"passed": True, "failed": [], "checks": [{"name": "schema", "passed": True}]}
+    client.jobs.add("job-1", "Completed", checks={"data_checks.json": json.dumps(checks)}, evaluation={})
+    assert training.data_checks("job-1") == checks
+    (operation, name, output_name, _), *rest = client.calls
+    assert (operation, name, output_name, rest) == ("jobs.download", "job-1", "checks", [])
+    assert list((tmp_path / "downloads").iterdir()) == []
+    client.jobs.add("job-2", "Completed", evaluation={"evaluation.json": "{}"})
+    with pytest.raises(EvaluationNotFound, match=r"job job-2 has no data_checks\.json in its .checks. output"):
+        training.data_checks("job-2")
+
+
 def test_evaluation_of_a_submitted_job(training, client):
     job_name = training.submit("rel-1", BUILD, {}, CHAMPION)
     client.jobs.finish(job_name, "Completed", evaluation={"evaluation.json": json.dumps(REPORT)})
@@ -413,7 +425,7 @@ def test_evaluation_of_a_submitted_job(training, client):
 
 def test_evaluation_of_a_running_job_is_a_clear_error(training, client):
     client.jobs.add("job-1", "Running")
-    with pytest.raises(EvaluationNotFound, match=r"job job-1 has no evaluation report yet: .*state Running"):
+    with pytest.raises(EvaluationNotFound, match=r"job job-1 has no evaluation.json yet: .*state Running"):
         training.evaluation("job-1")
 
 

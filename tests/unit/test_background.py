@@ -6,8 +6,9 @@ from datetime import timedelta
 
 import pytest
 
+from functions.domain.notifications import Notification
 from functions.domain.refs import WorkItem
-from functions.domain.release import State
+from functions.domain.release import Release, State
 from functions.links import Links
 from functions.service import background
 from functions.service.context import Ports, Timeouts
@@ -15,22 +16,37 @@ from functions.service.orchestrator import Orchestrator
 from functions.service.results import Outcome
 from tests import payloads as p
 from tests.doubles.clock import Clock
-from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
+from tests.doubles.ports import Calls, InMemoryReleaseStore, as_message, fake_ports
 from tests.unit.test_orchestrator import RELEASE, TAG, person, state, to_approval
 
 
 class FlakyNotifier:
-    """A notification target that is down for its first ``failures`` calls."""
+    """One notification target ("chat") that is down for its first ``failures`` calls."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.messages: list[tuple[str, str, str]] = []
 
-    def notify(self, release_id: str, subject: str, body: str) -> None:
+    def targets(self) -> list[str]:
+        return ["chat"]
+
+    def send(self, target: str, notification: Notification) -> None:
         if self.failures > 0:
             self.failures -= 1
             raise ConnectionError("webhook target unreachable")
-        self.messages.append((release_id, subject, body))
+        self.messages.append(as_message(notification))
+
+
+def message(title: str) -> dict:
+    """A notify work item's payload for the one target."""
+    note = Notification("live", RELEASE, "live", title, "s", "http://h/api/ui/releases/r", "2026-12-02T00:00:00")
+    return {"target": "chat", "notification": note.to_json()}
+
+
+def stored_release(ports: Ports) -> Release:
+    release = ports.store.get(RELEASE)
+    assert release is not None
+    return release
 
 
 def world(notifier: FlakyNotifier, **timeouts: object) -> tuple[Orchestrator, Ports, Clock]:
@@ -58,9 +74,15 @@ def test_a_target_that_is_down_never_holds_up_the_release_and_is_retried_with_ba
     clock.advance(seconds=1)
     assert orchestrator.reconcile()["work_done"] == 1
     [(release_id, subject, body)] = notifier.messages
-    assert release_id == RELEASE and subject == f"approval requested for {RELEASE}"
+    assert release_id == RELEASE and subject == f"Release {RELEASE} awaits approval"
     assert f"mlops approve {RELEASE} (or POST http://127.0.0.1:7071/api/releases/{RELEASE}/approve" in body
     assert ports.store.pending_work(RELEASE) == []
+    timeline = [(e["step"], e["detail"]) for e in stored_release(ports).timeline if "notification" in e["step"]]
+    assert timeline == [
+        ("notification_failed", "notification to chat failed: ConnectionError: webhook target unreachable; "
+                                "retrying in 0:00:30"),
+        ("notification_delivered", "notification to chat delivered on attempt 3"),
+    ]  # fmt: skip
 
 
 def test_work_that_keeps_failing_is_dead_lettered_and_given_up():
@@ -72,21 +94,23 @@ def test_work_that_keeps_failing_is_dead_lettered_and_given_up():
         orchestrator.reconcile()
     assert ports.store.pending_work() == []
     [letter] = [d for d in ports.store.dead_letters() if d.function == background.BACKGROUND_FUNCTION]
-    assert letter.event_type == "notify" and letter.event_id.startswith(f"notify:approval:{RELEASE}:")
+    assert letter.event_type == "notify" and letter.event_id.startswith(f"notify:approval:chat:{RELEASE}:")
     assert letter.reason.startswith("notify failed 3 times; last error: ConnectionError")
     assert state(ports) == State.AWAITING_APPROVAL
+    notes = [e["detail"] for e in stored_release(ports).timeline if e["step"] == "notification_failed"]
+    assert len(notes) == 2  # the first failure and the giving up; not one per attempt
+    assert notes[1].startswith("notification to chat given up after 3 attempts (dead letter notify:approval:chat:")
 
 
 def test_enqueueing_a_pending_key_again_adds_nothing():
     notifier = FlakyNotifier(failures=1)
     orchestrator, ports, clock = world(notifier)
-    for body in ("b", "2nd"):
-        message = {"subject": "s", "body": body}
-        background.enqueue(orchestrator.ctx, "notify", RELEASE, "notify:once", message, run_now=True)
-    assert [item.payload["body"] for item in ports.store.pending_work(RELEASE)] == ["b"]
+    for title in ("b", "2nd"):
+        background.enqueue(orchestrator.ctx, "notify", RELEASE, "notify:once", message(title), run_now=True)
+    assert [item.payload["notification"]["title"] for item in ports.store.pending_work(RELEASE)] == ["b"]
     clock.advance(hours=1)
     orchestrator.reconcile()
-    assert notifier.messages == [(RELEASE, "s", "b")]
+    assert [title for _, title, _ in notifier.messages] == ["b"]
 
 
 def test_work_left_by_a_host_that_died_mid_attempt_runs_when_its_lease_ends():
@@ -94,10 +118,10 @@ def test_work_left_by_a_host_that_died_mid_attempt_runs_when_its_lease_ends():
     notifier = FlakyNotifier(failures=0)
     orchestrator, ports, clock = world(notifier, work_lease=timedelta(minutes=5))
     leased_until = (clock() + timedelta(minutes=5)).isoformat(timespec="seconds")
-    ports.store.add_work(WorkItem("notify:crash", "notify", RELEASE, {"subject": "s", "body": "b"}, leased_until, 1))
+    ports.store.add_work(WorkItem("notify:crash", "notify", RELEASE, message("b"), leased_until, 1))
     assert orchestrator.reconcile()["work_done"] == 0
     clock.advance(minutes=5)
-    assert orchestrator.reconcile()["work_done"] == 1 and notifier.messages == [(RELEASE, "s", "b")]
+    assert orchestrator.reconcile()["work_done"] == 1 and [t for _, t, _ in notifier.messages] == ["b"]
 
 
 def test_a_kind_without_a_handler_is_refused_at_enqueue():
@@ -166,5 +190,5 @@ def test_an_approval_request_retried_after_the_decision_is_dropped():
     orchestrator.approve(RELEASE, person("bob"), "")
     clock.advance(hours=1)
     orchestrator.reconcile()
-    assert [subject for _, subject, _ in notifier.messages] == [f"release {RELEASE} is live"]
+    assert [subject for _, subject, _ in notifier.messages] == [f"Release {RELEASE} is live"]
     assert ports.store.pending_work(RELEASE) == []

@@ -47,6 +47,12 @@ def test_functions_triggers_and_routes():
         ("dead-letters", ("GET",)),
         ("hooks/azure-devops", ("POST",)),
         ("hooks/github", ("POST",)),
+        ("ui", ("GET",)),
+        ("ui/releases/{id}", ("GET",)),
+        ("ui/releases/{id}/approve", ("POST",)),
+        ("ui/releases/{id}/reject", ("POST",)),
+        ("ui/login", ("GET",)),
+        ("ui/logout", ("POST",)),
     }
     timer = trigger_of(functions["reconcile"])
     assert timer.get_binding_name() == "timerTrigger"
@@ -70,6 +76,14 @@ AUTH_LEVELS = {
     # The CI hooks check their own signatures.
     "azure_devops_hook": func.AuthLevel.ANONYMOUS,
     "github_hook": func.AuthLevel.ANONYMOUS,
+    # The approval page signs its reader in itself (Easy Auth on Azure, a session cookie locally): a
+    # browser cannot send a function key.
+    "ui_releases": func.AuthLevel.ANONYMOUS,
+    "ui_release": func.AuthLevel.ANONYMOUS,
+    "ui_approve": func.AuthLevel.ANONYMOUS,
+    "ui_decline": func.AuthLevel.ANONYMOUS,
+    "ui_login": func.AuthLevel.ANONYMOUS,
+    "ui_logout": func.AuthLevel.ANONYMOUS,
 }
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 
 import azure.functions as func
 import pytest
@@ -78,7 +80,13 @@ def post(route: str, body: bytes, headers: dict[str, str] | None = None) -> func
 
 
 def answer(response: func.HttpResponse) -> tuple[int, str]:
-    return response.status_code, json.loads(response.get_body())["error"]
+    """The status and the error: the API's {"error": ...}, or the approval page's alert (it answers HTML)."""
+    body = response.get_body().decode()
+    if response.mimetype == "text/html":
+        found = re.search(r'<p class="notice [^"]*" role="alert">(.*?)</p>', body, re.S)
+        assert found is not None, body
+        return response.status_code, html.unescape(found.group(1))
+    return response.status_code, json.loads(body)["error"]
 
 
 def http_functions(method: str) -> list[func.Function]:

@@ -61,7 +61,7 @@ def test_build_to_awaiting_approval(world):
     assert release.candidate["model"]["version"] == "1" and release.image["tag"] == TAG
     assert release.staging["passed"] is True
     assert [c[0] for c in calls.log] == ["submit", "register", "build", "deploy_staging", "smoke", "integration"]
-    assert any(f"approve with: mlops approve {RELEASE}" in body for _, _, body in ports.notifier.messages)
+    assert any(f"From a terminal: mlops approve {RELEASE}" in body for _, _, body in ports.notifier.messages)
     assert [step["step"] for step in release.timeline] == [
         "created", "training_submitted", "run_completed", "gate_passed", "packaging", "model_registered",
         "image_pushed", "staging_passed", "approval_requested",
@@ -114,7 +114,7 @@ def test_gate_rejection_is_recorded_with_evidence(world):
     assert release.gate["evidence"]["interval"][1] < 0
     assert release.gate["evaluation"]["metrics"]["champion"]["mse"] > 0
     assert calls.count("register") == 0
-    assert any("rejected" in subject for _, subject, _ in ports.notifier.messages)
+    assert any("rejected by the gate" in subject for _, subject, _ in ports.notifier.messages)
 
 
 def test_failed_training_run_fails_the_release(world):

@@ -69,3 +69,41 @@ def test_a_data_asset_needs_test_rows_on_disk():
         AzureSettings.from_env(env)
     settings = AzureSettings.from_env({**env, "AZUREML_TEST_DATA": "testdata/rows.csv"})
     assert settings.test_data == "testdata/rows.csv"
+
+
+# ---- MLOPS_NOTIFICATION_TARGETS ----------------------------------------------------------------------
+def test_notification_targets_are_named_by_format_unless_named_and_hide_their_urls():
+    raw = ("teams:https://prod.example/workflows/abc?api-version=1&sig=SECRET "
+           "ops=slack:https://hooks.slack.com/services/T/B/SECRET\n"
+           "json:http://127.0.0.1:9000/hook teams:https://b.example/")  # fmt: skip
+    specs = Settings.from_env({"MLOPS_NOTIFICATION_TARGETS": raw}).notification_targets()
+    assert [(s.name, s.format) for s in specs] == [("teams", "teams"), ("ops", "slack"), ("json", "json"),
+                                                  ("teams-2", "teams")]  # fmt: skip
+    assert specs[0].url == "https://prod.example/workflows/abc?api-version=1&sig=SECRET"
+    assert "SECRET" not in repr(specs)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("xml:https://a.example/", "entry 1 must be FORMAT:URL or NAME=FORMAT:URL"),
+        ("teams:http://a.example/SECRET", "entry 1: the URL must be https"),
+        ("teams:https:///SECRET", "entry 1: the URL must be https"),
+        ("Ops=teams:https://a.example/SECRET", "entry 1: the name must be"),
+        ("file=json:https://a.example/SECRET", "entry 1: the name must be"),
+        ("a=teams:https://a.example/ a=json:https://b.example/SECRET", "entry 2: the name 'a' is used twice"),
+    ],
+)
+def test_bad_notification_targets_stop_the_app_naming_the_entry_not_its_url(raw, message):
+    with pytest.raises(SettingsError, match=message) as caught:
+        Settings.from_env({"MLOPS_NOTIFICATION_TARGETS": raw})
+    assert "SECRET" not in str(caught.value)
+
+
+def test_loopback_http_targets_are_local_only_and_key_vault_references_count_as_none():
+    raw = "json:http://127.0.0.1:9000/hook"
+    assert len(Settings.from_env({"MLOPS_NOTIFICATION_TARGETS": raw}).notification_targets()) == 1
+    with pytest.raises(SettingsError, match="must be https"):
+        Settings.from_env({"MLOPS_PLATFORM": "azure", "MLOPS_NOTIFICATION_TARGETS": raw})
+    reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/notify/)"
+    assert Settings.from_env({"MLOPS_NOTIFICATION_TARGETS": reference}).notification_targets() == ()

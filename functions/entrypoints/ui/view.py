@@ -1,0 +1,170 @@
+"""What the page shows of a release: the record turned into plain values and charts for the templates.
+
+No I/O: the release, the approval policy and the reader come in; the templates only lay it out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from functions.domain.approval import ApprovalPolicy, Principal, requester_of, same_person
+from functions.domain.notifications import TONES, gate_evidence, kind_for, lineage
+from functions.domain.release import Release, State
+from functions.entrypoints.ui import charts
+
+
+def tone_of(release: Release) -> str:
+    kind = kind_for(release)
+    if release.state == State.AWAITING_APPROVAL:
+        return "attention"
+    return TONES[kind] if kind is not None else "neutral"
+
+
+def summary_row(release: Release) -> dict[str, Any]:
+    """One line of the list page."""
+    evidence = gate_evidence(release)
+    trigger = release.trigger
+    return {
+        "id": release.id,
+        "state": release.state.value,
+        "state_label": label(release.state),
+        "tone": tone_of(release),
+        "created_at": release.created_at,
+        "build": str(trigger.get("buildNumber") or trigger.get("buildId") or trigger.get("kind") or ""),
+        "commit": str(trigger.get("sourceVersion") or "")[:12],
+        "metric": evidence.get("metric", ""),
+        "candidate": evidence.get("candidate"),
+        "champion": evidence.get("champion"),
+        "decision": "passed" if evidence.get("promote") else ("rejected" if evidence else ""),
+    }
+
+
+def release_page(release: Release, policy: ApprovalPolicy, reader: Principal | None, now: datetime) -> dict[str, Any]:
+    """Everything the release's page shows."""
+    trigger = release.trigger
+    approvals = release.approvals()
+    required = int((release.approval or {}).get("required") or policy.required_approvals)
+    waiting = release.state == State.AWAITING_APPROVAL
+    requester = requester_of(trigger)
+    return {
+        "id": release.id,
+        "state": release.state.value,
+        "state_label": label(release.state),
+        "tone": tone_of(release),
+        "waiting": waiting,
+        "error": release.error,
+        "created_at": release.created_at,
+        "updated_at": release.updated_at,
+        "trigger": _trigger(trigger),
+        "lineage": lineage(release),
+        "params": release.params,
+        "data_checks": release.data_checks,
+        "gate": _gate(release),
+        "staging": release.staging,
+        "production": release.production,
+        "timeline": list(reversed(release.timeline)),  # newest first: what happened last is what people look for
+        "approval": {
+            "approvals": approvals,
+            "required": required,
+            "remaining": max(required - len(approvals), 0),
+            "deadline": (release.approval or {}).get("deadline"),
+            "decision": (release.approval or {}).get("decision"),
+            "who_may": who_may_approve(policy, requester, approvals),
+        },
+        "reader_note": _reader_note(policy, reader, requester, approvals) if waiting else None,
+        "overdue": waiting and _past((release.approval or {}).get("deadline"), now),
+    }
+
+
+def who_may_approve(policy: ApprovalPolicy, requester: str | None, approvals: list[dict[str, Any]]) -> str:
+    """The policy in words: who may still approve this release."""
+    people = ", ".join(policy.approvers) if policy.approvers else "anyone who signs in"
+    rules = []
+    if not policy.allow_self_approval:
+        if requester:
+            rules.append(f"except {requester}, who started it")
+        elif policy.unknown_requester == "deny":
+            rules.append("but nobody yet: who started it is not known, so self-approval cannot be ruled out")
+    if approvals:
+        rules.append("and not " + ", ".join(str(a.get("name", "")) for a in approvals) + " again")
+    return " ".join([people, *rules])
+
+
+def _reader_note(
+    policy: ApprovalPolicy, reader: Principal | None, requester: str | None, approvals: list[dict[str, Any]]
+) -> str | None:
+    """A word before the reader tries: they approved already, or the policy will refuse them."""
+    if reader is None:
+        return None
+    if any(same_person(reader.to_json(), earlier) for earlier in approvals):
+        return "You have approved this release; it waits for someone else."
+    refusal = policy.refusal(reader, requester)
+    return f"The policy will refuse your approval: {refusal}." if refusal else None
+
+
+def _trigger(trigger: dict[str, Any]) -> dict[str, str]:
+    found = {
+        "kind": str(trigger.get("kind") or ""),
+        "build": str(trigger.get("buildNumber") or trigger.get("buildId") or ""),
+        "result": str(trigger.get("result") or ""),
+        "repository": str(trigger.get("repository") or ""),
+        "branch": str(trigger.get("sourceBranch") or ""),
+        "commit": str(trigger.get("sourceVersion") or ""),
+        "requested_by": str(trigger.get("requester") or trigger.get("requestedFor") or ""),
+        "reason": str(trigger.get("reason") or ""),
+    }
+    return {key: value for key, value in found.items() if value}
+
+
+def _gate(release: Release) -> dict[str, Any] | None:
+    evidence = gate_evidence(release)
+    if not evidence:
+        return None
+    gate = release.gate or {}
+    metric = str(evidence.get("metric") or "")
+    defaults = {"n": None, "mode": None, "confidence": None, "threshold": None, "champion": None, "candidate": None}
+    view: dict[str, Any] = {**defaults, **evidence, "bars": None, "plot": None, "intervals": []}
+    if evidence.get("candidate") is not None:
+        view["bars"] = charts.metric_bars("metric-bars", metric, evidence.get("champion"), float(evidence["candidate"]))
+    intervals = _improvement_intervals(gate, metric)
+    if intervals and evidence.get("improvement") is not None:
+        threshold = float(evidence.get("threshold") or 0.0)
+        level = f"{float(evidence.get('confidence') or 0.95):g}"
+        improvement = float(evidence["improvement"])
+        view["plot"] = charts.difference_plot("difference", metric, improvement, intervals, threshold, level)
+        view["intervals"] = [
+            {"level": f"{float(name):.0%}", "low": low, "high": high, "clears": low > threshold, "gate": name == level}
+            for name, (low, high) in sorted(intervals.items(), key=lambda item: float(item[0]))
+        ]
+    view["other_metrics"] = _other_metrics(gate, metric)
+    return view
+
+
+def _improvement_intervals(gate: dict[str, Any], metric: str) -> dict[str, tuple[float, float]]:
+    """The report's intervals of candidate minus champion, turned around like the gate's improvement
+    (positive: the candidate is better), at every level the evaluation reported."""
+    difference = (((gate.get("evaluation") or {}).get("differences") or {}).get(metric)) or {}
+    sign = -1.0 if difference.get("direction") == "lower_is_better" else 1.0
+    turned = {}
+    for level, bounds in (difference.get("intervals") or {}).items():
+        low, high = sorted(sign * float(bound) for bound in bounds)
+        turned[str(level)] = (low, high)
+    return turned
+
+
+def _other_metrics(gate: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    metrics = (gate.get("evaluation") or {}).get("metrics") or {}
+    candidate, champion = metrics.get("candidate") or {}, metrics.get("champion") or {}
+    return [
+        {"name": name, "candidate": value, "champion": champion.get(name), "gated": name == metric}
+        for name, value in candidate.items()
+    ]
+
+
+def label(state: State) -> str:
+    return state.value.replace("_", " ")
+
+
+def _past(moment: str | None, now: datetime) -> bool:
+    return bool(moment) and now >= datetime.fromisoformat(str(moment))
