@@ -157,6 +157,9 @@ class NoopNotifier:
     def targets(self) -> list[str]:
         return ["noop"]
 
+    def sends_inline(self, target: str) -> bool:
+        return True
+
     def send(self, target: str, notification: Notification) -> None:
         return None
 

@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 import webbrowser
+from typing import Any
 from urllib.parse import quote
 
 from rich.table import Table
@@ -25,7 +26,7 @@ from functions.domain.notifications import TARGET_FORMATS, Notification
 from functions.entrypoints.identity.local_signature import load_or_create_key
 from functions.entrypoints.ui.sessions import mint_login
 from functions.settings import Settings
-from platforms.common.notify.formats import render
+from platforms.common.notify.formats import encode, render
 from platforms.local.notifier import read_notifications
 
 
@@ -87,3 +88,26 @@ def cmd_notifications(args: argparse.Namespace) -> int:
     if not records:
         console.print("none yet")
     return 0
+
+
+def describe_payloads(record: dict[str, Any]) -> list[str]:
+    """One line per target format: what a Teams, a Slack and a JSON target receive for this notification."""
+    note = Notification.from_json({k: v for k, v in record.items() if k != "sent_at"})
+    lines = []
+    for name in TARGET_FORMATS:
+        payload = render(name, note)
+        size = f"{len(encode(payload)) / 1024:.1f} KB"
+        if name == "teams":
+            card = payload["attachments"][0]["content"]
+            facts = sum(len(block.get("facts", [])) for block in card["body"])
+            action = card["actions"][0]
+            lines.append(f"teams: Adaptive Card {card['version']} \"{card['body'][0]['text']}\", {facts} facts, "
+                         f"button \"{action['title']}\" -> {action['url']} ({size})")  # fmt: skip
+        elif name == "slack":
+            kinds = [block["type"] for block in payload["blocks"]]
+            lines.append(f"slack: Block Kit, {len(kinds)} blocks ({', '.join(kinds)}), fallback text "
+                         f"\"{payload['text'][:60]}…\" ({size})")  # fmt: skip
+        else:
+            lines.append(f"json: {payload['schema']} kind {payload['kind']}, evidence "
+                         f"{sorted(payload['evidence'])}, lineage {sorted(payload['lineage'])} ({size})")  # fmt: skip
+    return lines

@@ -4,7 +4,8 @@ build event (from CI, requester ci-bot@mlops.local) -> retraining pipeline -> ga
 image -> staging + tests -> approval requested -> approved over HTTP, signed as the local user
 (`git config user.email`, else demo-approver@mlops.local) the way `mlops approve` signs ->
 production + tests -> live; then a second build with worse training parameters, rejected by the
-gate with its evidence.
+gate with its evidence. On the way it shows what each notification target format received for the
+approval request, and at the end the approval page's one-time sign-in link.
 Starts from a clean $MLOPS_HOME and leaves the host and production endpoint running
 (`mlops down` stops them) unless asked to stop.
 """
@@ -24,6 +25,7 @@ from devhost.client import HostClient, release_path
 from devhost.commands_builds import build_completed_event
 from devhost.commands_host import cmd_down, settings_for_port, start_detached
 from devhost.commands_releases import state_label
+from devhost.commands_ui import describe_payloads, login_url
 from devhost.console import console
 from devhost.settings import REPO_ROOT
 from devhost.signing import GitEmail, LocalSigner, git_user_email
@@ -31,6 +33,7 @@ from functions.domain.ids import release_id_for_build
 from functions.entrypoints.identity.local_signature import key_path
 from functions.settings import Settings
 from platforms.common.model_files import MODEL_FILE
+from platforms.local.notifier import NOTIFICATIONS_FILE, read_notifications
 
 AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
 WORSE_PARAMS = {"alpha": 5.0}
@@ -53,6 +56,7 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         if first["state"] != "awaiting_approval":
             return _failed(first)
         approver = demo_approver()
+        _show_notifications(settings, first["id"])
         approve_url = f"{settings.host_url}{release_path(first['id'], 'approve')}"
         console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} as {approver}, signed with "
                       f"{key_path(settings.home)} (requested by {CI_REQUESTER})")  # fmt: skip
@@ -69,6 +73,9 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         if second["state"] != "rejected":
             return _failed(second)
         _summary([first, second], production_url)
+        console.print(f"\n[bold]approval page[/] (signed in as {approver}; one use within 10 minutes, "
+                      f"`{cli_hint('ui')}` mints another):")  # fmt: skip
+        print(login_url(settings, approver, first["id"]))
         console.print(f"\n[dim]whole demo: {time.monotonic() - started:.0f} s[/]")
     finally:
         if not keep_running:
@@ -76,6 +83,22 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
     if keep_running:
         console.print(f"host and production endpoint still running; stop them with: {cli_hint('down')}")
     return 0
+
+
+def _show_notifications(settings: Settings, release_id: str) -> None:
+    """What the approval request told people: each target format's payload, and where the rest is."""
+    wanted = [r for r in read_notifications(settings.home) if r["release_id"] == release_id]
+    requests_sent = [r for r in wanted if r.get("kind") == "approval_requested"]
+    if not requests_sent:
+        console.print("[yellow]no approval notification in the local file yet[/]")
+        return
+    webhooks = [spec.name for spec in settings.notification_targets()]
+    configured = ", ".join(webhooks) if webhooks else "none (MLOPS_NOTIFICATION_TARGETS, docs/notifications.md)"
+    console.print(f"[bold]→ notified:[/] {requests_sent[-1]['title']}; webhook targets: {configured}; "
+                  f"{settings.home / NOTIFICATIONS_FILE} has it. What each target format receives:")  # fmt: skip
+    for line in describe_payloads(requests_sent[-1]):
+        console.print(f"   {line}", highlight=False)
+    console.print(f"   (whole payloads: {cli_hint('notifications --format teams')})")
 
 
 def demo_approver(git_email: GitEmail | None = None) -> str:

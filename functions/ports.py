@@ -99,6 +99,10 @@ class Notifier(Protocol):
     def targets(self) -> builtins.list[str]:
         """The names of the configured targets (stable: work items are keyed by them)."""
 
+    def sends_inline(self, target: str) -> bool:
+        """Whether a send to ``target`` is quick enough to try within the invocation that wants it (a local
+        file, the platform's topic). Webhooks are not: they wait for the timer, so no invocation waits on one."""
+
     def send(self, target: str, notification: Notification) -> None:
         """Deliver to one target, or raise. The error names the target, never its URL (a credential)."""
 

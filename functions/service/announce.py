@@ -58,14 +58,17 @@ def tell(ctx: Context, purpose: str, release: Release, kind: Kind, only_while: S
         message: dict[str, Any] = {"target": target, "notification": document}
         if only_while is not None:
             message["only_while"] = only_while.value
-        _enqueue(ctx, "notify", f"{purpose}:{target}", release, message)
+        inline = ctx.ports.notifier.sends_inline(target)
+        _enqueue(ctx, "notify", f"{purpose}:{target}", release, message, run_now=inline)
 
 
-def _enqueue(ctx: Context, kind: str, purpose: str, release: Release, payload: dict[str, Any]) -> None:
+def _enqueue(
+    ctx: Context, kind: str, purpose: str, release: Release, payload: dict[str, Any], *, run_now: bool = True
+) -> None:
     # One key per purpose and saved version: a redelivered event that changes nothing adds nothing,
     # and two messages about one version never shadow each other.
     key = f"{kind}:{purpose}:{release.id}:v{release.version}"
     try:
-        background.enqueue(ctx, kind, release.id, key, payload, run_now=True)
+        background.enqueue(ctx, kind, release.id, key, payload, run_now=run_now)
     except Exception:  # the release is saved; its announcement must not turn into a failed delivery
         log.exception("release %s: could not queue %s %s", release.id, kind, key)

@@ -17,6 +17,8 @@ log = logging.getLogger("mlops.notify")
 class TopicNotificationChannel:
     """A notification channel: publish it; a topic that is down raises, and the outbox retries."""
 
+    inline = True  # one call to the platform's own topic, like the state-change events
+
     def __init__(self, publisher: Publisher) -> None:
         self.publisher = publisher
 

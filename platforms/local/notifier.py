@@ -20,6 +20,8 @@ FILE_TARGET = "file"  # its name among the notification targets
 class NotificationFile:
     """A notification channel: ``<home>/notifications.jsonl`` gets ``{"sent_at": ..., **notification}`` per send."""
 
+    inline = True  # an append to a local file: tried within the invocation
+
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / NOTIFICATIONS_FILE
 

@@ -298,6 +298,11 @@ class FakeNotifier:
     def targets(self) -> list[str]:
         return list(self.names)
 
+    def sends_inline(self, target: str) -> bool:
+        return target in self.inline
+
+    inline: frozenset[str] = frozenset({"chat"})
+
     def send(self, target: str, notification: Notification) -> None:
         self.sent.append((target, notification))
 

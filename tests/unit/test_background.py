@@ -30,6 +30,9 @@ class FlakyNotifier:
     def targets(self) -> list[str]:
         return ["chat"]
 
+    def sends_inline(self, target: str) -> bool:
+        return True
+
     def send(self, target: str, notification: Notification) -> None:
         if self.failures > 0:
             self.failures -= 1

@@ -33,12 +33,14 @@ def test_every_link_is_a_route_of_the_app():
     assert serves(links.release("rel-1"), "GET")
     assert serves(links.approve("rel-1"), "POST")
     assert serves(links.decline("rel-1"), "POST")
+    assert serves(links.page("rel-1"), "GET") and serves(links.ui(), "GET")
 
 
 def test_links_use_the_public_url_and_quote_the_release_id():
     links = Links("https://mlops.example.com/")
     assert links.release("rel-1") == "https://mlops.example.com/api/releases/rel-1"
     assert links.approve("rel/../x") == "https://mlops.example.com/api/releases/rel%2F..%2Fx/approve"
+    assert links.page("rel/../x") == "https://mlops.example.com/api/ui/releases/rel%2F..%2Fx"
 
 
 def test_the_approve_command_names_the_signed_cli_and_the_route_without_any_credential():

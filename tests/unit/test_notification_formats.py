@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator  # type: ignore[import-untyped]  # no stubs pinned
+from jsonschema import Draft202012Validator
 
 from functions.domain.notifications import TARGET_FORMATS, Fact, Kind, Notification
 from functions.ports import Notifier

@@ -316,7 +316,9 @@ def _security_headers(nonce: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": csp,
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer Chromium sends "Origin: null" on the page's own form
+        # posts, which the origin check (rightly) refuses; other sites still get no referrer.
+        "Referrer-Policy": "same-origin",
         "X-Frame-Options": "DENY",
         "Cache-Control": "no-store",
     }

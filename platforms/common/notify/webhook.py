@@ -94,6 +94,11 @@ class Targets:
     def targets(self) -> list[str]:
         return list(self._channels)
 
+    def sends_inline(self, target: str) -> bool:
+        """Channels that say ``inline = True`` (a local file, the platform's topic) are quick enough to try
+        inside the invocation; a webhook (up to its timeout) waits for the timer's pass instead."""
+        return bool(getattr(self._channels.get(target), "inline", False))
+
     def send(self, target: str, notification: Notification) -> None:
         channel = self._channels.get(target)
         if channel is None:
