@@ -93,7 +93,8 @@ def browser() -> Iterator[Any]:
 
 def sign_in_link(host: RunningHost, identity: str, release_id: str | None = None) -> str:
     """What `mlops ui --no-open --as IDENTITY [ID]` prints: the last line is the link."""
-    env = {**os.environ, "MLOPS_HOME": str(host.home), "MLOPS_HOST_URL": host.base_url, "MLOPS_PUBLIC_URL": host.base_url}
+    urls = {"MLOPS_HOST_URL": host.base_url, "MLOPS_PUBLIC_URL": host.base_url}
+    env = {**os.environ, "MLOPS_HOME": str(host.home), **urls}
     args = [sys.executable, "-m", "devhost", "ui", "--no-open", "--as", identity, *([release_id] if release_id else [])]
     done = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60, check=True)
     return done.stdout.strip().splitlines()[-1]
@@ -212,6 +213,7 @@ def test_every_target_got_its_format_and_the_dead_one_is_in_the_timeline(page_ho
         if notes or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert any(note.startswith("notification to down failed: NotificationFailed: down: could not reach") for note in notes)
+    expected = "notification to down failed: NotificationFailed: down: could not reach"
+    assert any(note.startswith(expected) for note in notes)
     assert all("nobody-listens" not in note and "127.0.0.1" not in note for note in notes)  # no URL
     assert release["state"] in {"awaiting_approval", "promoting", "live"}  # the dead target changed nothing
