@@ -99,7 +99,7 @@ class Settings:
     def notification_targets(self) -> tuple[WebhookTargetSpec, ...]:
         """MLOPS_NOTIFICATION_TARGETS as it is now (docs/notifications.md): whitespace-separated entries
         FORMAT:URL or NAME=FORMAT:URL. An unresolved Key Vault reference counts as none configured."""
-        return _notification_targets(_secret(self.env, NOTIFICATION_TARGETS_SETTING), self.platform)
+        return _notification_targets(_secret(self.env, "MLOPS_NOTIFICATION_TARGETS"), self.platform)
 
     def easy_auth_enabled(self) -> bool:
         """App Service Authentication is on: the platform's WEBSITE_AUTH_ENABLED is "True" (any case). Only
@@ -114,7 +114,7 @@ class Settings:
             raise SettingsError(f"MLOPS_PLATFORM must be one of {', '.join(PLATFORMS)}, got {platform!r}")
         host_url = _url(env, "MLOPS_HOST_URL", "http://127.0.0.1:7071")
         approval_policy = _approval_policy(env.get("MLOPS_APPROVAL_POLICY"), env)
-        _notification_targets(_secret(env, NOTIFICATION_TARGETS_SETTING), platform)  # fail at start, not per send
+        _notification_targets(_secret(env, "MLOPS_NOTIFICATION_TARGETS"), platform)  # fail at start, not per send
         return cls(
             platform=platform,
             home=Path(env.get("MLOPS_HOME") or ".mlops").resolve(),

@@ -144,6 +144,15 @@ param linkSecret string = ''
 @description('Set on later deployments once linkSecret is in Key Vault, so the app keeps referencing it without passing it again.')
 param linkSecretInVault bool = false
 
+// ---- notifications (docs/notifications.md) --------------------------------------------------------
+
+@secure()
+@description('Where people are told (MLOPS_NOTIFICATION_TARGETS): whitespace-separated FORMAT:URL or NAME=FORMAT:URL entries, FORMAT teams, slack or json, https URLs. The URLs are credentials (whoever holds one can post to the channel): written to Key Vault when given, never an app setting in plain text.')
+param notificationTargets string = ''
+
+@description('Set on later deployments once notificationTargets is in Key Vault, so the app keeps referencing it without passing it again.')
+param notificationTargetsInVault bool = false
+
 // ---- Event Grid ---------------------------------------------------------------------------------
 
 @description('Phase 2: create the event subscriptions, once the functions are published.')
@@ -200,10 +209,12 @@ var deadLetterContainerName = 'eventgrid-deadletters'
 var hookSecretName = 'mlops-hook-secret'
 var githubWebhookSecretName = 'mlops-github-webhook-secret'
 var linkSecretName = 'mlops-link-secret'
+var notificationTargetsName = 'mlops-notification-targets'
 var appUrl = empty(publicUrl) ? 'https://${functionAppName}.azurewebsites.net' : publicUrl
 var useHookSecret = hookSecretInVault || !empty(hookSecret)
 var useGithubWebhookSecret = githubWebhookSecretInVault || !empty(githubWebhookSecret)
 var useLinkSecret = linkSecretInVault || !empty(linkSecret)
+var useNotificationTargets = notificationTargetsInVault || !empty(notificationTargets)
 
 // ---- existing -----------------------------------------------------------------------------------
 
@@ -351,6 +362,17 @@ resource linkSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!e
   name: linkSecretName
   properties: {
     value: linkSecret
+    contentType: 'text/plain'
+  }
+}
+
+resource notificationTargetsValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(notificationTargets)) {
+  // checkov:skip=CKV_AZURE_41: webhook URLs, rotated by deploying new ones (a Teams Workflows or Slack URL does not expire); an expiry date would make the reference stop resolving and every notification fail at that date
+  // checkov:skip=CKV_AZURE_114: contentType is set (text/plain) below; checkov 3.3 does not look inside a conditional resource (= if (...)) and reports it missing
+  parent: vault
+  name: notificationTargetsName
+  properties: {
+    value: notificationTargets
     contentType: 'text/plain'
   }
 }
@@ -620,6 +642,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_LINK_SECRET'
           value: useLinkSecret ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${linkSecretName})' : ''
+        }
+        // -- notifications: the webhook targets (their URLs are credentials, so a Key Vault reference)
+        {
+          name: 'MLOPS_NOTIFICATION_TARGETS'
+          value: useNotificationTargets ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${notificationTargetsName})' : ''
         }
       ]
     }

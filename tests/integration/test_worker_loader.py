@@ -42,11 +42,12 @@ def test_the_worker_indexes_every_function_of_the_app():
     import function_app
 
     expected = {f.get_function_name() for f in indexed_functions(function_app.app)}
-    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 12
+    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 18
     bindings = {f["name"]: f["bindings"] for f in result["functions"]}
     assert bindings["on_ml_event"] == {"event": "eventGridTrigger"}
     assert bindings["reconcile"] == {"timer": "timerTrigger"}
     assert bindings["approve_release"] == {"req": "httpTrigger", "$return": "http"}
+    assert bindings["ui_approve"] == {"req": "httpTrigger", "$return": "http"}
 
 
 def write_app(directory: Path, source: str) -> Path:
