@@ -154,10 +154,9 @@ def _notification_targets(raw: str, platform: str) -> tuple[WebhookTargetSpec, .
         if name in taken:
             raise SettingsError(f"{where}: the name {name!r} is used twice")
         if not name:
-            name, count = format_name, 1
-            while name in taken:
-                count += 1
-                name = f"{format_name}-{count}"
+            if format_name in taken:  # a position-based name would move pending messages when entries move
+                raise SettingsError(f"{where}: a second {format_name} target needs a name (NAME={format_name}:URL)")
+            name = format_name
         specs.append(WebhookTargetSpec(name, format_name, url))
     return tuple(specs)
 

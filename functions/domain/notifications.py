@@ -8,6 +8,7 @@ authenticates the reader instead. The formats (Teams, Slack, JSON) are the adapt
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -67,6 +68,8 @@ class Notification:
     facts: tuple[Fact, ...] = ()
     evidence: dict[str, Any] = field(default_factory=dict)  # the gate's numbers, for machines
     lineage: dict[str, str] = field(default_factory=dict)
+    # The same on every send of this notification (a UUID): receivers drop repeats by it (at least once).
+    id: str = ""
 
     @property
     def tone(self) -> str:
@@ -112,6 +115,7 @@ def notification_for(
         facts=(*_facts(release, kind, required_approvals), *extra_facts),
         evidence=gate_evidence(release),
         lineage=lineage(release),
+        id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-notification:{release.id}:{kind.value}:v{release.version}")),
     )
 
 

@@ -122,10 +122,14 @@ class Release:
         against = f"champion {champion['name']}:{champion['version']}" if champion else "no champion"
         self._moved(now, "training_submitted", f"pipeline job {job_name} submitted ({against})", State.TRAINING)
 
-    def training_failed(self, now: datetime, detail: str, portal_url: str = "") -> None:
+    def training_failed(
+        self, now: datetime, detail: str, portal_url: str = "", data_checks: dict[str, Any] | None = None
+    ) -> None:
         self._require(State.QUEUED, State.TRAINING)
         if self.job is not None:
             self.job["portal_url"] = portal_url
+        if data_checks is not None:  # often why it failed: the page shows which check
+            self.data_checks = data_checks
         self.fail(now, f"training failed: {detail}" + (f" ({portal_url})" if portal_url else ""))
 
     def evaluation_started(self, now: datetime) -> None:

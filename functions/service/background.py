@@ -26,13 +26,14 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from functions.domain.notifications import Notification
+from functions.domain.notifications import Kind, Notification
 from functions.domain.refs import DeadLetter, WorkItem
 from functions.service.context import Context
 from functions.service.unit_of_work import command
 
 log = logging.getLogger("mlops.background")
 
+KINDS = frozenset(kind.value for kind in Kind)
 BACKGROUND_FUNCTION = "background"  # the dead-letter record's "function" for work that never succeeded
 MAX_ERROR_CHARS = 500
 
@@ -46,18 +47,39 @@ def event_id_for(item: WorkItem) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-outbox:{item.key}"))
 
 
-def _notify(ctx: Context, item: WorkItem) -> None:
+class _Dropped:
+    """A handler's answer for work that is moot now: finished, and not reported as delivered."""
+
+
+DROPPED = _Dropped()
+
+
+def _notify(ctx: Context, item: WorkItem) -> _Dropped | None:
     wanted = item.payload.get("only_while")
     if wanted:  # e.g. "approve with ..." is moot once the release is no longer awaiting approval
         release = ctx.ports.store.get(item.release_id)
         if release is None or release.state.value != wanted:
             log.info("background %s: release %s moved on; message dropped", item.key, item.release_id)
-            return
+            return DROPPED
     document = item.payload.get("notification")
-    if not isinstance(document, dict):  # queued by an older version (subject and body only): nothing to render
-        log.warning("background %s: no notification in the item; dropped", item.key)
-        return
+    if not isinstance(document, dict):
+        _send_legacy(ctx, item)
+        return None
     ctx.ports.notifier.send(str(item.payload["target"]), Notification.from_json(document))
+    return None
+
+
+def _send_legacy(ctx: Context, item: WorkItem) -> None:
+    """An item queued before notifications had targets (subject and body only): told to every target
+    as it is, so an upgrade loses no message (a retry may repeat it to the targets that took it)."""
+    subject, body = str(item.payload.get("subject") or item.release_id), str(item.payload.get("body") or "")
+    release = ctx.ports.store.get(item.release_id)
+    state = release.state.value if release is not None else ""
+    kind = "approval_requested" if item.payload.get("only_while") == "awaiting_approval" else (state or "failed")
+    note = Notification(kind if kind in KINDS else "failed", item.release_id, state, subject, body,
+                        ctx.links.page(item.release_id), _iso(ctx.clock()))  # fmt: skip
+    for target in ctx.ports.notifier.targets():
+        ctx.ports.notifier.send(target, note)
 
 
 def _notify_outcome(ctx: Context, item: WorkItem, error: str | None, final: bool) -> None:
@@ -87,9 +109,10 @@ def _publish(ctx: Context, item: WorkItem) -> None:
     ctx.ports.publisher.publish(
         str(payload["event_type"]), str(payload["subject"]), dict(payload["data"]), event_id=event_id_for(item)
     )
+    return None
 
 
-WorkHandler = Callable[[Context, WorkItem], None]
+WorkHandler = Callable[[Context, WorkItem], "_Dropped | None"]
 WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish}
 # Told of each attempt's outcome (error None: it worked; final: given up), for kinds people should see.
 OutcomeHook = Callable[[Context, WorkItem, "str | None", bool], None]
@@ -116,9 +139,16 @@ def enqueue(
 
 
 def run_due(ctx: Context, limit: int = 100) -> dict[str, int]:
-    """The timer's pass over due work: counts of items done, put back for a retry, and given up."""
+    """The timer's pass over due work: counts of items done, put back for a retry, and given up.
+
+    A pass stops taking items after Timeouts.work_pass_budget (the rest stay due for the next pass),
+    so a target that answers slowly cannot hold the timer and the reconcile after it."""
     counts = {"work_done": 0, "work_retried": 0, "work_failed": 0}
-    for due in ctx.ports.store.due_work(_iso(ctx.clock()), limit):
+    started = ctx.clock()
+    for due in ctx.ports.store.due_work(_iso(started), limit):
+        if ctx.clock() - started >= ctx.timeouts.work_pass_budget:
+            log.warning("background: pass budget %s spent; the remaining due work waits", ctx.timeouts.work_pass_budget)
+            break
         # The lease starts at each claim: items late in a slow pass must not start out expired.
         claimed = ctx.ports.store.claim_work(due, _iso(ctx.clock() + ctx.timeouts.work_lease))
         if claimed is None:
@@ -132,7 +162,7 @@ def _attempt(ctx: Context, item: WorkItem) -> str:
     try:
         if handler is None:
             raise LookupError(f"no background handler for {item.kind!r}")
-        handler(ctx, item)
+        result = handler(ctx, item)
     except Exception as exc:  # a failing target must never fail the release that wanted the work
         error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
         log.warning("background %s %s attempt %d failed: %s", item.kind, item.key, item.attempts, error)
@@ -144,7 +174,7 @@ def _attempt(ctx: Context, item: WorkItem) -> str:
         ctx.ports.store.retry_work(item, _iso(ctx.clock() + backoff_after(ctx, item.attempts)), error)
         _tell_outcome(ctx, item, error, final=False)
         return "work_retried"
-    if ctx.ports.store.finish_work(item):
+    if ctx.ports.store.finish_work(item) and result is not DROPPED:
         _tell_outcome(ctx, item, None, final=False)
     return "work_done"
 

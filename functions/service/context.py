@@ -38,6 +38,8 @@ class Timeouts:
     work_backoff: timedelta = timedelta(seconds=30)
     work_backoff_max: timedelta = timedelta(hours=1)
     max_work_attempts: int = 6
+    # One timer pass takes due items for at most this long (a webhook waits up to 15 s per send).
+    work_pass_budget: timedelta = timedelta(minutes=2)
 
 
 @dataclass

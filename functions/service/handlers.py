@@ -19,7 +19,7 @@ from functions.domain.release import Release, State
 from functions.service.announce import announce
 from functions.service.context import Context
 from functions.service.results import Outcome
-from functions.service.steps import advance
+from functions.service.steps import advance, read_data_checks
 from functions.service.unit_of_work import get, note
 
 log = logging.getLogger("mlops.handlers")
@@ -84,7 +84,8 @@ def on_run_finished(ctx: Context, event: ev.RunFinished) -> Result:
     release.mark_handled(event.id)
     if event.failed:
         detail = str(event.properties.get("error") or event.properties.get("failed_step") or event.status)
-        release.training_failed(ctx.clock(), detail, ctx.ports.training.status(event.run_id).portal_url)
+        portal_url = ctx.ports.training.status(event.run_id).portal_url
+        release.training_failed(ctx.clock(), detail, portal_url, read_data_checks(ctx, release))
         ctx.ports.store.save(release)
         announce(ctx, release)
         return Outcome.HANDLED

@@ -15,7 +15,7 @@ from functions.ports import ConcurrencyError
 from functions.service import background
 from functions.service.announce import announce
 from functions.service.context import Context
-from functions.service.steps import advance, fail
+from functions.service.steps import advance, fail, read_data_checks
 from functions.service.unit_of_work import get, update
 
 log = logging.getLogger("mlops.reconcile")
@@ -90,7 +90,10 @@ def _recheck_training(ctx: Context, release: Release, now: datetime, age: timede
         return "rechecked"
     if status.state in ("failed", "canceled", "unknown") or age >= ctx.timeouts.training_max:
         detail = status.detail or f"job {status.state} after {age}"
-        announce(ctx, update(ctx, release, State.TRAINING, lambda r: r.training_failed(now, detail, status.portal_url)))
+        checks = read_data_checks(ctx, release)
+        url = status.portal_url
+        failed = update(ctx, release, State.TRAINING, lambda r: r.training_failed(now, detail, url, checks))
+        announce(ctx, failed)
         return "failed"
     return "rechecked"
 

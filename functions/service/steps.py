@@ -52,7 +52,7 @@ def gate_and_package(ctx: Context, release: Release) -> None:
     decision = decide(evaluation, ctx.policy).to_json()
     candidate_metrics = (evaluation.get("metrics") or {}).get("candidate") or {}
     summary = evaluation_summary(evaluation)
-    checks = _data_checks(ctx, release)
+    checks = read_data_checks(ctx, release)
     if not decision["promote"]:
         updated = update(
             ctx,
@@ -73,7 +73,7 @@ def gate_and_package(ctx: Context, release: Release) -> None:
     update(ctx, release, State.REGISTERING, record)
 
 
-def _data_checks(ctx: Context, release: Release) -> dict[str, Any]:
+def read_data_checks(ctx: Context, release: Release) -> dict[str, Any]:
     """The job's data checks, summarised for the record; one that cannot be read is said so, not fatal
     (the checks already held: the job would not have trained otherwise)."""
     try:

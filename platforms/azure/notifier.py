@@ -24,4 +24,6 @@ class TopicNotificationChannel:
 
     def send(self, notification: Notification) -> None:
         log.info("%s: %s", notification.release_id, notification.title)
-        self.publisher.publish(RELEASE_NOTIFICATION, f"releases/{notification.release_id}", as_json(notification))
+        subject = f"releases/{notification.release_id}"
+        # The notification's own id as the event id: a retried publish can be dropped by subscribers.
+        self.publisher.publish(RELEASE_NOTIFICATION, subject, as_json(notification), event_id=notification.id or None)

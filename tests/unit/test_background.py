@@ -195,3 +195,63 @@ def test_an_approval_request_retried_after_the_decision_is_dropped():
     orchestrator.reconcile()
     assert [subject for _, subject, _ in notifier.messages] == [f"Release {RELEASE} is live"]
     assert ports.store.pending_work(RELEASE) == []
+
+
+def test_a_dropped_message_is_not_reported_as_delivered():
+    notifier = FlakyNotifier(failures=1)
+    orchestrator, ports, clock = world(notifier)
+    to_approval(orchestrator)  # the approval request failed once
+    orchestrator.decline(RELEASE, person("bob"), "no")
+    clock.advance(hours=1)
+    orchestrator.reconcile()
+    steps = [e["step"] for e in stored_release(ports).timeline]
+    assert "notification_delivered" not in steps and steps.count("notification_failed") == 1
+
+
+def test_an_item_queued_before_targets_existed_is_still_told_to_every_target():
+    notifier = FlakyNotifier(failures=0)
+    orchestrator, ports, _ = world(notifier)
+    to_approval(orchestrator)
+    notifier.messages.clear()
+    legacy = {
+        "subject": "approval requested for x",
+        "body": "approve with: mlops approve x",
+        "only_while": "awaiting_approval",
+    }
+    ports.store.add_work(WorkItem("notify:approval:old", "notify", RELEASE, legacy, "2000-01-01T00:00:00+00:00"))
+    assert orchestrator.reconcile()["work_done"] == 1
+    assert notifier.messages == [(RELEASE, "approval requested for x", "approve with: mlops approve x\n")]
+
+
+def test_a_pass_stops_taking_work_when_its_budget_is_spent():
+    class SlowNotifier(FlakyNotifier):
+        def send(self, target: str, notification: Notification) -> None:
+            clock.advance(seconds=50)  # each send takes 50 s of the pass
+            super().send(target, notification)
+
+    notifier = SlowNotifier(failures=0)
+    orchestrator, ports, clock = world(notifier, work_pass_budget=timedelta(seconds=120))
+    for number in range(5):
+        ports.store.add_work(
+            WorkItem(f"notify:{number}", "notify", RELEASE, message(str(number)), "2000-01-01T00:00:00+00:00")
+        )
+    assert orchestrator.reconcile()["work_done"] == 3  # 0 s, 50 s, 100 s: the fourth would start past 120 s
+    assert len(ports.store.pending_work()) == 2
+    assert orchestrator.reconcile()["work_done"] == 2
+
+
+def test_a_notification_keeps_its_id_across_retries_and_versions_make_new_ones():
+    ids: list[str] = []
+
+    class RecordingNotifier(FlakyNotifier):
+        def send(self, target: str, notification: Notification) -> None:
+            ids.append(notification.id)
+            super().send(target, notification)
+
+    orchestrator, _, clock = world(RecordingNotifier(failures=1))
+    to_approval(orchestrator)  # the first try fails
+    clock.advance(hours=1)
+    orchestrator.reconcile()  # the retry works
+    orchestrator.approve(RELEASE, person("bob"), "")  # live: a new notification
+    assert len(ids) == 3 and ids[0] == ids[1] != ids[2]
+    assert all(len(i) == 36 for i in ids)

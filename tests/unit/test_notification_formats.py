@@ -318,3 +318,11 @@ def test_an_error_body_that_echoes_the_url_loses_it() -> None:
     assert "\n" not in excerpt and "\x00" not in excerpt
     assert len(_excerpt("y" * 1000, url)) == 200
     assert _excerpt("", url) == "(no body)"
+
+
+def test_a_markdown_link_in_a_record_cannot_become_a_disguised_link_in_teams():
+    n = Notification("declined", "rel-1", "declined", "Release rel-1 was declined",
+                     "declined by bob: see [Approve the fix here](https://evil.example/login)", "https://h/api/ui/releases/rel-1",
+                     "2026-12-02T00:00:00+00:00", (Fact("Comment", "[click](https://evil.example)"),))  # fmt: skip
+    text = json.dumps(teams(n), ensure_ascii=False)
+    assert "](https://evil.example" not in text and "]\u200b(https://evil.example/login)" in text

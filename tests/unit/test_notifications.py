@@ -143,3 +143,17 @@ def test_kinds_follow_the_states_people_hear_about():
     note = notification_for(release, Kind.FAILED, "https://h/api/ui/releases/r")
     assert note.tone == "bad" and len(note.summary) <= 600 and note.summary.endswith("…")
     assert Notification.from_json(note.to_json()) == note
+
+
+def test_a_release_that_failed_in_training_keeps_its_data_checks_for_the_page():
+    ports = fake_ports(Calls())
+    training = FakeTraining(Calls())
+    training.checks = data_checks_report(failed=("value_ranges",))
+    ports.training = training
+    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
+    orchestrator.receive("on_build_event", p.build_completed("1234"))
+    orchestrator.receive("on_ml_event", p.run_status_changed(f"job-{RELEASE}", RELEASE, "Failed"))
+    release = stored(orchestrator)
+    assert release.state == State.FAILED and (release.data_checks or {})["failed"] == ["value_ranges"]
+    [(_, note)] = sent(orchestrator)
+    assert {f.name: f.value for f in note.facts}["Data checks"] == "failed: value_ranges (5 checks)"

@@ -75,10 +75,10 @@ def test_a_data_asset_needs_test_rows_on_disk():
 def test_notification_targets_are_named_by_format_unless_named_and_hide_their_urls():
     raw = ("teams:https://prod.example/workflows/abc?api-version=1&sig=SECRET "
            "ops=slack:https://hooks.slack.com/services/T/B/SECRET\n"
-           "json:http://127.0.0.1:9000/hook teams:https://b.example/")  # fmt: skip
+           "json:http://127.0.0.1:9000/hook second=teams:https://b.example/")  # fmt: skip
     specs = Settings.from_env({"MLOPS_NOTIFICATION_TARGETS": raw}).notification_targets()
     assert [(s.name, s.format) for s in specs] == [("teams", "teams"), ("ops", "slack"), ("json", "json"),
-                                                  ("teams-2", "teams")]  # fmt: skip
+                                                  ("second", "teams")]  # fmt: skip
     assert specs[0].url == "https://prod.example/workflows/abc?api-version=1&sig=SECRET"
     assert "SECRET" not in repr(specs)
 
@@ -92,6 +92,7 @@ def test_notification_targets_are_named_by_format_unless_named_and_hide_their_ur
         ("Ops=teams:https://a.example/SECRET", "entry 1: the name must be"),
         ("file=json:https://a.example/SECRET", "entry 1: the name must be"),
         ("a=teams:https://a.example/ a=json:https://b.example/SECRET", "entry 2: the name 'a' is used twice"),
+        ("teams:https://a.example/ teams:https://b.example/SECRET", "entry 2: a second teams target needs a name"),
     ],
 )
 def test_bad_notification_targets_stop_the_app_naming_the_entry_not_its_url(raw, message):

@@ -36,11 +36,13 @@ def cookie_for(world: World, identity: str) -> dict[str, str]:
     return {"Cookie": f"{sessions.COOKIE}={sessions.mint_session(key(world), identity, world.now_s())}"}
 
 
-def get(path: str, headers: dict[str, str] | None = None, **route: str) -> func.HttpRequest:
+def get(
+    path: str, headers: dict[str, str] | None = None, params: dict[str, str] | None = None, **route: str
+) -> func.HttpRequest:
     parts = urlsplit(path)
-    params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    query = params if params is not None else {k: v[0] for k, v in parse_qs(parts.query).items()}
     return func.HttpRequest(
-        "GET", f"{ORIGIN}{path}", headers=headers or {}, params=params, route_params=route, body=b""
+        "GET", f"{ORIGIN}{parts.path}", headers=headers or {}, params=query, route_params=route, body=b""
     )
 
 
@@ -348,3 +350,40 @@ def _gate_with_champion() -> dict:
     metrics = {"candidate": {"mse": 3500.0, "r2": 0.4}, "champion": {"mse": 3520.0, "r2": 0.39}}
     evaluation = {"n": 88, "metrics": metrics, "differences": differences}
     return {"promote": True, "reason": "better: mse improvement +20", "evidence": evidence, "evaluation": evaluation}
+
+
+# ---- review findings: odd cookies, odd links, odd numbers ---------------------------------------------
+def test_the_session_survives_other_apps_cookies_and_a_planted_one(world):
+    good = cookie_for(world, "bob@example.com")["Cookie"]
+    for header in (f'j={{"a":1}}; {good}', f"x=y z; {good}", f"c=é; {good}", f'q="unterminated; {good}',
+                   f"{good}; mlops_session=planted-junk", f"mlops_session=planted-junk; {good}"):  # fmt: skip
+        status, body, _ = page(function_app.ui_releases, get("/api/ui", {"Cookie": header}))
+        assert status == 200 and "bob@example.com" in body, header
+
+
+@pytest.mark.parametrize("next_path", ["/api/ui\r\nX-Injected: y", "/api/ui/\u2603", "/api/ui\tx", "/api/ui x"])
+def test_a_next_that_is_not_one_plain_line_goes_to_the_list_and_still_signs_in(world, next_path):
+    token = sessions.mint_login(key(world), "bob@example.com", world.now_s())
+    status, _, response = page(function_app.ui_login, get("/api/ui/login", params={"token": token, "next": next_path}))
+    assert status == 303 and response.headers["Location"] == "/api/ui"
+
+
+def test_a_gate_with_numbers_that_are_not_finite_is_shown_without_charts(world):
+    release = world.release()
+    gate = _gate_with_champion()
+    gate["evidence"]["improvement"] = float("nan")
+    gate["evaluation"]["differences"]["mse"]["intervals"]["0.99"] = [float("-inf"), 2.0]
+    release.gate = gate
+    world.orchestrator.ports.store.save(release)
+    status, body, _ = open_release(world, "bob@example.com")
+    assert status == 200 and 'id="difference"' not in body and "Every metric on the held-out rows" in body
+
+
+def test_signing_out_clears_the_cookie_and_is_refused_from_another_site(world):
+    _, body, _ = page(function_app.ui_releases, get("/api/ui", cookie_for(world, "bob@example.com")))
+    assert 'action="/api/ui/logout"' in body
+    request = func.HttpRequest("POST", f"{ORIGIN}/api/ui/logout", headers={"Origin": ORIGIN}, body=b"")
+    status, _, response = page(function_app.ui_logout, request)
+    assert status == 200 and "Max-Age=0" in response.headers["Set-Cookie"]
+    evil = func.HttpRequest("POST", f"{ORIGIN}/api/ui/logout", headers={"Origin": "https://evil.example"}, body=b"")
+    assert page(function_app.ui_logout, evil)[0] == 403

@@ -96,6 +96,7 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
     if page.settings.platform != "local":
         return page.sign_in()  # Azure signs people in with App Service Authentication
     token = req.params.get("token", "")
+    going_to = _local_path(req.params.get("next", ""))  # checked before the link is spent
     try:
         identity = sessions.use_login(page.secret(), token, page.now_s, page.ctx.ports.store)
     except sessions.Refused as exc:
@@ -105,7 +106,7 @@ def login(req: func.HttpRequest) -> func.HttpResponse:
         return page.message(503, "Cannot sign in", str(exc))
     cookie = sessions.session_cookie(sessions.mint_session(page.secret(), identity, page.now_s), secure=page.https)
     log.info("ui: %s signed in", identity)
-    return _redirect(_local_path(req.params.get("next", "")), {"Set-Cookie": cookie})
+    return _redirect(going_to, {"Set-Cookie": cookie})
 
 
 def logout(req: func.HttpRequest) -> func.HttpResponse:
@@ -294,8 +295,10 @@ def _cross_site(req: func.HttpRequest) -> str | None:
 
 def _local_path(path: str) -> str:
     """``path`` if it is one of this page's own (no open redirect), else the list."""
+    if not path.isascii() or not path.isprintable() or " " in path or "\\" in path:
+        return UI  # a header value must stay one plain line (urlsplit would drop CR, LF and tabs silently)
     parts = urlsplit(path)
-    if parts.scheme or parts.netloc or not parts.path.startswith(UI) or "\\" in path:
+    if parts.scheme or parts.netloc or not parts.path.startswith(UI):
         return UI
     return path
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.cookies import CookieError, SimpleCookie
 
 import azure.functions as func
 
@@ -33,15 +32,18 @@ def reader(req: func.HttpRequest, settings: Settings, now_s: int, secret: Callab
     headers = {name.lower(): value for name, value in req.headers.items()}
     if settings.platform == "azure":
         return Found(_easy_auth(headers, settings))
-    cookie = _cookie(headers.get("cookie", ""))
-    if not cookie:
+    candidates = _session_cookies(headers.get("cookie", ""))
+    if not candidates:
         return Found(None)
-    try:
-        identity = sessions.session_identity(secret(), cookie, now_s)
-    except sessions.Refused as exc:
-        log.info("ui: session cookie refused: %s", exc)
-        return Found(None, stale_session=True)
-    return Found(Principal(identity, provider="local", method="session"))
+    key = secret()
+    for cookie in candidates:  # another app on this host may set one too (cookies ignore ports): any valid one
+        try:
+            identity = sessions.session_identity(key, cookie, now_s)
+        except sessions.Refused as exc:
+            log.info("ui: a session cookie refused: %s", exc)
+            continue
+        return Found(Principal(identity, provider="local", method="session"))
+    return Found(None, stale_session=True)
 
 
 def _easy_auth(headers: dict[str, str], settings: Settings) -> Principal | None:
@@ -54,13 +56,14 @@ def _easy_auth(headers: dict[str, str], settings: Settings) -> Principal | None:
         return None
 
 
-def _cookie(header: str) -> str:
-    if not header or len(header) > 8192:
-        return ""
-    jar: SimpleCookie = SimpleCookie()
-    try:
-        jar.load(header)
-    except CookieError:
-        return ""
-    morsel = jar.get(sessions.COOKIE)
-    return morsel.value if morsel is not None else ""
+def _session_cookies(header: str, limit: int = 8) -> list[str]:
+    """Every ``mlops_session`` value in a Cookie header. Split by hand: http.cookies stops at the first
+    cookie it dislikes, and other apps on 127.0.0.1 (any port) send theirs in the same header."""
+    if len(header) > 16384:
+        return []
+    found = []
+    for pair in header.split(";"):
+        name, equals, value = pair.strip().partition("=")
+        if equals and name == sessions.COOKIE and value.strip():
+            found.append(value.strip().strip('"'))
+    return found[:limit]

@@ -5,6 +5,7 @@ No I/O: the release, the approval policy and the reader come in; the templates o
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -125,10 +126,12 @@ def _gate(release: Release) -> dict[str, Any] | None:
     metric = str(evidence.get("metric") or "")
     defaults = {"n": None, "mode": None, "confidence": None, "threshold": None, "champion": None, "candidate": None}
     view: dict[str, Any] = {**defaults, **evidence, "bars": None, "plot": None, "intervals": []}
-    if evidence.get("candidate") is not None:
+    if _finite(evidence.get("candidate"), evidence.get("champion", 0.0)):
         view["bars"] = charts.metric_bars("metric-bars", metric, evidence.get("champion"), float(evidence["candidate"]))
     intervals = _improvement_intervals(gate, metric)
-    if intervals and evidence.get("improvement") is not None:
+    bounds = [bound for pair in intervals.values() for bound in pair]
+    # A metric can be NaN (r2 of a constant target): then the table says so and nothing is drawn.
+    if intervals and _finite(evidence.get("improvement"), evidence.get("threshold", 0.0), *bounds):
         threshold = float(evidence.get("threshold") or 0.0)
         level = f"{float(evidence.get('confidence') or 0.95):g}"
         improvement = float(evidence["improvement"])
@@ -160,6 +163,17 @@ def _other_metrics(gate: dict[str, Any], metric: str) -> list[dict[str, Any]]:
         {"name": name, "candidate": value, "champion": champion.get(name), "gated": name == metric}
         for name, value in candidate.items()
     ]
+
+
+def _finite(*values: Any) -> bool:
+    """Every value a number a chart can place (None only where the chart allows it: no champion)."""
+    numbers = [value for value in values if value is not None]
+    if len(numbers) < 1 or values[0] is None:
+        return False
+    try:
+        return all(math.isfinite(float(v)) and abs(float(v)) < 1e12 for v in numbers)
+    except (TypeError, ValueError):
+        return False
 
 
 def label(state: State) -> str:

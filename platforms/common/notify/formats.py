@@ -68,7 +68,7 @@ def _teams_message(n: Notification, clips: tuple[int, int, int, int], shown: int
     body: list[dict[str, Any]] = [
         {
             "type": "TextBlock",
-            "text": clip(n.title or n.release_id, title_chars),
+            "text": teams_text(clip(n.title or n.release_id, title_chars)),
             "size": "Large",
             "weight": "Bolder",
             "wrap": True,
@@ -76,8 +76,11 @@ def _teams_message(n: Notification, clips: tuple[int, int, int, int], shown: int
         }
     ]
     if n.summary:
-        body.append({"type": "TextBlock", "text": clip(n.summary, summary_chars), "wrap": True})
-    rows = [{"title": clip(f.name, name_chars), "value": clip(f.value, value_chars)} for f in n.facts[:shown]]
+        body.append({"type": "TextBlock", "text": teams_text(clip(n.summary, summary_chars)), "wrap": True})
+    rows = [
+        {"title": teams_text(clip(f.name, name_chars)), "value": teams_text(clip(f.value, value_chars))}
+        for f in n.facts[:shown]
+    ]
     if shown < len(n.facts):
         rows.append({"title": ELLIPSIS, "value": f"{len(n.facts) - shown} more on the release's page"})
     if rows:
@@ -94,6 +97,14 @@ def _teams_message(n: Notification, clips: tuple[int, int, int, int], shown: int
         card["actions"] = [{"type": "Action.OpenUrl", "title": OPEN_RELEASE, "url": n.url}]
     attachment = {"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None, "content": card}
     return {"type": "message", "attachments": [attachment]}
+
+
+def teams_text(text: str) -> str:
+    """Text for a card that Teams renders as Markdown: a link written into a record (a comment, an error,
+    a requester's display name) must not become a disguised link beside the real button. Adaptive
+    Cards have no escape character, so a zero-width space breaks "](" apart (a bare URL stays visible
+    as what it is)."""
+    return text.replace("](", "]\u200b(")
 
 
 def slack(n: Notification) -> dict[str, Any]:
@@ -172,6 +183,7 @@ def as_json(n: Notification) -> dict[str, Any]:
     """Our own format, documented by docs/schemas/notification.schema.json: everything, unclipped."""
     return {
         "schema": JSON_SCHEMA_ID,
+        "id": n.id,
         "kind": n.kind,
         "releaseId": n.release_id,
         "state": n.state,

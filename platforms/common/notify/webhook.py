@@ -79,8 +79,10 @@ class WebhookTarget:
                 if 300 <= status < 400:
                     raise NotificationFailed(f"{self.name}: HTTP {status} (redirects are not followed)")
                 text = _start_of_body(response)
-        except requests.RequestException as error:
-            # Only the type: requests' messages quote the URL, and with it the credential.
+        except NotificationFailed:
+            raise
+        except Exception as error:  # requests' and urllib3's (LocationParseError...) alike
+            # Only the type: their messages quote the URL (or its host), and with it the credential.
             raise NotificationFailed(f"{self.name}: could not reach the target ({type(error).__name__})") from None
         raise NotificationFailed(f"{self.name}: HTTP {status}: {_excerpt(text, self._url)}")
 
