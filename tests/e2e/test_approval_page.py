@@ -16,17 +16,16 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from devhost.settings import REPO_ROOT
 from platforms.local.inference_server import free_port
 from tests.doubles.http_server import serving
+from tests.doubles.payload_schemas import validator
 from tests.e2e.conftest import APPROVER, REQUESTER, RunningHost, running_host, signed, trigger_build, wait_for_state
-from tests.integration.test_webhook_notifications import SCHEMAS, Receiver
+from tests.integration.test_webhook_notifications import Receiver
 
 SECOND_APPROVER = "e2e-second@example.com"
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "approval-page"
@@ -197,9 +196,9 @@ def test_every_target_got_its_format_and_the_dead_one_is_in_the_timeline(page_ho
         time.sleep(0.5)
     by_path = received(receiver)
     for fmt in FORMATS:
-        validator = Draft202012Validator(json.loads(Path(SCHEMAS[fmt]).read_text(encoding="utf-8")))
+        check = validator(fmt)
         for payload in by_path[fmt]:
-            validator.validate(payload)
+            check.validate(payload)
     [approval] = [n for n in by_path["json"] if n["kind"] == "approval_requested" and n["releaseId"] == awaiting]
     assert approval["url"] == page_url and approval["evidence"]["metric"] == "mse"
     assert approval["evidence"]["champion"] is not None and approval["lineage"]["model"].endswith(":2")

@@ -13,23 +13,16 @@ import time
 import traceback
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from functions.domain.notifications import TARGET_FORMATS, Fact, Notification
 from platforms.common.notify.webhook import NotificationFailed, Targets, WebhookTarget
 from tests.doubles.http_server import serving
+from tests.doubles.payload_schemas import validator
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = {
-    "teams": ROOT / "tests/fixtures/schemas/teams_workflow_message.schema.json",
-    "slack": ROOT / "tests/fixtures/schemas/slack_incoming_webhook.schema.json",
-    "json": ROOT / "docs/schemas/notification.schema.json",
-}
 SECRET = "SECRET123"
 PATH = "/workflows/0a1b2c3d4e/triggers/manual/paths/invoke"
 QUERY = f"api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sig={SECRET}"
@@ -98,10 +91,6 @@ def receiver() -> Iterator[Receiver]:
             yield server
         finally:
             server.stop_waiting.set()
-
-
-def validator(format_name: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(SCHEMAS[format_name].read_text(encoding="utf-8")))
 
 
 def assert_keeps_the_url_secret(error: NotificationFailed, url: str) -> None:

@@ -5,11 +5,9 @@ Notifier port over named channels, which needs no socket."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-from jsonschema import Draft202012Validator
 
 from functions.domain.notifications import TARGET_FORMATS, Fact, Kind, Notification
 from functions.ports import Notifier
@@ -25,21 +23,10 @@ from platforms.common.notify.formats import (
     teams,
 )
 from platforms.common.notify.webhook import NotificationFailed, Targets, WebhookTarget, _excerpt
+from tests.doubles.payload_schemas import validator
 
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = {
-    "teams": ROOT / "tests/fixtures/schemas/teams_workflow_message.schema.json",
-    "slack": ROOT / "tests/fixtures/schemas/slack_incoming_webhook.schema.json",
-    "json": ROOT / "docs/schemas/notification.schema.json",
-}
 PAGE = "https://mlops.example.com/releases/rel-42"
 NOT_PASSED_ANYWHERE = "sig=SECRET-9f8e7d6c"
-
-
-def validator(format_name: str) -> Draft202012Validator:
-    schema = json.loads(SCHEMAS[format_name].read_text(encoding="utf-8"))
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def approval_requested() -> Notification:

@@ -85,12 +85,17 @@ def test_each_outcome_is_told_once_per_target_with_its_own_words():
     assert sent(orchestrator)[1][1].title == f"Release {RELEASE} is live"
 
 
-def test_a_failed_data_check_report_is_in_the_record_and_the_message():
+def with_failed_checks(*failed: str) -> Orchestrator:
+    """An orchestrator whose training reports these data checks failed."""
     ports = fake_ports(Calls())
     training = FakeTraining(Calls())
-    training.checks = data_checks_report(failed=("duplicates",))
+    training.checks = data_checks_report(failed=failed)
     ports.training = training
-    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
+    return Orchestrator(ports, links=Links(), clock=Clock())
+
+
+def test_a_failed_data_check_report_is_in_the_record_and_the_message():
+    orchestrator = with_failed_checks("duplicates")
     to_approval(orchestrator)
     checks = stored(orchestrator).data_checks or {}
     assert checks["failed"] == ["duplicates"] and len(checks["checks"]) == 5
@@ -146,11 +151,7 @@ def test_kinds_follow_the_states_people_hear_about():
 
 
 def test_a_release_that_failed_in_training_keeps_its_data_checks_for_the_page():
-    ports = fake_ports(Calls())
-    training = FakeTraining(Calls())
-    training.checks = data_checks_report(failed=("value_ranges",))
-    ports.training = training
-    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
+    orchestrator = with_failed_checks("value_ranges")
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     orchestrator.receive("on_ml_event", p.run_status_changed(f"job-{RELEASE}", RELEASE, "Failed"))
     release = stored(orchestrator)
