@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from devhost.settings import REPO_ROOT
 from platforms.local.inference_server import free_port
@@ -110,22 +111,24 @@ def test_sign_in_list_evidence_refusal_and_two_approvals_in_a_real_browser(page_
     page = requester.new_page()
     page.goto(sign_in_link(page_host, REQUESTER))
     assert page.url == f"{page_host.base_url}/api/ui"
-    assert page.get_by_text(f"Signed in as {REQUESTER}").is_visible()
+    expect(page.get_by_text(f"Signed in as {REQUESTER}")).to_be_visible()
     row = page.get_by_role("row").filter(has_text=awaiting)
     assert "awaiting approval" in row.inner_text()
     shoot(page, "1-list")
     row.get_by_role("link", name=awaiting).click()
-    assert page.get_by_role("heading", name=f"Release {awaiting} awaiting approval").is_visible()
+    expect(page.get_by_role("heading", name=f"Release {awaiting} awaiting approval")).to_be_visible()
     chart = page.get_by_role("img", name="mse improvement with its intervals")
-    assert chart.is_visible() and chart.bounding_box()["width"] > 300
-    assert page.get_by_role("img", name="mse: champion and challenger").is_visible()
+    expect(chart).to_be_visible()
+    assert chart.bounding_box()["width"] > 300
+    expect(page.get_by_role("img", name="mse: champion and challenger")).to_be_visible()
     assert page.locator("#difference line.threshold").count() == 1
     assert page.locator("#difference text", has_text="95% (the gate's)").count() == 1
     shoot(page, "2-release-evidence")
     page.get_by_label("Comment for the approval (optional)").fill("my own build, looks fine")
     page.get_by_role("button", name="Approve").click()
     alert = page.get_by_role("alert")
-    assert "Your approval was refused" in alert.inner_text() and "self-approval" in alert.inner_text()
+    expect(alert).to_contain_text("Your approval was refused")
+    assert "self-approval" in alert.inner_text()
     shoot(page, "3-self-approval-refused")
     requester.close()
 
@@ -140,8 +143,8 @@ def test_sign_in_list_evidence_refusal_and_two_approvals_in_a_real_browser(page_
     assert page.evaluate("document.activeElement.textContent") == "Approve"
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert page.get_by_text("1 of 2", exact=True).is_visible()
-    assert page.get_by_text("You have approved this release; it waits for someone else.").is_visible()
+    expect(page.get_by_text("1 of 2", exact=True)).to_be_visible()
+    expect(page.get_by_text("You have approved this release; it waits for someone else.")).to_be_visible()
     assert page_host.release(awaiting)["state"] == "awaiting_approval"
     shoot(page, "4-first-of-two")
     first.close()
@@ -152,7 +155,8 @@ def test_sign_in_list_evidence_refusal_and_two_approvals_in_a_real_browser(page_
     page.goto(sign_in_link(page_host, SECOND_APPROVER, awaiting))
     page.get_by_label("Comment for the approval (optional)").fill("ship it")
     page.get_by_role("button", name="Approve").click()
-    assert page.get_by_role("heading", name=f"Release {awaiting} live").is_visible()
+    # The promotion runs before the answer locally: give the page the time a deployment takes.
+    expect(page.get_by_role("heading", name=f"Release {awaiting} live")).to_be_visible(timeout=120_000)
     timeline = page.locator("ol.timeline").inner_text()
     assert f"approved by {APPROVER}" in timeline and SECOND_APPROVER in timeline and "ship it" in timeline
     shoot(page, "5-live")
