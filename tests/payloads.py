@@ -27,6 +27,17 @@ def event_grid(event_type: str, subject: str, data: dict[str, Any], topic: str, 
     }
 
 
+WORKSPACE_TOPIC = "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/ws"
+
+
+def model_registered_envelope(*, fail: bool = False) -> dict[str, Any]:
+    """A ModelRegistered Event Grid event for the host's own tests (``fail`` tells their test function to raise)."""
+    data = {"modelName": "diabetes-ridge", "modelVersion": "3", **({"fail": True} if fail else {})}
+    event = event_grid("Microsoft.MachineLearningServices.ModelRegistered", "models/diabetes-ridge/versions/3", data,
+                       WORKSPACE_TOPIC, data_version="2")  # fmt: skip
+    return {**event, "eventTime": "2024-05-01T12:00:00.123456Z"}  # microseconds: the host's parse is checked
+
+
 def cloud_event(event_type: str, subject: str, data: dict[str, Any], source: str, *, event_id: str | None = None):
     return {
         "specversion": "1.0",

@@ -59,3 +59,34 @@ def checks_summary(report: dict[str, Any]) -> dict[str, Any]:
         "against_reference": bool(report.get("reference")),
         "checks": checks,
     }
+
+
+def gate_evidence(release: Release) -> dict[str, Any]:
+    """The gate's decision in numbers: metric, champion, candidate, improvement and its interval ({} before it)."""
+    gate = release.gate or {}
+    if not gate:
+        return {}
+    evidence = gate.get("evidence") or {}
+    keep = ("metric", "champion", "candidate", "improvement", "interval", "confidence", "threshold", "n")
+    numbers = {key: evidence.get(key) for key in keep if evidence.get(key) is not None}
+    mode = (evidence.get("policy") or {}).get("mode")
+    return {"promote": bool(gate.get("promote")), "reason": str(gate.get("reason") or ""), "mode": mode, **numbers}
+
+
+def release_lineage(release: Release) -> dict[str, str]:
+    """Where the release's model came from, as far as it got: build, commit, branch, data, model, image."""
+    trigger = release.trigger
+    model = (release.candidate or {}).get("model") or {}
+    image = release.image or {}
+    compared = ((release.gate or {}).get("evaluation") or {}).get("compared") or {}
+    data_sha = (model.get("tags") or {}).get("data_sha256") or (compared.get("candidate") or {}).get("data_sha256")
+    found = {
+        "build": str(trigger.get("buildNumber") or trigger.get("buildId") or ""),
+        "commit": str(trigger.get("sourceVersion") or ""),
+        "branch": str(trigger.get("sourceBranch") or ""),
+        "data_sha256": str(data_sha or ""),
+        "model": f"{model['name']}:{model['version']}" if model else "",
+        "image": f"{image['repository']}:{image['tag']}" if image.get("repository") else "",
+        "image_digest": str(image.get("digest") or ""),
+    }
+    return {key: value for key, value in found.items() if value}

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from functions.domain.lineage import gate_evidence, release_lineage
 from functions.domain.release import Release, State
 
 # The formats a webhook target can take (MLOPS_NOTIFICATION_TARGETS: FORMAT:URL or NAME=FORMAT:URL).
@@ -114,7 +115,7 @@ def notification_for(
         at=release.updated_at,
         facts=(*_facts(release, kind, required_approvals), *extra_facts),
         evidence=gate_evidence(release),
-        lineage=lineage(release),
+        lineage=release_lineage(release),
         id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-notification:{release.id}:{kind.value}:v{release.version}")),
     )
 
@@ -172,36 +173,6 @@ def _facts(release: Release, kind: Kind, required: int) -> list[Fact]:
     if release.error and kind in (Kind.FAILED, Kind.ROLLED_BACK):
         facts.append(Fact("Error", _clip(release.error)))
     return facts
-
-
-def gate_evidence(release: Release) -> dict[str, Any]:
-    """The gate's decision in numbers: metric, champion, candidate, improvement and its interval."""
-    gate = release.gate or {}
-    evidence = gate.get("evidence") or {}
-    if not gate:
-        return {}
-    keep = ("metric", "champion", "candidate", "improvement", "interval", "confidence", "threshold", "n")
-    numbers = {key: evidence.get(key) for key in keep if evidence.get(key) is not None}
-    mode = (evidence.get("policy") or {}).get("mode")
-    return {"promote": bool(gate.get("promote")), "reason": str(gate.get("reason") or ""), "mode": mode, **numbers}
-
-
-def lineage(release: Release) -> dict[str, str]:
-    """Where the model came from: build, commit, data, model version, image."""
-    trigger = release.trigger
-    model = (release.candidate or {}).get("model") or {}
-    image = release.image or {}
-    data_sha = ((release.gate or {}).get("evaluation") or {}).get("compared", {}).get("candidate", {})
-    found = {
-        "build": str(trigger.get("buildNumber") or trigger.get("buildId") or ""),
-        "commit": str(trigger.get("sourceVersion") or ""),
-        "branch": str(trigger.get("sourceBranch") or ""),
-        "data_sha256": str((model.get("tags") or {}).get("data_sha256") or (data_sha or {}).get("data_sha256") or ""),
-        "model": f"{model['name']}:{model['version']}" if model else "",
-        "image": f"{image['repository']}:{image['tag']}" if image.get("repository") else "",
-        "image_digest": str(image.get("digest") or ""),
-    }
-    return {key: value for key, value in found.items() if value}
 
 
 def _gate_line(evidence: dict[str, Any]) -> str:

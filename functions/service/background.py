@@ -109,7 +109,6 @@ def _publish(ctx: Context, item: WorkItem) -> None:
     ctx.ports.publisher.publish(
         str(payload["event_type"]), str(payload["subject"]), dict(payload["data"]), event_id=event_id_for(item)
     )
-    return None
 
 
 WorkHandler = Callable[[Context, WorkItem], "_Dropped | None"]

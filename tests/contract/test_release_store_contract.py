@@ -9,6 +9,7 @@ import dataclasses
 import json
 import threading
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,15 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 # Characters a Table key may not hold (/ \ # ? control characters), the escape character itself,
 # and a quote and non-ASCII text for good measure.
 AWKWARD = "evt/1\\2#3?4\t5\x006\x7f7\x858%2F9'ü🚀"
+
+
+def race(target: Callable[..., None], arguments: Iterable[tuple[Any, ...]]) -> None:
+    """Run ``target(*args)`` for each ``args`` in its own thread, all at once, and wait for them (60 s each)."""
+    threads = [threading.Thread(target=target, args=args) for args in arguments]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
 
 
 def full_release(release_id: str = "rel-full", timeline_entries: int = 400) -> Release:
@@ -223,11 +233,7 @@ def test_two_writers_racing_on_one_release_one_wins_the_other_retries(open_store
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(f"w{i}", s)) for i, s in enumerate(stores)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    race(writer, [(f"w{i}", s) for i, s in enumerate(stores)])
     assert not errors, errors
     assert sorted(first_round.values()) == ["conflict", "won"]
 
@@ -322,11 +328,7 @@ def test_concurrent_takers_get_each_parked_event_once(open_store: StoreFactory) 
         start.wait()
         taken[index] = store.take_parked("rel-1")
 
-    threads = [threading.Thread(target=take, args=(i, s)) for i, s in enumerate((first, second))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    race(take, [(i, s) for i, s in enumerate((first, second))])
 
     together = [p["id"] for p in taken[0] + taken[1]]
     assert sorted(together) == ids
@@ -570,11 +572,7 @@ def test_two_workers_racing_to_claim_one_item_exactly_one_gets_it(open_outbox: S
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=worker, args=(f"w{i}", s)) for i, s in enumerate(stores)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    race(worker, [(f"w{i}", s) for i, s in enumerate(stores)])
     assert not errors, errors
     assert sorted(results) == ["w0", "w1"]
     winners = [claimed for claimed in results.values() if claimed is not None]
@@ -597,11 +595,7 @@ def test_two_timers_draining_the_outbox_claim_each_item_once(open_outbox: StoreF
             if (won := store.claim_work(item, at(5))) is not None:
                 claimed[index].append(won.key)
 
-    threads = [threading.Thread(target=drain, args=(i, s)) for i, s in enumerate((first, second))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    race(drain, [(i, s) for i, s in enumerate((first, second))])
 
     assert sorted(claimed[0] + claimed[1]) == all_keys
     assert first.due_work(at(0)) == []
@@ -645,11 +639,7 @@ def test_of_two_racing_spenders_exactly_one_spends(open_outbox: StoreFactory, wo
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=spender, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    race(spender, [(s,) for s in stores])
     assert not errors, errors
     assert sorted(results) == [False, True]
 

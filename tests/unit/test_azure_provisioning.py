@@ -8,14 +8,10 @@ REST translation), so "unchanged" is judged on the same objects a real second ru
 from __future__ import annotations
 
 import argparse
-import io
-import json
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 import requests
-import urllib3
 from azure.ai.ml.entities import AmlCompute, CommandComponent, Environment, KubernetesCompute, Workspace
 from azure.ai.ml.exceptions import ErrorTarget, ValidationException
 from azure.core.credentials import AccessToken
@@ -26,6 +22,7 @@ from devhost import commands_azure
 from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 from platforms.azure import provisioning
 from platforms.azure.settings import AzureSettings, example_env
+from tests.doubles.azure_mgmt import ArmStub
 from tests.doubles.azure_ml import FakeWorkspaces
 
 REQUIREMENTS = (
@@ -623,42 +620,18 @@ class Credential:
         return AccessToken("token-1", 4102444800)
 
 
-class CannedAdapter(requests.adapters.HTTPAdapter):
-    """requests' own HTTPAdapter, answering from a table instead of the network."""
-
-    def __init__(self, answers: dict[str, tuple[int, dict[str, Any]]]) -> None:
-        super().__init__()
-        self.answers = answers
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(
-        self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
-        verify: bool | str = True,
-        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
-        proxies: Mapping[str, str] | None = None,
-    ) -> requests.Response:
-        self.requests.append(request)
-        status, body = self.answers.get(str(request.url), (404, {"error": {"code": "NotFound"}}))
-        content = json.dumps(body).encode()
-        headers = {"Content-Type": "application/json", "Content-Length": str(len(content))}
-        raw = urllib3.HTTPResponse(body=io.BytesIO(content), status=status, headers=headers, preload_content=False)
-        return self.build_response(request, raw)
-
-
 def test_the_arm_reader_pages_and_maps_not_found_to_none():
     base = "https://management.azure.com"
     topics = f"{GROUP}/providers/Microsoft.EventGrid/systemTopics"
-    answers: dict[str, tuple[int, dict[str, Any]]] = {
-        f"{base}{topics}?api-version=2025-02-15": (200, {"value": [{"name": "a"}], "nextLink": f"{base}/next?p=2"}),
-        f"{base}/next?p=2": (200, {"value": [{"name": "b"}]}),
-        f"{base}{TOPIC}?api-version=2025-02-15": (200, {"name": "egt-mlops-builds"}),
-    }
-    adapter = CannedAdapter(answers)
+    stub = ArmStub(
+        {
+            ("GET", topics): (200, {"value": [{"name": "a"}], "nextLink": f"{base}/next?p=2"}),
+            ("GET", "/next"): (200, {"value": [{"name": "b"}]}),
+            ("GET", TOPIC): [(200, {"name": "egt-mlops-builds"}), (403, {"error": {"code": "AuthorizationFailed"}})],
+        }
+    )
     session = requests.Session()
-    session.mount("https://", adapter)
+    session.mount("https://", stub)
     reader = provisioning.ArmResourceReader(
         Credential(), transport=RequestsTransport(session=session, session_owner=False)
     )
@@ -667,10 +640,9 @@ def test_the_arm_reader_pages_and_maps_not_found_to_none():
     assert reader.get(TOPIC) == {"name": "egt-mlops-builds"}
     assert reader.get(f"{GROUP}/providers/Microsoft.EventGrid/topics/gone") is None
     assert reader.list(f"{GROUP}/providers/Microsoft.EventGrid/systemTopics/gone/eventSubscriptions") == []
-    assert all(r.headers["Authorization"] == "Bearer token-1" for r in adapter.requests)
+    assert all(r.headers["Authorization"] == "Bearer token-1" for r in stub.requests)
 
-    adapter.answers[f"{base}{TOPIC}?api-version=2025-02-15"] = (403, {"error": {"code": "AuthorizationFailed"}})
-    with pytest.raises(HttpResponseError):
+    with pytest.raises(HttpResponseError):  # the second answer for the topic: 403
         reader.get(TOPIC)
 
 

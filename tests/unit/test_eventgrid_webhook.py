@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 
 from devhost.eventgrid_webhook import EVENT_GRID_WEBHOOK as WEBHOOK
 from devhost.host import build_host
+from tests import payloads as p
 from tests.fixtures import sample_function_app as sample
 
 
@@ -29,16 +30,7 @@ def client() -> Iterator[TestClient]:
 
 
 def _event(fail: bool = False) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/ws",
-        "subject": "models/diabetes-ridge/versions/3",
-        "eventType": "Microsoft.MachineLearningServices.ModelRegistered",
-        "eventTime": "2024-05-01T12:00:00.123456Z",
-        "data": {"modelName": "diabetes-ridge", "modelVersion": "3", "fail": fail},
-        "dataVersion": "2",
-        "metadataVersion": "1",
-    }
+    return p.model_registered_envelope(fail=fail)
 
 
 def _cloud_event() -> dict[str, Any]:

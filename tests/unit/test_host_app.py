@@ -8,7 +8,6 @@ Each call returns once the app is done, including the run an admin call starts a
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from devhost import host as host_module
 from devhost.eventgrid_webhook import EVENT_GRID_WEBHOOK as WEBHOOK
 from devhost.host import build_host, serve
 from devhost.site_guard import loopback_authorities, normal_authority
+from tests import payloads as p
 from tests.fixtures import sample_function_app as sample
 
 BASE_URL = "http://127.0.0.1:7071"  # what build_host answers to by default (serve()'s default port)
@@ -33,16 +33,7 @@ def client() -> Iterator[TestClient]:
 
 
 def _event() -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/x/resourceGroups/y/providers/Microsoft.MachineLearningServices/workspaces/ws",
-        "subject": "models/diabetes-ridge/versions/3",
-        "eventType": "Microsoft.MachineLearningServices.ModelRegistered",
-        "eventTime": "2024-05-01T12:00:00.123456Z",
-        "data": {"modelName": "diabetes-ridge", "modelVersion": "3"},
-        "dataVersion": "2",
-        "metadataVersion": "1",
-    }
+    return p.model_registered_envelope()
 
 
 # --- Admin invocation, timers off --------------------------------------------------------------------

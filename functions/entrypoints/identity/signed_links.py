@@ -116,10 +116,8 @@ def spend(store: ReleaseStore, link: Link) -> None:
 def _parse(document: dict[str, Any]) -> Link:
     if set(document) != set(_FIELDS):
         raise ForgedLink("the link's payload has the wrong fields")
-    for name, kind in _FIELDS.items():
-        value = document[name]
-        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
-            raise ForgedLink(f"the link's {name} is malformed")
+    if (name := tokens.malformed_field(document, _FIELDS)) is not None:
+        raise ForgedLink(f"the link's {name} is malformed")
     if document["action"] not in ACTIONS:
         raise ForgedLink("the link's action is unknown")
     return Link(**document)

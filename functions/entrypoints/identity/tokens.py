@@ -52,6 +52,15 @@ def unseal(secret: bytes, token: str, what: str) -> dict[str, Any]:
     return document
 
 
+def malformed_field(document: dict[str, Any], fields: dict[str, type]) -> str | None:
+    """The first of ``fields`` that is missing, of the wrong type, a bool or blank text; None when all fit."""
+    for name, kind in fields.items():
+        value = document.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
+            return name
+    return None
+
+
 def mac(secret: bytes, payload: str) -> bytes:
     return hmac.new(secret, payload.encode("ascii"), hashlib.sha256).digest()
 

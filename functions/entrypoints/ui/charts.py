@@ -33,9 +33,9 @@ def metric_bars(chart_id: str, metric: str, champion: float | None, challenger: 
         parts.append(
             f'<text x="{LEFT - 8}" y="{y + 15}" text-anchor="end" class="label">{label}</text>'
             f'<rect x="{LEFT}" y="{y + 3}" width="{width:.1f}" height="{ROW - 8}" fill="{fill}"/>'
-            f'<text x="{LEFT + width + 6:.1f}" y="{y + 15}" class="value">{_fmt(value)}</text>'
+            f'<text x="{LEFT + width + 6:.1f}" y="{y + 15}" class="value">{number(value)}</text>'
         )
-    said = ", ".join(f"{label} {metric} {_fmt(value)}" for label, value in rows)
+    said = ", ".join(f"{label} {metric} {number(value)}" for label, value in rows)
     return _svg(chart_id, height, f"{metric}: champion and challenger", said, "".join(parts))
 
 
@@ -64,13 +64,13 @@ def difference_plot(
     for tick in _ticks(low, high):
         parts.append(
             f'<line x1="{x(tick):.1f}" y1="{rows_top - 4}" x2="{x(tick):.1f}" y2="{bottom}" class="grid"/>'
-            f'<text x="{x(tick):.1f}" y="{bottom + 16}" text-anchor="middle" class="tick">{_fmt(tick)}</text>'
+            f'<text x="{x(tick):.1f}" y="{bottom + 16}" text-anchor="middle" class="tick">{number(tick)}</text>'
         )
     parts.append(f'<line x1="{x(0):.1f}" y1="{rows_top - 8}" x2="{x(0):.1f}" y2="{bottom}" class="zero"/>')
     parts.append(
         f'<line x1="{x(threshold):.1f}" y1="{rows_top - 8}" x2="{x(threshold):.1f}" y2="{bottom}" class="threshold"/>'
         f'<text x="{x(threshold):.1f}" y="{rows_top - 11}" text-anchor="middle" class="label">'
-        f"threshold {_fmt(threshold, signed=True)}</text>"
+        f"threshold {number(threshold, signed=True)}</text>"
     )
     words = []
     for index, level in enumerate(levels):
@@ -86,15 +86,15 @@ def difference_plot(
             f'<line x1="{x(lo):.1f}" y1="{y:.1f}" x2="{x(hi):.1f}" y2="{y:.1f}" stroke="{colour}" stroke-width="6"/>'
             f'<circle cx="{x(improvement):.1f}" cy="{y:.1f}" r="4" fill="{INK}"/>'
             f'<text x="{WIDTH - RIGHT + 8}" y="{y + 4:.1f}" class="value"{strong}>'
-            f"[{_fmt(lo, signed=True)}, {_fmt(hi, signed=True)}]</text>"
+            f"[{number(lo, signed=True)}, {number(hi, signed=True)}]</text>"
         )
-        words.append(f"{name} interval {_fmt(lo, signed=True)} to {_fmt(hi, signed=True)}"
+        words.append(f"{name} interval {number(lo, signed=True)} to {number(hi, signed=True)}"
                      f" {'clears' if clears else 'does not clear'} it")  # fmt: skip
     parts.append(
         f'<text x="{LEFT + span / 2:.1f}" y="{bottom + 30}" text-anchor="middle" class="tick">'
         f"improvement in {escape(metric)} (positive: the challenger is better)</text>"
     )
-    said = (f"Improvement in {metric} {_fmt(improvement, signed=True)}; threshold {_fmt(threshold, signed=True)}; "
+    said = (f"Improvement in {metric} {number(improvement, signed=True)}; threshold {number(threshold, signed=True)}; "
             + "; ".join(words) + ".")  # fmt: skip
     return _svg(chart_id, height, f"{metric} improvement with its intervals", said, "".join(parts))
 
@@ -126,6 +126,7 @@ def _ticks(low: float, high: float, wanted: int = 5) -> Iterable[float]:
         tick += step
 
 
-def _fmt(value: float, *, signed: bool = False) -> str:
+def number(value: float, *, signed: bool = False) -> str:
+    """A number as the page shows it: four significant digits, a real minus sign."""
     text = f"{value:+.4g}" if signed else f"{value:.4g}"
     return text.replace("-", "\u2212")  # a real minus sign reads better than a hyphen

@@ -6,6 +6,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from functions.entrypoints.ui import charts
+
 if TYPE_CHECKING:
     import jinja2
 
@@ -45,8 +47,6 @@ def _number(value: Any, signed: bool = False) -> str:
     if value is None or value == "":
         return "—"
     try:
-        number = float(value)
+        return charts.number(float(value), signed=signed)
     except (TypeError, ValueError):
         return str(value)
-    text = f"{number:+.4g}" if signed else f"{number:.4g}"
-    return text.replace("-", "\u2212")

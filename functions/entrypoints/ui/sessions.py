@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from functions.entrypoints.identity import tokens
+from functions.entrypoints.identity.authenticate import AuthenticationFailed as Refused
 from functions.ports import ReleaseStore
 
 COOKIE = "mlops_session"
@@ -32,14 +33,6 @@ ACTIONS = ("approve", "decline")
 _LOGIN = {"purpose": str, "identity": str, "expires": int, "nonce": str}
 _SESSION = {"purpose": str, "identity": str, "expires": int, "sid": str}
 _FORM = {"purpose": str, "reader": str, "release": str, "action": str, "expires": int, "nonce": str}
-
-
-class Refused(Exception):
-    """A credential that cannot be used; ``status`` is the answer. The message never holds the token."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -130,10 +123,8 @@ def _open(
         raise Refused(forged_status, str(exc)) from None
     if set(document) != set(fields) or document.get("purpose") != purpose:
         raise Refused(forged_status, f"{what} is not one of this page's tokens")
-    for name, kind in fields.items():
-        value = document[name]
-        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, str) and not value.strip()):
-            raise Refused(forged_status, f"{what} is malformed")
+    if tokens.malformed_field(document, fields) is not None:
+        raise Refused(forged_status, f"{what} is malformed")
     if now_s >= document["expires"]:
         raise Refused({"login": 410, "session": 401}.get(purpose, 403), f"{what} has expired")
     if document["expires"] - now_s > lifetime_s:

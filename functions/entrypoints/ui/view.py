@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from functions.domain.approval import ApprovalPolicy, Principal, requester_of, same_person
-from functions.domain.notifications import TONES, gate_evidence, kind_for, lineage
+from functions.domain.lineage import gate_evidence, release_lineage
+from functions.domain.notifications import TONES, kind_for
 from functions.domain.release import Release, State
 from functions.entrypoints.ui import charts
 
@@ -58,7 +59,7 @@ def release_page(release: Release, policy: ApprovalPolicy, reader: Principal | N
         "created_at": release.created_at,
         "updated_at": release.updated_at,
         "trigger": _trigger(trigger),
-        "lineage": lineage(release),
+        "lineage": release_lineage(release),
         "params": release.params,
         "data_checks": release.data_checks,
         "gate": _gate(release),
@@ -126,12 +127,13 @@ def _gate(release: Release) -> dict[str, Any] | None:
     metric = str(evidence.get("metric") or "")
     defaults = {"n": None, "mode": None, "confidence": None, "threshold": None, "champion": None, "candidate": None}
     view: dict[str, Any] = {**defaults, **evidence, "bars": None, "plot": None, "intervals": []}
-    if _finite(evidence.get("candidate"), evidence.get("champion", 0.0)):
+    champion = evidence.get("champion")
+    if _finite(evidence.get("candidate"), *([] if champion is None else [champion])):
         view["bars"] = charts.metric_bars("metric-bars", metric, evidence.get("champion"), float(evidence["candidate"]))
     intervals = _improvement_intervals(gate, metric)
     bounds = [bound for pair in intervals.values() for bound in pair]
     # A metric can be NaN (r2 of a constant target): then the table says so and nothing is drawn.
-    if intervals and _finite(evidence.get("improvement"), evidence.get("threshold", 0.0), *bounds):
+    if intervals and _finite(evidence.get("improvement"), evidence.get("threshold") or 0.0, *bounds):
         threshold = float(evidence.get("threshold") or 0.0)
         level = f"{float(evidence.get('confidence') or 0.95):g}"
         improvement = float(evidence["improvement"])
@@ -166,13 +168,10 @@ def _other_metrics(gate: dict[str, Any], metric: str) -> list[dict[str, Any]]:
 
 
 def _finite(*values: Any) -> bool:
-    """Every value a number a chart can place (None only where the chart allows it: no champion)."""
-    numbers = [value for value in values if value is not None]
-    if len(numbers) < 1 or values[0] is None:
-        return False
+    """Every value is a number a chart can place."""
     try:
-        return all(math.isfinite(float(v)) and abs(float(v)) < 1e12 for v in numbers)
-    except (TypeError, ValueError):
+        return all(math.isfinite(float(value)) and abs(float(value)) < 1e12 for value in values)
+    except (TypeError, ValueError):  # None, or not a number
         return False
 
 
