@@ -59,6 +59,14 @@ def reconcile(timer: func.TimerRequest) -> None:
     scheduled.reconcile(timer)
 
 
+@app.function_name("follow_operations")
+@app.timer_trigger(schedule="%MLOPS_FOLLOW_SCHEDULE%", arg_name="timer", run_on_startup=False)
+def follow_operations(timer: func.TimerRequest) -> None:
+    """On MLOPS_FOLLOW_SCHEDULE (default every 10 s): one look at each deployment coming up or traffic
+    change in flight, and the release carried on when one has ended. No invocation waits for them."""
+    scheduled.follow(timer)
+
+
 @app.function_name("health")
 @app.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -88,6 +96,13 @@ def approve_release(req: func.HttpRequest) -> func.HttpResponse:
 def decline_release(req: func.HttpRequest) -> func.HttpResponse:
     """A person declines the release (state "declined"); the URL keeps the API's word."""
     return http_api.decline_release(req)
+
+
+@app.function_name("rollback_production")
+@app.route(route="production/rollback", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def rollback_production(req: func.HttpRequest) -> func.HttpResponse:
+    """Put the previous or an earlier registered version back in production, tested before traffic moves."""
+    return http_api.rollback(req)
 
 
 @app.function_name("dead_letters")

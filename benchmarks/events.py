@@ -56,7 +56,7 @@ TARGET_IN_PROCESS = 2000.0  # events/s
 TARGET_HTTP = 500.0  # events/s, one event per request
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK = "/runtime/webhooks/eventgrid"
-STEP_CALLS = ("submit", "register", "build", "deploy_staging")
+STEP_CALLS = ("submit", "register", "build", "begin_staging")
 # The release fields a clean-order run and a messy run must agree on (the timeline differs: it notes duplicates).
 COMPARED = ("id", "state", "trigger", "params", "job", "candidate", "champion", "gate", "image", "staging",
             "approval", "production", "error")  # fmt: skip

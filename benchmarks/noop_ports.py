@@ -19,7 +19,7 @@ from typing import Any
 
 from functions.domain.ids import image_tag
 from functions.domain.notifications import Notification
-from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
+from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, Operation, Progress, TestReport, WorkItem
 from functions.domain.release import Release
 from functions.links import Links
 from functions.ports import ConcurrencyError
@@ -109,6 +109,9 @@ class NoopRegistry:
     def set_champion(self, model: ModelRef) -> None:
         return None
 
+    def find(self, name: str, version: str) -> ModelRef | None:
+        return None
+
 
 class NoopImages:
     def __init__(self, calls: CallCounts) -> None:
@@ -123,21 +126,46 @@ class NoopImages:
 
 
 class NoopDeployer:
+    """Every operation has finished by the first look (the benchmarks time the service, not a platform)."""
+
     def __init__(self, calls: CallCounts) -> None:
         self.calls = calls
+        self.weights: dict[str, int] = {}
 
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        self.calls.add("deploy_staging", release_id)
-        return Endpoint(f"staging-{release_id}", f"http://127.0.0.1:9/{release_id}/score", release_id)
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation:
+        self.calls.add("begin_staging", release_id)
+        return Operation("staging", release_id)
 
     def remove_staging(self, release_id: str) -> None:
         self.calls.add("remove_staging", release_id)
 
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        return Endpoint("production", "http://127.0.0.1:9/score", release_id)
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation:
+        return Operation("beside", deployment)
 
-    def rollback_production(self, release_id: str) -> Endpoint | None:
+    def direct(self, deployment: str) -> Endpoint:
+        return Endpoint(f"production-{deployment}", "http://127.0.0.1:9/score", deployment)
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+        self.weights = {k: v for k, v in weights.items() if v}
+        return Operation("traffic", max(weights, key=lambda k: weights[k]))
+
+    def traffic(self) -> dict[str, int]:
+        return dict(self.weights)
+
+    def deployments(self) -> list[str]:
+        return list(self.weights)
+
+    def remove(self, deployment: str) -> None:
         return None
+
+    def follow(self, operation: Operation) -> Progress:
+        key = operation.deployment
+        if operation.kind == "staging":
+            return Progress("succeeded", "", Endpoint(f"staging-{key}", f"http://127.0.0.1:9/{key}/score", key))
+        return Progress("succeeded", "", self.direct(key) if operation.kind == "beside" else self.production_endpoint())
+
+    def production_endpoint(self) -> Endpoint:
+        return Endpoint("production", "http://127.0.0.1:9/score", next(iter(self.weights), ""))
 
 
 class NoopTester:

@@ -78,6 +78,7 @@ def _restore_production(settings: Settings) -> None:
 
     from functions.bootstrap import build_orchestrator
     from functions.domain.lineage import image_of, model_of
+    from platforms.local.deployer import LocalDeployer
 
     orchestrator = build_orchestrator(settings)
     live = orchestrator.ports.store.list(limit=1, states=["live"])
@@ -90,8 +91,10 @@ def _restore_production(settings: Settings) -> None:
     except requests.RequestException:
         pass
     release = live[0]
+    deployer = orchestrator.ports.deployer
+    assert isinstance(deployer, LocalDeployer)  # the local platform's (settings.platform is "local" here)
     with console.status(f"restoring production: {release.id}…"):
-        endpoint = orchestrator.ports.deployer.deploy_production(release.id, image_of(release), model_of(release))
+        endpoint = deployer.serve_now(release.deployment_key, image_of(release), model_of(release))
     console.print(f"production restored: {release.id} at {endpoint.scoring_url}")
 
 

@@ -10,13 +10,21 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
-from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
+from functions.settings import (
+    DEFAULT_RECONCILE_SCHEDULE,
+    FOLLOW_SCHEDULE_SETTING,
+    LOCAL_FOLLOW_SCHEDULE,
+    RECONCILE_SCHEDULE_SETTING,
+)
 from platforms.local.paths import REPO_ROOT, SCORE_SCRIPT
 
 __all__ = ["LOCAL_APP_SETTING_DEFAULTS", "REPO_ROOT", "SCORE_SCRIPT", "apply_app_setting_defaults"]
 
 # Settings function_app.py binds by name (%NAME% in a trigger), which the host must resolve at start.
-LOCAL_APP_SETTING_DEFAULTS: dict[str, str] = {RECONCILE_SCHEDULE_SETTING: DEFAULT_RECONCILE_SCHEDULE}
+LOCAL_APP_SETTING_DEFAULTS: dict[str, str] = {
+    RECONCILE_SCHEDULE_SETTING: DEFAULT_RECONCILE_SCHEDULE,
+    FOLLOW_SCHEDULE_SETTING: LOCAL_FOLLOW_SCHEDULE,  # a local deployment is up in seconds
+}
 
 
 def apply_app_setting_defaults(env: MutableMapping[str, str] | None = None) -> None:

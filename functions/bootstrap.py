@@ -116,7 +116,7 @@ def _azure_ports(settings: Settings) -> Ports:
         images=AcrImages(azure, AcrTasksClient.from_settings(azure, credential), model_files),
         deployer=AzureDeployer(
             AciStaging.from_settings(azure, credential),
-            AksProduction(azure, ml_client, lro_timeout_s=20 * 60),  # inside the 30-minute functionTimeout
+            AksProduction(azure, ml_client),
         ),
         # The endpoint tests need rows of the training data's schema on local disk.
         tester=AzureEndpointTester(ml_client, azure, model_files, data=azure.test_data or azure.training_data),

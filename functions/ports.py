@@ -13,7 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.domain.notifications import Notification
-from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
+from functions.domain.refs import (
+    DeadLetter,
+    Endpoint,
+    ImageRef,
+    JobStatus,
+    ModelRef,
+    Operation,
+    Progress,
+    TestReport,
+    WorkItem,
+)
 from functions.domain.release import Release
 
 # The one clock the service, reconcile and the local event bus read (tests pass a fake one).
@@ -64,6 +74,9 @@ class Registry(Protocol):
 
     def set_champion(self, model: ModelRef) -> None: ...
 
+    def find(self, name: str, version: str) -> ModelRef | None:
+        """A registered model version, if it exists (a rollback checks its target is still there)."""
+
 
 class Images(Protocol):
     def build(self, release_id: str, model: ModelRef) -> ImageRef:
@@ -74,15 +87,46 @@ class Images(Protocol):
 
 
 class Deployer(Protocol):
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint: ...
+    """Staging and production deployments. Nothing here waits for a platform operation: a ``begin_*``
+    call starts one and returns its Operation, which the timer follows (``follow``) until it is done.
 
-    def remove_staging(self, release_id: str) -> None: ...
+    Production deployments are keyed by a release id (``deployment``): a new one comes up beside the
+    one serving, at 0% traffic, is tested directly (``direct``), and only then gets traffic.
+    """
 
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        """Deploy beside the current production version and switch traffic; the previous one stays."""
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation:
+        """Start the release's staging deployment; followed, it succeeds with its endpoint."""
 
-    def rollback_production(self, release_id: str) -> Endpoint | None:
-        """Route production back to the previous version; None if there is none."""
+    def remove_staging(self, release_id: str) -> None:
+        """Start removing the release's staging deployment (one that is gone already is fine); no wait."""
+
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation:
+        """Start a production deployment beside the serving one, with no traffic (the same one again
+        when it exists for this image); followed, it succeeds with its direct endpoint."""
+
+    def direct(self, deployment: str) -> Endpoint:
+        """The deployment itself, whatever its traffic share (AKS: the ``azureml-model-deployment``
+        header; locally its own port): what the production tests call before traffic moves."""
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+        """Start routing production's traffic by ``weights`` (deployment -> percent, summing to 100;
+        deployments not named get none); followed, it succeeds once production routes that way."""
+
+    def traffic(self) -> dict[str, int]:
+        """Production's traffic now: deployment -> percent, only those with some."""
+
+    def deployments(self) -> builtins.list[str]:
+        """The production deployments there are (their keys), with traffic or not."""
+
+    def remove(self, deployment: str) -> None:
+        """Start removing a production deployment that has no traffic; one that is gone is fine; no wait.
+        Raises for one that still has traffic (move the traffic first)."""
+
+    def follow(self, operation: Operation) -> Progress:
+        """Where ``operation`` is now: one quick look (a GET, a health probe), never a wait."""
+
+    def production_endpoint(self) -> Endpoint:
+        """Production's stable URL, where live traffic goes."""
 
 
 class EndpointTester(Protocol):

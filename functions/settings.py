@@ -21,6 +21,11 @@ PLATFORMS = ("local", "azure")
 # binds "%MLOPS_RECONCILE_SCHEDULE%"); hosts that find it unset use this default: every minute.
 RECONCILE_SCHEDULE_SETTING = "MLOPS_RECONCILE_SCHEDULE"
 DEFAULT_RECONCILE_SCHEDULE = "0 * * * * *"
+# The follow timer (function_app.py binds "%MLOPS_FOLLOW_SCHEDULE%") looks at the platform operations in
+# flight: every 10 seconds unless set (one store query when none is open); the local host uses 2 seconds.
+FOLLOW_SCHEDULE_SETTING = "MLOPS_FOLLOW_SCHEDULE"
+DEFAULT_FOLLOW_SCHEDULE = "*/10 * * * * *"
+LOCAL_FOLLOW_SCHEDULE = "*/2 * * * * *"
 # Set by App Service itself when its Authentication is on (not an app setting this app declares).
 EASY_AUTH_SETTING = "WEBSITE_AUTH_ENABLED"
 

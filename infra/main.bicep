@@ -93,6 +93,9 @@ param tablesName string = 'releases'
 @description('NCRONTAB schedule (six fields, UTC) of the reconcile timer: approvals, stuck steps, background work.')
 param reconcileSchedule string = '0 * * * * *'
 
+@description('NCRONTAB schedule (six fields, UTC) of the follow timer: it looks at deployments coming up and traffic changes in flight.')
+param followSchedule string = '*/10 * * * * *'
+
 param approvalTimeoutHours string = '72'
 
 @description('Promotion gate policy as JSON, e.g. {"mode": "non_inferiority", "margin": 50}; empty for the default policy.')
@@ -535,6 +538,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_RECONCILE_SCHEDULE' // function_app.py binds the reconcile timer to %MLOPS_RECONCILE_SCHEDULE%
           value: reconcileSchedule
+        }
+        {
+          name: 'MLOPS_FOLLOW_SCHEDULE' // function_app.py binds the follow timer to %MLOPS_FOLLOW_SCHEDULE%
+          value: followSchedule
         }
         // -- platforms/azure/settings.py (SETTINGS)
         {

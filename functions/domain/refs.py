@@ -36,6 +36,34 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class Operation:
+    """A long platform step in flight (a deployment coming up, a traffic change), kept on the release.
+
+    ``kind`` is "staging", "beside" or "traffic"; ``deployment`` the key of the deployment it concerns
+    (a release id); ``handle`` is what the adapter follows it by (resource names, the traffic it waits
+    for): plain JSON, so the timer that follows it may run in another process than the one that began it.
+    """
+
+    kind: str
+    deployment: str
+    handle: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where an Operation is: "running", "succeeded" or "failed" (``detail`` says why)."""
+
+    state: str
+    detail: str = ""
+    # A deployment that came up: where to test it directly (it may serve no live traffic yet).
+    endpoint: Endpoint | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+
+@dataclass(frozen=True)
 class JobStatus:
     state: str  # "running" | "completed" | "failed" | "canceled" | "unknown"
     detail: str = ""

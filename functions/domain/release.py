@@ -67,6 +67,8 @@ class Release:
     staging: dict[str, Any] | None = None
     approval: dict[str, Any] | None = None
     production: dict[str, Any] | None = None
+    # The long platform step in flight (a deployment coming up, a traffic change): what the timer follows.
+    operation: dict[str, Any] | None = None
     error: str | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     handled_events: list[str] = field(default_factory=list)
@@ -78,6 +80,33 @@ class Release:
         release = cls(id=release_id, state=State.QUEUED, trigger=trigger, params=dict(params))
         release.created_at = _iso(now)
         release._moved(now, "created", _describe_trigger(trigger))
+        return release
+
+    @classmethod
+    def for_rollback(
+        cls, release_id: str, target: Release, now: datetime, *, who: dict[str, Any], comment: str, from_release: str
+    ) -> Release:
+        """A release that puts ``target``'s model and image back in production, without retraining.
+
+        It starts claimed for the promotion (a person asked for it: that is its approval) and goes the way
+        every promotion goes: beside the serving deployment, tested directly, only then given traffic.
+        It deploys under ``target``'s deployment key, so a deployment kept for rollback is reused."""
+        model = (target.candidate or {}).get("model") or {}
+        version = f"{model.get('name')}:{model.get('version')}"
+        trigger = {"kind": "rollback", "reason": comment, "requestedFor": who.get("name", ""),
+                   "from": from_release, "to": target.id, "model": version}  # fmt: skip
+        release = cls(id=release_id, state=State.PROMOTING, trigger=trigger)
+        release.created_at = _iso(now)
+        release.champion = target.champion
+        release.candidate = {"model": model, "metrics": (target.candidate or {}).get("metrics") or {}}
+        release.gate, release.data_checks = target.gate, target.data_checks
+        release.image = dict(target.image or {})
+        approval = {**who, "at": _iso(now), "comment": comment}
+        release.approval = {"decision": "approved", "by": who.get("name", ""), "comment": comment,
+                            "decided_at": _iso(now), "approvals": [approval], "required": 1}  # fmt: skip
+        release.production = {"deployment": target.deployment_key}
+        detail = f"rollback by {_who(who)} from {from_release or 'nothing'} to {target.id} ({version}): {comment}"
+        release._moved(now, "rollback_requested", detail)
         return release
 
     # ---- bookkeeping ----------------------------------------------------------------
@@ -219,20 +248,61 @@ class Release:
         self.approval = {**(self.approval or {}), "decision": "expired", "decided_at": _iso(now)}
         self._moved(now, "expired", "no decision before the approval deadline", State.EXPIRED)
 
-    def production_tested(
-        self, now: datetime, endpoint: dict[str, Any], reports: list[dict[str, Any]], rolled_back_to: str | None
+    # ---- long platform steps -----------------------------------------------------------
+    def operation_started(
+        self, now: datetime, operation: dict[str, Any], deadline: datetime, invocation: str, what: str
     ) -> None:
+        """A claimed step began a platform operation (``operation``: kind, deployment, handle); the timer
+        follows it. The invocation that began it is named, so the timeline shows it did not wait."""
+        self._require(State.DEPLOYING_STAGING, State.PROMOTING)
+        number = int((self.operation or {}).get("number", 0)) + 1
+        self.operation = {**operation, "number": number, "started_at": _iso(now), "deadline": _iso(deadline),
+                          "started_by": invocation, "what": what}  # fmt: skip
+        if operation["kind"] == "traffic":
+            self.production = {**(self.production or {}), "traffic_moved": True}
+        self.step_started_at = _iso(now)  # reconcile's stuck-step clock counts from the last progress
+        self._entry(now, "operation_started", f"{what}: started, followed by the timer", invocation)
+
+    def operation_finished(self, now: datetime, number: int, state: str, detail: str, invocation: str) -> None:
+        """The follower saw operation ``number`` end: saving this is its claim to carry the step on."""
+        self._require(State.DEPLOYING_STAGING, State.PROMOTING)
+        if self.operation is None or int(self.operation.get("number", 0)) != number:
+            raise InvalidTransition(f"release {self.id} is not following operation {number} any more")
+        what, began = self.operation.get("what", "operation"), self.operation.get("started_by", "")
+        self.operation = None
+        self.step_started_at = _iso(now)
+        said = f": {detail}" if detail else ""
+        self._entry(now, f"operation_{state}", f"{what}: {state}{said} (began in {began})", invocation)
+
+    def _entry(self, now: datetime, step: str, detail: str, invocation: str) -> None:
+        self.note(now, step, detail)
+        self.timeline[-1]["invocation"] = invocation
+
+    def production_direct_tested(self, now: datetime, endpoint: dict[str, Any], reports: list[dict[str, Any]]) -> None:
+        """The new production deployment's own tests, before it has any live traffic. Failing them ends the
+        release rolled back with nothing moved: the champion keeps all of production's traffic."""
         self._require(State.PROMOTING)
         passed = all(r["passed"] for r in reports)
-        self.production = {"endpoint": endpoint, "tests": reports, "passed": passed}
         summary = "; ".join(r["summary"] for r in reports)
+        self.production = {**(self.production or {}), "endpoint": endpoint, "tests": reports, "passed": passed}
         if passed:
-            self._moved(now, "live", f"serving at {endpoint['scoring_url']}: {summary}", State.LIVE)
+            self.note(now, "production_direct_passed", f"{endpoint['scoring_url']} (no live traffic yet): {summary}")
             return
-        self.production["rolled_back_to"] = rolled_back_to
-        target = f"rolled back to {rolled_back_to}" if rolled_back_to else "no previous version to roll back to"
-        self.error = f"production tests failed: {summary}"
-        self._moved(now, "rolled_back", f"{self.error}; {target}", State.ROLLED_BACK)
+        self.production.update(traffic_moved=False, rolled_back_to=None)
+        self.error = f"production tests failed before any traffic moved: {summary}"
+        self._moved(now, "rolled_back", f"{self.error}; production unchanged", State.ROLLED_BACK)
+
+    def went_live(self, now: datetime, endpoint: dict[str, Any], traffic: dict[str, int]) -> None:
+        """Production's traffic moved to the deployment that passed its direct tests."""
+        self._require(State.PROMOTING)
+        self.production = {**(self.production or {}), "live_endpoint": endpoint, "traffic": traffic}
+        summary = "; ".join(r["summary"] for r in (self.production.get("tests") or []))
+        self._moved(now, "live", f"serving at {endpoint['scoring_url']}: {summary}", State.LIVE)
+
+    @property
+    def deployment_key(self) -> str:
+        """The production deployment this release is served by (a rollback reuses its target's)."""
+        return str((self.production or {}).get("deployment") or self.id)
 
     def supersede(self, now: datetime, by_release: str) -> None:
         self._require(State.AWAITING_APPROVAL, State.LIVE)
@@ -244,6 +314,7 @@ class Release:
         if self.state == State.LIVE:
             raise InvalidTransition(f"release {self.id} is live; it can only be superseded")
         self.error = reason
+        self.operation = None
         self._moved(now, "failed", reason, State.FAILED)
 
     def step_error(self, now: datetime, error: str) -> None:
@@ -281,6 +352,7 @@ class Release:
             "staging": self.staging,
             "approval": self.approval,
             "production": self.production,
+            "operation": self.operation,
             "error": self.error,
             "timeline": self.timeline,
             "handled_events": self.handled_events,
@@ -292,6 +364,7 @@ class Release:
         """``copy_document=False`` for a document nobody else holds (fresh from json.loads)."""
         fields = copy.deepcopy(document) if copy_document else dict(document)
         fields["state"] = State(fields["state"])
+        fields.setdefault("operation", None)  # records from before operations were kept
         return cls(**fields)
 
 

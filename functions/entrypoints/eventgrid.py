@@ -9,11 +9,13 @@ import azure.functions as func
 
 from functions import bootstrap
 from functions.service import delivery
+from functions.service.invocations import invocation
 
 
 def on_event(function_name: str, event: func.EventGridEvent | func.CloudEvent) -> str:
     """An Event Grid delivery (Event Grid schema or CloudEvent); returns the outcome."""
-    return delivery.receive(bootstrap.context(), function_name, event_payload(event)).value
+    with invocation(function_name):
+        return delivery.receive(bootstrap.context(), function_name, event_payload(event)).value
 
 
 def event_payload(event: Any) -> dict[str, Any]:

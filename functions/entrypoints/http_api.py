@@ -1,4 +1,4 @@
-"""The HTTP API: read releases, approve or decline one, read dead letters.
+"""The HTTP API: read releases, approve or decline one, roll production back, read dead letters.
 
 Every route reads its input through `limits` (body size, JSON shape, query integers) and answers
 JSON; errors are {"error": "..."} with the 4xx that names the problem.
@@ -21,6 +21,7 @@ from functions.entrypoints.limits import RequestRejected, parse_json, query_int,
 from functions.entrypoints.responses import error, json_response
 from functions.ports import ConcurrencyError
 from functions.service import commands
+from functions.service.invocations import invocation
 from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 
 MAX_LIST = 500
@@ -96,10 +97,11 @@ def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
         proof.spend(ctx.ports.store, release_id)
 
     try:
-        if approve:
-            release = commands.approve(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
-        else:
-            release = commands.decline(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
+        with invocation("approve_release" if approve else "decline_release"):
+            if approve:
+                release = commands.approve(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
+            else:
+                release = commands.decline(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
     except AuthenticationFailed as exc:
         return error(exc.status, str(exc))
     except ConcurrencyError:
@@ -114,8 +116,52 @@ def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
         return error(410, str(exc))
     except Invalid as exc:
         return error(400, str(exc))
-    # 202 when the promotion goes on after this response (MLOps.ReleaseApproved), 200 when it is done.
+    # 202 when the promotion goes on after this response (the follow timer carries it), else 200.
     return json_response(release_view(release), 202 if release.state == State.PROMOTING else 200)
+
+
+ROLLBACK_BODY = '{"comment": "why", "to": "<release id or model version> (optional)"}'
+MAX_TO_CHARS = 100
+
+
+def rollback(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /production/rollback: the previous or an earlier version back in production, tested first.
+
+    The same protection as a decision: JSON only (415; a cross-site form cannot send it), a proven
+    identity (401; a signed link is refused: links are minted for one release's decision), who may
+    (403), a comment (400). 202 with the new release, which goes live once its direct tests pass."""
+    if not _is_json(req.headers.get("content-type")):
+        return error(415, f"Content-Type must be application/json: {ROLLBACK_BODY}")
+    try:
+        body = parse_json(req.get_body()) if req.get_body() else {}
+    except RequestRejected as exc:
+        return error(exc.status, f"body must be JSON: {ROLLBACK_BODY}" if exc.reason == "not_json" else str(exc))
+    if not isinstance(body, dict):
+        return error(400, f"body must be a JSON object: {ROLLBACK_BODY}")
+    comment, to = body.get("comment", ""), body.get("to")
+    if not isinstance(comment, str) or not comment.strip():
+        return error(400, f'"comment" is required to roll back: say why ({ROLLBACK_BODY})')
+    if to is not None and (not isinstance(to, str) or not to.strip() or len(to) > MAX_TO_CHARS):
+        return error(400, f'"to" must be a release id or a model version (at most {MAX_TO_CHARS} characters)')
+    ctx, settings = bootstrap.context(), bootstrap.settings()
+    with invocation("rollback_production"):
+        try:
+            proof = identify(req, settings, int(ctx.clock().timestamp()), release_id="production", action="rollback")
+            release = commands.rollback(
+                ctx, proof.principal, comment.strip(), to.strip() if to else None,
+                before_recording=lambda: proof.spend(ctx.ports.store),
+            )  # fmt: skip
+        except AuthenticationFailed as exc:
+            return error(exc.status, str(exc))
+        except (ConcurrencyError, Conflict) as exc:
+            return error(409, str(exc))
+        except NotFound as exc:
+            return error(404, str(exc))
+        except Forbidden as exc:
+            return error(403, str(exc))
+        except Invalid as exc:
+            return error(400, str(exc))
+    return json_response(release_view(release), 202)
 
 
 def _is_json(content_type: str | None) -> bool:

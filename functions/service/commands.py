@@ -1,4 +1,4 @@
-"""What people ask for over HTTP: read releases, approve one, decline one.
+"""What people ask for over HTTP: read releases, approve one, decline one, roll production back.
 
 "Decline" is the person's no (state ``declined``; the API's route is ``/reject``); "rejected" is
 the gate's word for a candidate that was not better.
@@ -13,15 +13,18 @@ goes in the timeline with who, how and the approvals so far.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from functions.domain.approval import Principal, requester_of, same_person
+from functions.domain.ids import release_id_for_build
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release, State
 from functions.service.announce import announce
 from functions.service.context import Context
-from functions.service.results import Conflict, Forbidden, Gone, Invalid
+from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 from functions.service.steps import carry_on_approval
 from functions.service.unit_of_work import command, get, update
 
@@ -146,3 +149,91 @@ def _who(principal: Principal) -> str:
 
 def _deadline(release: Release) -> datetime:
     return datetime.fromisoformat((release.approval or {}).get("deadline") or release.step_started_at)
+
+
+def rollback(
+    ctx: Context,
+    principal: Principal,
+    comment: str,
+    to: str | None = None,
+    *,
+    before_recording: Callable[[], None] | None = None,
+) -> Release:
+    """Put an earlier version back in production without retraining: a new release that deploys
+    ``to``'s image and model beside the serving one, tests it directly, then moves the traffic.
+
+    ``to`` is a release id or a model version; none means the version that served before the live one.
+    Who may: whoever may decline (the approvers, if the policy names them); a comment is required.
+    Its image and model must still exist; one promotion at a time (409 while another is running).
+    """
+    if not comment.strip():
+        raise Invalid('"comment" is required to roll back: say why')
+    reason = ctx.approval_policy.decline_refusal(principal)
+    if reason:
+        log.info("rollback by %s refused: %s", principal.name, reason)
+        raise Forbidden(reason.replace("of this release", "who may roll production back"))
+    live = ctx.ports.store.list(limit=1, states=[State.LIVE.value])
+    serving = live[0] if live else None
+    target = _rollback_target(ctx, to, serving)
+    _check_still_there(ctx, target)
+    promoting = ctx.ports.store.list(limit=1, states=[State.PROMOTING.value])
+    if promoting:
+        raise Conflict(f"release {promoting[0].id} is being promoted to production; roll back when it is done")
+    if before_recording is not None:
+        before_recording()
+    release_id = release_id_for_build(f"rollback-{uuid.uuid4().hex[:12]}")
+    who = principal.to_json()
+    release = Release.for_rollback(
+        release_id, target, ctx.clock(), who=who, comment=comment.strip(), from_release=serving.id if serving else ""
+    )
+    if not ctx.ports.store.create(release):
+        raise Conflict(f"release {release_id} exists already; try again")
+    log.info("release %s: rollback to %s by %s", release_id, target.id, _who(principal))
+    return carry_on_approval(ctx, release)
+
+
+# States of releases whose model was in production at some point (a rollback's target must have been).
+_WERE_LIVE = [State.SUPERSEDED.value, State.LIVE.value]
+
+
+def _rollback_target(ctx: Context, to: str | None, serving: Release | None) -> Release:
+    """The release whose model and image go back: ``to`` by release id or model version, else the
+    newest one that went live before the one serving now."""
+    if to and to.startswith("rel-"):
+        target = ctx.ports.store.get(to)
+        if target is None:
+            raise NotFound(f"no release {to}")
+        if not target.candidate or not (target.candidate.get("model") and (target.image or {}).get("pushed")):
+            raise Invalid(f"release {to} never had a registered model in a pushed image: nothing to put back")
+    else:
+        went_live = [r for r in ctx.ports.store.list(limit=1000, states=_WERE_LIVE) if _went_live(r)]
+        if to:
+            matching = [r for r in went_live if str(_model(r).get("version")) == to]
+            if not matching:
+                raise NotFound(f"no release served model version {to} (give a release id to use one that did not)")
+            target = matching[0]
+        else:
+            earlier = [r for r in went_live if serving is None or r.id != serving.id]
+            if not earlier:
+                raise Conflict("no earlier version has been live: there is nothing to roll back to")
+            target = earlier[0]
+    if serving is not None and str(_model(serving).get("version")) == str(_model(target).get("version")):
+        raise Conflict(f"model version {_model(target).get('version')} is what production serves now ({serving.id})")
+    return target
+
+
+def _went_live(release: Release) -> bool:
+    return any(entry["step"] == "live" for entry in release.timeline)
+
+
+def _model(release: Release) -> dict[str, Any]:
+    return dict((release.candidate or {}).get("model") or {})
+
+
+def _check_still_there(ctx: Context, target: Release) -> None:
+    """The target's model must be registered and its image pushed, or there is nothing to deploy."""
+    model, image = _model(target), target.image or {}
+    if ctx.ports.registry.find(str(model.get("name")), str(model.get("version"))) is None:
+        raise Conflict(f"model {model.get('name')}:{model.get('version')} of {target.id} is no longer registered")
+    if ctx.ports.images.lookup(str(image.get("repository")), str(image.get("tag"))) is None:
+        raise Conflict(f"image {image.get('repository')}:{image.get('tag')} of {target.id} no longer exists")

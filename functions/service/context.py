@@ -32,6 +32,8 @@ class Timeouts:
     packaging_max: timedelta = timedelta(hours=2)
     approval: timedelta = timedelta(hours=72)
     max_step_attempts: int = 3
+    # A platform operation (a deployment coming up, a traffic change) still running after this is stuck.
+    operation_max: timedelta = timedelta(minutes=30)
     # Background work: a claimed item is someone's for `work_lease`; a failed one waits `work_backoff`,
     # doubling per attempt up to `work_backoff_max`, and is dead-lettered after `max_work_attempts`.
     work_lease: timedelta = timedelta(minutes=5)
@@ -65,8 +67,9 @@ class Context:
     policy: GatePolicy = field(default_factory=GatePolicy)
     approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
-    # Locally the approval request runs the promotion itself; on Azure an AKS rollout outlasts an
-    # HTTP request, so the request claims it and MLOps.ReleaseApproved carries it to on_build_event.
+    # Locally the approval request begins the promotion itself (a process start: quick); on Azure the
+    # request only claims it and MLOps.ReleaseApproved carries it to on_build_event, so an approval
+    # never waits on the SDK's first call. Either way the timer follows the operations it begins.
     promote_inline: bool = True
     clock: Clock = utc_now
     # Whether a BuildCompleted from the event topic may name its requester for the self-approval rule:

@@ -1,8 +1,8 @@
 """The service as one object, for scripts, tools and tests: one line per call, over a Context.
 
 The entry points do not go through it: each calls the module that does the job with the Context
-bootstrap built (events -> delivery -> HANDLERS, people -> commands, the timer -> reconcile and
-background), so function_app.py reaches every handler in two hops. This class bundles the same calls.
+bootstrap built (events -> delivery -> HANDLERS, people -> commands, the timers -> reconcile,
+background and following), so function_app.py reaches every handler in two hops. This class bundles the same calls.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from functions.domain.release import Release
 from functions.ports import Clock, LinkBuilder
 from functions.service import commands, delivery
 from functions.service.context import Context, Ports, Timeouts, utc_now
+from functions.service.following import follow_all
 from functions.service.reconcile import timer_pass
 from functions.service.results import Outcome
 
@@ -68,7 +69,18 @@ class Orchestrator:
     def decline(self, release_id: str, principal: Principal, comment: str) -> Release:
         return commands.decline(self.ctx, release_id, principal, comment)
 
+    def rollback(self, principal: Principal, comment: str, to: str | None = None) -> Release:
+        return commands.rollback(self.ctx, principal, comment, to)
+
     # ---- the timer ----
     def reconcile(self) -> dict[str, int]:
         """Open releases first (they may enqueue work), then the background work that is due."""
         return timer_pass(self.ctx)
+
+    def follow(self, passes: int = 1) -> dict[str, int]:
+        """The follow timer's pass, ``passes`` times (each carries on what finished in the one before)."""
+        counts: dict[str, int] = {}
+        for _ in range(passes):
+            for name, count in follow_all(self.ctx).items():
+                counts[name] = counts.get(name, 0) + count
+        return counts

@@ -63,6 +63,8 @@ def _reconcile_one(ctx: Context, release: Release, now: datetime) -> str | None:
         return _recheck_training(ctx, release, now, age)
     if release.state == State.PACKAGING and age >= t.packaging_check:
         return _recheck_packaging(ctx, release, now, age)
+    if release.state in CLAIMED_STATES and release.operation:
+        return None  # the follow timer has it: an operation past its deadline is a step error there
     if release.state in CLAIMED_STATES and age >= t.claimed_step:
         if release.step_attempts >= t.max_step_attempts:
             fail(ctx, release, f"step {release.state.value} did not finish after {release.step_attempts} attempts")

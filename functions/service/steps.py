@@ -3,6 +3,11 @@
 A release in a claimed state (queued, registering, deploying_staging, promoting) belongs to the
 handler whose save put it there; `advance` runs that state's step. A step that raises is recorded
 (step_error) for reconcile to retry, and fails the release after Timeouts.max_step_attempts.
+
+Staging and the promotion are long: their step begins a platform operation and returns
+(functions/service/operations.py); the follow timer carries them on (staging_up, beside_up,
+traffic_moved) once the operation has ended. The promotion tests the new deployment directly
+before it has any traffic, and moves traffic only if it passes.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from functions.domain.approval import POLICY_PRINCIPAL
 from functions.domain.gate import decide
 from functions.domain.lineage import checks_summary, evaluation_summary, image_of, lineage_tags, model_of
 from functions.domain.notifications import Kind
+from functions.domain.refs import Endpoint, Progress
 from functions.domain.release import Release, State
 from functions.ports import ConcurrencyError
 from functions.service import candidates
 from functions.service.announce import announce, publish, tell
 from functions.service.context import Context
+from functions.service.operations import begin
 from functions.service.unit_of_work import get, update
 
 log = logging.getLogger("mlops.steps")
@@ -84,8 +91,15 @@ def read_data_checks(ctx: Context, release: Release) -> dict[str, Any]:
 
 
 def deploy_staging(ctx: Context, release: Release) -> None:
-    model, image = model_of(release), image_of(release)
-    endpoint = ctx.ports.deployer.deploy_staging(release.id, image, model)
+    """Begin the staging deployment; the follow timer carries on once it is up (staging_up)."""
+    operation = ctx.ports.deployer.begin_staging(release.id, image_of(release), model_of(release))
+    begin(ctx, release, operation, "staging deployment")
+
+
+def staging_up(ctx: Context, release: Release, progress: Progress) -> None:
+    """Staging is up: test it, then ask for approval (or approve by policy)."""
+    model = model_of(release)
+    endpoint = progress.endpoint or Endpoint(f"staging-{release.id}", "", release.id)
     reports = [asdict(ctx.ports.tester.smoke(endpoint)), asdict(ctx.ports.tester.integration(endpoint, model))]
     now = ctx.clock()
     deadline = now + ctx.timeouts.approval
@@ -110,23 +124,64 @@ def deploy_staging(ctx: Context, release: Release) -> None:
 
 
 def promote(ctx: Context, release: Release) -> None:
-    model, image = model_of(release), image_of(release)
-    endpoint = ctx.ports.deployer.deploy_production(release.id, image, model)
+    """Begin the new production deployment beside the serving one, with no traffic (beside_up next)."""
+    key = release.deployment_key
+    operation = ctx.ports.deployer.begin_beside(key, image_of(release), model_of(release))
+    begin(ctx, release, operation, f"production deployment {key} beside the serving one")
+
+
+def beside_up(ctx: Context, release: Release, progress: Progress) -> None:
+    """The new deployment is up with no traffic: test it directly; only if it passes does traffic move."""
+    key = release.deployment_key
+    endpoint = progress.endpoint or ctx.ports.deployer.direct(key)
+    model = model_of(release)
     reports = [asdict(ctx.ports.tester.smoke(endpoint)), asdict(ctx.ports.tester.integration(endpoint, model))]
-    rolled_back_to = None
-    if all(r["passed"] for r in reports):
-        ctx.ports.registry.set_champion(model)
-    else:
-        previous = ctx.ports.deployer.rollback_production(release.id)
-        rolled_back_to = previous.version if previous else None
     now = ctx.clock()
-    updated = update(
-        ctx, release, State.PROMOTING, lambda r: r.production_tested(now, asdict(endpoint), reports, rolled_back_to)
-    )
-    if updated.state == State.LIVE:
-        candidates.supersede_others(ctx, updated, State.LIVE)
-        ctx.ports.deployer.remove_staging(updated.id)
+    tested = update(ctx, release, State.PROMOTING, lambda r: r.production_direct_tested(now, asdict(endpoint), reports))
+    if tested.state != State.PROMOTING:  # failed: it never had traffic, so there is nothing to move back
+        _remove_quietly(ctx, key, tested.id)
+        announce(ctx, tested)
+        return
+    # What served before this promotion first moved traffic (a retry must not take its own traffic for it).
+    before = (tested.production or {}).get("traffic_before") or ctx.ports.deployer.traffic()
+    operation = ctx.ports.deployer.begin_traffic({key: 100})
+
+    def keep_before(r: Release) -> None:
+        r.production = {**(r.production or {}), "traffic_before": before}
+
+    begin(ctx, tested, operation, f"production traffic to {key}", also=keep_before)
+
+
+def traffic_moved(ctx: Context, release: Release, progress: Progress) -> None:
+    """Production routes to the new deployment: it is the champion and the release is live."""
+    ctx.ports.registry.set_champion(model_of(release))
+    endpoint = progress.endpoint or ctx.ports.deployer.production_endpoint()
+    traffic = ctx.ports.deployer.traffic()
+    now = ctx.clock()
+    updated = update(ctx, release, State.PROMOTING, lambda r: r.went_live(now, asdict(endpoint), traffic))
+    candidates.supersede_others(ctx, updated, State.LIVE)
+    ctx.ports.deployer.remove_staging(updated.id)
+    _remove_older_deployments(ctx, updated)
     announce(ctx, updated)
+
+
+def _remove_older_deployments(ctx: Context, release: Release) -> None:
+    """Keep the new deployment and the one that served before it (an instant rollback); remove the rest."""
+    keep = {release.deployment_key, *((release.production or {}).get("traffic_before") or {})}
+    try:
+        older = [key for key in ctx.ports.deployer.deployments() if key not in keep]
+    except Exception:  # cleanup is best effort: the next promotion tries again
+        log.exception("release %s: could not list the production deployments", release.id)
+        return
+    for key in older:
+        _remove_quietly(ctx, key, release.id)
+
+
+def _remove_quietly(ctx: Context, key: str, release_id: str) -> None:
+    try:
+        ctx.ports.deployer.remove(key)
+    except Exception:  # a leftover deployment without traffic serves nobody; the next cleanup removes it
+        log.exception("release %s: could not remove production deployment %s", release_id, key)
 
 
 def approve_by_policy(ctx: Context, release: Release, evidence: str) -> Release:
@@ -175,9 +230,33 @@ def step_error(ctx: Context, release_id: str, state: State, error: str) -> None:
         fail(ctx, updated, f"step {state.value} failed {updated.step_attempts} times; last error: {error}")
 
 
+def retry_or_fail(ctx: Context, release: Release, error: str) -> None:
+    """An operation failed: count it as a step error and begin the step again, or fail the release."""
+    step_error(ctx, release.id, release.state, error)
+    current = get(ctx, release.id)
+    if current.state == release.state and current.operation is None:
+        advance(ctx, current)
+
+
 def fail(ctx: Context, release: Release, reason: str) -> None:
     if release.state == State.PROMOTING:  # do not leave a half-promoted model serving
-        previous = ctx.ports.deployer.rollback_production(release.id)
-        reason += f"; production rolled back to {previous.version}" if previous else ""
+        reason += _undo_promotion(ctx, release)
     updated = update(ctx, release, release.state, lambda r: r.fail(ctx.clock(), reason))
     announce(ctx, updated)
+
+
+def _undo_promotion(ctx: Context, release: Release) -> str:
+    """Put production's traffic back where it was before this promotion moved it (begun, not awaited:
+    a failed release is not followed), or remove the new deployment that never had traffic."""
+    production = release.production or {}
+    before = production.get("traffic_before") or {}
+    try:
+        if production.get("traffic_moved") and before:
+            ctx.ports.deployer.begin_traffic(dict(before))
+            return f"; production traffic is going back to {', '.join(before)}"
+        if release.deployment_key not in ctx.ports.deployer.traffic():
+            ctx.ports.deployer.remove(release.deployment_key)
+    except Exception as exc:  # the release fails either way; say what could not be undone
+        log.exception("release %s: could not undo the promotion", release.id)
+        return f"; could not undo the promotion: {type(exc).__name__}: {exc}"
+    return ""

@@ -1,22 +1,41 @@
-"""The Deployer port on Azure: staging on Container Instances, production on AKS."""
+"""The Deployer port on Azure: staging on Container Instances, production on AKS.
+
+Two halves behind one port; ``follow`` hands an Operation to the half that began it, by its kind.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from functions.domain.refs import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef, Operation, Progress
+
+STAGING = "staging"  # the kind of the operations the staging half begins
 
 
 class Staging(Protocol):
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint: ...
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation: ...
 
     def remove_staging(self, release_id: str) -> None: ...
 
+    def follow(self, operation: Operation) -> Progress: ...
+
 
 class Production(Protocol):
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint: ...
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation: ...
 
-    def rollback_production(self, release_id: str) -> Endpoint | None: ...
+    def direct(self, deployment: str) -> Endpoint: ...
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation: ...
+
+    def traffic(self) -> dict[str, int]: ...
+
+    def deployments(self) -> list[str]: ...
+
+    def remove(self, deployment: str) -> None: ...
+
+    def follow(self, operation: Operation) -> Progress: ...
+
+    def production_endpoint(self) -> Endpoint: ...
 
 
 class AzureDeployer:
@@ -24,14 +43,36 @@ class AzureDeployer:
         self.staging = staging
         self.production = production
 
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        return self.staging.deploy_staging(release_id, image, model)
+    # ---- staging ----------------------------------------------------------------------
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation:
+        return self.staging.begin_staging(release_id, image, model)
 
     def remove_staging(self, release_id: str) -> None:
         self.staging.remove_staging(release_id)
 
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        return self.production.deploy_production(release_id, image, model)
+    # ---- production -------------------------------------------------------------------
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation:
+        return self.production.begin_beside(deployment, image, model)
 
-    def rollback_production(self, release_id: str) -> Endpoint | None:
-        return self.production.rollback_production(release_id)
+    def direct(self, deployment: str) -> Endpoint:
+        return self.production.direct(deployment)
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+        return self.production.begin_traffic(weights)
+
+    def traffic(self) -> dict[str, int]:
+        return self.production.traffic()
+
+    def deployments(self) -> list[str]:
+        return self.production.deployments()
+
+    def remove(self, deployment: str) -> None:
+        self.production.remove(deployment)
+
+    def production_endpoint(self) -> Endpoint:
+        return self.production.production_endpoint()
+
+    # ---- both -------------------------------------------------------------------------
+    def follow(self, operation: Operation) -> Progress:
+        half: Staging | Production = self.staging if operation.kind == STAGING else self.production
+        return half.follow(operation)

@@ -1,30 +1,41 @@
-"""Production on AKS: an Azure ML Kubernetes online endpoint, one deployment per release, blue/green.
+"""Production on AKS: an Azure ML Kubernetes online endpoint, one deployment per key (a release id).
 
-``deploy_production`` creates the release's deployment beside the one serving now (the
-endpoint's traffic is untouched while it provisions; Azure ML waits for the container's
-readiness probe before it reports success), then gives it 100% of the traffic. The deployment
-that served before stays in place with 0% for rollback; deployments older than that are deleted.
-``rollback_production`` gives the traffic back to that previous deployment and deletes the
-failed one.
+Nothing here waits for a long-running operation: every ``begin_*`` sends its request and returns
+an Operation; ``follow`` looks once (a GET) at where it is, and the service's timer follows it.
+
+``begin_beside`` creates (or updates) the key's deployment beside the one serving, without touching
+the endpoint's traffic (Azure ML waits for the container's readiness probe before it reports the
+deployment Succeeded). The same key with the same image and model is left alone, so a retried
+step, or a rollback to a deployment kept at 0%, does not restart it. Before the first deployment
+the endpoint itself is created; that is long too, so the Operation starts in the "endpoint" phase
+and ``follow`` begins the deployment once the endpoint has succeeded.
+
+``direct`` is the deployment on its own: the endpoint's URL, and the tester's
+``azureml-model-deployment`` header naming it. ``begin_traffic`` sets the endpoint's traffic to
+exactly the weights given (deployments not named get none); ``remove`` deletes a deployment that
+has no traffic.
 
 What served before is recorded on the endpoint's own tags (``current_deployment``,
 ``current_release``, ``previous_deployment``, ``previous_release``), so a restarted Function
 App, or an operator in the portal, sees the same history. Each deployment carries the
-``release_id`` tag. The endpoint uses key auth; the tester fetches the key
-(``online_endpoints.get_keys``) when it calls the endpoint.
+``release_id`` tag (its key), which is how ``traffic`` names deployments by key. The endpoint
+uses key auth; the tester fetches the key (``online_endpoints.get_keys``) when it calls it.
 
-Deployment names come from the release id (readable prefix + hash): the same release always
-maps to the same deployment, so a retried promotion updates it instead of starting another.
+Deployment names come from the key (readable prefix + hash): the same key always maps to the same
+deployment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from functions.domain.refs import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef, Operation, Progress
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import KubernetesOnlineEndpoint, ResourceRequirementsSettings
@@ -40,15 +51,20 @@ INFERENCE_CONFIG: dict[str, dict[str, Any]] = {
     "scoring_route": {"path": "/score", "port": SCORING_PORT},
 }
 DEPLOYMENT_HEADER = "azureml-model-deployment"  # routes a request to one deployment, whatever the traffic
-# Endpoint tags: the traffic history rollback reads.
+# Endpoint tags: the traffic history.
 CURRENT_DEPLOYMENT = "current_deployment"
 CURRENT_RELEASE = "current_release"
 PREVIOUS_DEPLOYMENT = "previous_deployment"
 PREVIOUS_RELEASE = "previous_release"
-RELEASE_TAG = "release_id"  # on each deployment
+RELEASE_TAG = "release_id"  # on each deployment: its key
 HISTORY_TAGS = (CURRENT_DEPLOYMENT, CURRENT_RELEASE, PREVIOUS_DEPLOYMENT, PREVIOUS_RELEASE)
-DEFAULT_LRO_TIMEOUT_S = 1800.0
+# Operation kinds and the phases of a "beside" operation.
+BESIDE, TRAFFIC = "beside", "traffic"
+ENDPOINT_PHASE, DEPLOYMENT_PHASE = "endpoint", "deployment"
 _NAME_PREFIX_MAX = 23  # + "-" + 8 hex = 32, Azure ML's limit for deployment names
+# Provisioning states, lowercased. "" is an entity that reports none (one made by hand): taken as ready.
+_READY = ("succeeded", "")
+_FAILED = ("failed", "canceled")
 
 
 class ProductionError(RuntimeError):
@@ -56,8 +72,8 @@ class ProductionError(RuntimeError):
 
 
 def deployment_name(release_id: str) -> str:
-    """The release's deployment name: 3-32 chars, lowercase letters, digits and '-', starting with a
-    letter, ending with a letter or digit (Azure ML's rule); the hash keeps it unique per release."""
+    """The key's deployment name: 3-32 chars, lowercase letters, digits and '-', starting with a
+    letter, ending with a letter or digit (Azure ML's rule); the hash keeps it unique per key."""
     digest = hashlib.sha256(release_id.encode()).hexdigest()[:8]
     slug = re.sub(r"[^a-z0-9]+", "-", release_id.lower()).strip("-")
     if not slug[:1].isalpha():
@@ -97,7 +113,6 @@ class AksProduction:
         instance_type: str | None = None,
         instance_count: int = 1,
         resources: ResourceRequirementsSettings | None = None,
-        lro_timeout_s: float = DEFAULT_LRO_TIMEOUT_S,
     ) -> None:
         """``instance_type`` None uses the cluster's default instance type (instance types are
         CRDs the cluster admin defines; ``defaultinstancetype`` always exists). ``resources`` None
@@ -107,78 +122,208 @@ class AksProduction:
         self.instance_type = instance_type
         self.instance_count = instance_count
         self.resources = resources
-        self.lro_timeout_s = lro_timeout_s
 
     @property
     def endpoint_name(self) -> str:
         return self.settings.endpoint
 
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        endpoint = self._ensure_endpoint()
-        new = deployment_name(release_id)
-        serving = _serving(endpoint)
-        tags = dict(endpoint.tags or {})
-
-        self._wait(
-            self.ml_client.online_deployments.begin_create_or_update(self._deployment(new, release_id, image, model)),
-            f"deployment {new} of release {release_id}",
-        )
-        deployments = {d.name: d for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)}
-
-        previous: str | None
-        if serving is not None and serving != new:
-            previous = serving
-        else:  # the first deployment, or a retry after the switch: the history says what came before
-            previous = tags.get(PREVIOUS_DEPLOYMENT)
-            if previous == new or previous not in deployments:
-                previous = None
-        history = {CURRENT_DEPLOYMENT: new, CURRENT_RELEASE: release_id}
-        if previous:
-            history |= {PREVIOUS_DEPLOYMENT: previous, PREVIOUS_RELEASE: _release_of(previous, deployments, tags)}
-        updated = self._route(endpoint, new, history)
-        logger.info(
-            "production endpoint %s serves release %s (deployment %s); previous: %s",
-            self.endpoint_name,
-            release_id,
-            new,
-            previous or "none",
-        )
-
-        for name, deployment in deployments.items():
-            if name in (new, previous):
-                continue
-            if RELEASE_TAG in (deployment.tags or {}):
-                self._delete(name)
-            else:
-                logger.info("leaving deployment %s alone: no release made it", name)
-        return self._endpoint(updated, release_id)
-
-    def rollback_production(self, release_id: str) -> Endpoint | None:
-        failed = deployment_name(release_id)
+    # ---- the Deployer port's production half --------------------------------------------
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation:
+        name = deployment_name(deployment)
         endpoint = self._get_endpoint()
         if endpoint is None:
-            return None
-        tags = dict(endpoint.tags or {})
-        serving = _serving(endpoint)
-        previous = tags.get(PREVIOUS_DEPLOYMENT)
-        if serving != failed:
-            # Already rolled back (a retried call) or never switched to: only make sure it is not left behind.
-            if failed in endpoint.traffic and failed != previous:
-                self._delete(failed)
-            return self._endpoint(endpoint, _from_history(tags, serving) or serving) if serving else None
-        if not previous:
-            logger.warning("release %s failed in production and there is no previous deployment", release_id)
-            return None
-        if previous not in endpoint.traffic:  # get() lists every deployment, at 0% when it has no traffic
-            logger.warning("cannot roll back release %s: previous deployment %s no longer exists", release_id, previous)
-            return None
-        previous_release = tags.get(PREVIOUS_RELEASE) or previous
-        updated = self._route(endpoint, previous, {CURRENT_DEPLOYMENT: previous, CURRENT_RELEASE: previous_release})
-        self._delete(failed)
-        logger.warning(
-            "production endpoint %s rolled back from release %s to %s", self.endpoint_name, release_id, previous_release
+            self._create_endpoint()
+            return self._endpoint_phase(deployment, name, image, model)
+        state = _state(endpoint)
+        if state in _FAILED:
+            raise ProductionError(
+                f"online endpoint {self.endpoint_name} is in provisioning state {endpoint.provisioning_state}: "
+                "fix or delete it before deploying to it"
+            )
+        if state not in _READY:  # still being created or updated: a deployment PUT now would conflict
+            return self._endpoint_phase(deployment, name, image, model)
+        current = self._find_deployment(name)
+        if current is not None and _same_build(current, deployment, image, model) and _state(current) not in _FAILED:
+            # There already (kept for rollback, or a retried step), or coming up: a PUT would restart it.
+            logger.info("deployment %s of %s is there for %s already", name, self.endpoint_name, image.reference)
+        else:
+            self._begin_deployment(name, deployment, image, model)
+        return Operation(
+            BESIDE, deployment, {"phase": DEPLOYMENT_PHASE, "endpoint": self.endpoint_name, "deployment": name}
         )
-        return self._endpoint(updated, previous_release)
+
+    def direct(self, deployment: str) -> Endpoint:
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            raise ProductionError(f"online endpoint {self.endpoint_name} does not exist, so neither does {deployment}")
+        return self._endpoint(endpoint, deployment)
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+        _check_weights(weights)
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            raise ProductionError(f"cannot route traffic: online endpoint {self.endpoint_name} does not exist")
+        deployments = self._deployments()
+        tags = dict(endpoint.tags or {})
+        # The keys traffic() gives back, so that traffic saved before a promotion can be put back as it was.
+        names = {key: _name_of(key, deployments, tags) for key in weights}
+        unknown = sorted(key for key, name in names.items() if name not in deployments)
+        if unknown:
+            raise ProductionError(
+                f"cannot route traffic of {self.endpoint_name} to {', '.join(unknown)}: no such deployment"
+            )
+        unready = sorted(
+            key for key, share in weights.items() if share and _state(deployments[names[key]]) not in _READY
+        )
+        if unready:
+            raise ProductionError(
+                f"cannot route traffic of {self.endpoint_name} to {', '.join(unready)}: not provisioned "
+                f"({', '.join(str(deployments[names[key]].provisioning_state) for key in unready)})"
+            )
+        expected = {names[key]: share for key, share in weights.items() if share}
+        key = max(weights, key=weights.__getitem__)  # of equal weights, the first named
+        handle = {"endpoint": self.endpoint_name, "traffic": expected}
+        if _routes(endpoint) == expected and tags.get(CURRENT_DEPLOYMENT) == names[key] and _state(endpoint) in _READY:
+            logger.info("production endpoint %s routes %s already", self.endpoint_name, json.dumps(expected))
+            return Operation(TRAFFIC, key, handle)
+        history = self._history(endpoint, names[key], key, deployments)
+        endpoint.traffic = dict(expected)  # exactly these: a deployment not named gets no traffic
+        endpoint.mirror_traffic = {}
+        endpoint.tags = {tag: value for tag, value in tags.items() if tag not in HISTORY_TAGS} | history
+        self.ml_client.online_endpoints.begin_create_or_update(endpoint)
+        logger.info(
+            "routing production endpoint %s: %s (previous: %s)",
+            self.endpoint_name,
+            json.dumps(expected),
+            history.get(PREVIOUS_RELEASE, "none"),
+        )
+        return Operation(TRAFFIC, key, handle)
+
+    def traffic(self) -> dict[str, int]:
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            return {}
+        routes = _routes(endpoint)
+        if not routes:
+            return {}
+        keys = self._keys(endpoint, routes)
+        return {keys[name]: share for name, share in routes.items()}
+
+    def deployments(self) -> list[str]:
+        """The keys of the deployments releases made (the ``release_id`` tag), but those being deleted.
+        One made by hand is left out, so that nothing cleaning up by this list ever removes it."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            found = self._deployments()
+        except ResourceNotFoundError:  # no endpoint yet
+            return []
+        keys = ((d.tags or {}).get(RELEASE_TAG) for d in found.values() if _state(d) != "deleting")
+        return sorted(str(key) for key in keys if key)
+
+    def remove(self, deployment: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        name = deployment_name(deployment)
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            logger.info("no online endpoint %s: deployment %s is gone already", self.endpoint_name, name)
+            return
+        share = _routes(endpoint).get(name, 0)
+        if share:
+            raise ProductionError(
+                f"cannot remove deployment {name} ({deployment}): it has {share}% of {self.endpoint_name}'s "
+                "traffic; move the traffic first"
+            )
+        try:
+            # The DELETE is accepted when begin_delete returns; nobody needs to wait for it to finish.
+            self.ml_client.online_deployments.begin_delete(name=name, endpoint_name=self.endpoint_name)
+        except ResourceNotFoundError:
+            logger.info("deployment %s of %s was gone already", name, self.endpoint_name)
+            return
+        logger.info("deleting deployment %s (%s) of %s", name, deployment, self.endpoint_name)
+
+    def follow(self, operation: Operation) -> Progress:
+        if operation.kind == BESIDE:
+            if operation.handle.get("phase") == ENDPOINT_PHASE:
+                return self._follow_endpoint_phase(operation)
+            return self._follow_deployment(operation)
+        if operation.kind == TRAFFIC:
+            return self._follow_traffic(operation)
+        raise ProductionError(f"AKS production does not follow {operation.kind!r} operations")
+
+    def production_endpoint(self) -> Endpoint:
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            return Endpoint(self.endpoint_name, "", "")
+        serving = _serving(endpoint)
+        key = self._keys(endpoint, [serving])[serving] if serving else ""
+        return self._endpoint(endpoint, key)
+
+    # ---- following ------------------------------------------------------------------
+    def _follow_endpoint_phase(self, operation: Operation) -> Progress:
+        """The endpoint was being created (or updated): once it succeeded, begin the deployment."""
+        name = str(operation.handle["deployment"])
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            return Progress(
+                "failed", f"online endpoint {self.endpoint_name} does not exist (deployment {name} waited for it)"
+            )
+        state = _state(endpoint)
+        if state in _FAILED:
+            return Progress(
+                "failed", f"online endpoint {self.endpoint_name} failed to provision ({endpoint.provisioning_state})"
+            )
+        if state not in _READY:
+            return Progress(
+                "running",
+                f"online endpoint {self.endpoint_name}: provisioning {endpoint.provisioning_state}; "
+                f"deployment {name} begins once it succeeded",
+            )
+        image = ImageRef(**operation.handle["image"])
+        model = ModelRef(**operation.handle["model"])
+        current = self._find_deployment(name)
+        if current is None or not _same_build(current, operation.deployment, image, model):
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                self._begin_deployment(name, operation.deployment, image, model)
+            except ResourceExistsError as exc:  # 409: another operation on the endpoint; the next look retries
+                return Progress("running", f"deployment {name} cannot begin yet: {exc}")
+            return Progress("running", f"online endpoint {self.endpoint_name} is ready; deployment {name} begun")
+        return self._deployment_progress(operation.deployment, current, endpoint)
+
+    def _follow_deployment(self, operation: Operation) -> Progress:
+        name = str(operation.handle["deployment"])
+        current = self._find_deployment(name)
+        if current is None:
+            return Progress("failed", f"deployment {name} of {self.endpoint_name} does not exist")
+        return self._deployment_progress(operation.deployment, current, None)
+
+    def _deployment_progress(self, key: str, deployment: Any, endpoint: Any) -> Progress:
+        state = _state(deployment)
+        what = f"deployment {deployment.name} of {self.endpoint_name}: provisioning {deployment.provisioning_state}"
+        if state in _FAILED:
+            return Progress("failed", what)
+        if state not in _READY:
+            return Progress("running", what)
+        return Progress("succeeded", what, endpoint=self._endpoint(endpoint, key) if endpoint else self.direct(key))
+
+    def _follow_traffic(self, operation: Operation) -> Progress:
+        expected = {str(name).lower(): int(share) for name, share in operation.handle["traffic"].items() if share}
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            return Progress("failed", f"online endpoint {self.endpoint_name} does not exist")
+        routes, state = _routes(endpoint), _state(endpoint)
+        what = (
+            f"online endpoint {self.endpoint_name}: provisioning {endpoint.provisioning_state}, "
+            f"traffic {json.dumps(routes, sort_keys=True)}"
+        )
+        if state in _FAILED:
+            return Progress("failed", what)
+        if state in _READY and routes == expected:
+            return Progress("succeeded", what, endpoint=self._endpoint(endpoint, operation.deployment))
+        return Progress("running", f"{what}; waiting for {json.dumps(expected, sort_keys=True)}")
 
     # ---- SDK calls ------------------------------------------------------------------
     def _get_endpoint(self) -> KubernetesOnlineEndpoint | None:
@@ -195,10 +340,7 @@ class AksProduction:
             )
         return endpoint
 
-    def _ensure_endpoint(self) -> KubernetesOnlineEndpoint:
-        endpoint = self._get_endpoint()
-        if endpoint is not None:
-            return endpoint
+    def _create_endpoint(self) -> None:
         from azure.ai.ml.entities import KubernetesOnlineEndpoint
 
         logger.info("creating online endpoint %s on %s", self.endpoint_name, self.settings.aks_compute)
@@ -208,23 +350,45 @@ class AksProduction:
             auth_mode="key",
             description="Production scoring endpoint; deployments managed by the MLOps release orchestrator",
         )
-        self._wait(self.ml_client.online_endpoints.begin_create_or_update(created), f"endpoint {self.endpoint_name}")
-        # Read it back: the create response has no deployments, get() fills in the traffic map.
-        endpoint = self._get_endpoint()
-        if endpoint is None:
-            raise ProductionError(f"online endpoint {self.endpoint_name} was created but cannot be read back")
-        return endpoint
+        self.ml_client.online_endpoints.begin_create_or_update(created)
 
-    def _deployment(self, name: str, release_id: str, image: ImageRef, model: ModelRef) -> Any:
+    def _endpoint_phase(self, key: str, name: str, image: ImageRef, model: ModelRef) -> Operation:
+        """Follow the endpoint first; the handle carries what the deployment needs, as JSON."""
+        handle = {
+            "phase": ENDPOINT_PHASE,
+            "endpoint": self.endpoint_name,
+            "deployment": name,
+            "image": dataclasses.asdict(image),
+            "model": dataclasses.asdict(model),
+        }
+        return Operation(BESIDE, key, handle)
+
+    def _find_deployment(self, name: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return self.ml_client.online_deployments.get(name=name, endpoint_name=self.endpoint_name)
+        except ResourceNotFoundError:
+            return None
+
+    def _deployments(self) -> dict[str, Any]:
+        return {
+            str(d.name).lower(): d for d in self.ml_client.online_deployments.list(endpoint_name=self.endpoint_name)
+        }
+
+    def _begin_deployment(self, name: str, key: str, image: ImageRef, model: ModelRef) -> None:
+        self.ml_client.online_deployments.begin_create_or_update(self._deployment(name, key, image, model))
+        logger.info(
+            "deploying %s as %s beside production on %s (no traffic)", image.reference, name, self.endpoint_name
+        )
+
+    def _deployment(self, name: str, key: str, image: ImageRef, model: ModelRef) -> Any:
         from azure.ai.ml.entities import Environment, KubernetesOnlineDeployment
 
-        tags = {RELEASE_TAG: release_id, "model": f"{model.name}:{model.version}", "image": image.reference}
-        if image.digest:
-            tags["image_digest"] = image.digest
         return KubernetesOnlineDeployment(
             name=name,
             endpoint_name=self.endpoint_name,
-            description=f"release {release_id}: {model.name}:{model.version} in {image.reference}",
+            description=f"release {key}: {model.name}:{model.version} in {image.reference}",
             model=model_asset(model),
             environment=Environment(
                 image=image_uri(image, self.settings.login_server), inference_config=INFERENCE_CONFIG
@@ -232,56 +396,84 @@ class AksProduction:
             instance_type=self.instance_type,
             instance_count=self.instance_count,
             resources=self.resources,
-            tags=tags,
+            tags=_build_tags(key, image, model),
         )
 
-    def _route(self, endpoint: KubernetesOnlineEndpoint, deployment: str, history: dict[str, str]) -> Any:
-        """All traffic to ``deployment``, nothing mirrored, and the history in the endpoint's tags."""
-        endpoint.traffic = {deployment: 100}
-        endpoint.mirror_traffic = {}
-        endpoint.tags = {key: value for key, value in (endpoint.tags or {}).items() if key not in HISTORY_TAGS}
-        endpoint.tags.update(history)
-        return self._wait(
-            self.ml_client.online_endpoints.begin_create_or_update(endpoint),
-            f"traffic switch of {self.endpoint_name} to {deployment}",
+    def _history(self, endpoint: Any, current: str, key: str, deployments: dict[str, Any]) -> dict[str, str]:
+        """The history tags once ``current`` (``key``'s deployment) has the most traffic: the previous
+        is what had the most before, or (a retry, or a share that did not change the leader) what the
+        tags said was previous, if it is still there."""
+        tags = dict(endpoint.tags or {})
+        serving = _serving(endpoint)
+        previous = serving if serving is not None and serving != current else tags.get(PREVIOUS_DEPLOYMENT)
+        history = {CURRENT_DEPLOYMENT: current, CURRENT_RELEASE: key}
+        if previous and previous != current and previous in deployments:
+            history |= {PREVIOUS_DEPLOYMENT: previous, PREVIOUS_RELEASE: _key_of(previous, deployments, tags)}
+        return history
+
+    def _keys(self, endpoint: Any, names: Iterable[str]) -> dict[str, str]:
+        """Deployment name -> key, for ``names`` (deployments of the endpoint)."""
+        tags = dict(endpoint.tags or {})
+        deployments = self._deployments()
+        return {name: _key_of(name, deployments, tags) for name in names}
+
+    def _endpoint(self, endpoint: Any, key: str) -> Endpoint:
+        return Endpoint(
+            name=self.endpoint_name, scoring_url=str(getattr(endpoint, "scoring_uri", None) or ""), version=key
         )
 
-    def _delete(self, name: str) -> None:
-        """Start deleting a deployment without waiting (it serves no traffic); a failure is logged,
-        and the next deploy_production deletes what was left."""
-        try:
-            self.ml_client.online_deployments.begin_delete(name=name, endpoint_name=self.endpoint_name)
-        except Exception as exc:
-            logger.warning("could not delete deployment %s of %s: %s", name, self.endpoint_name, exc)
-        else:
-            logger.info("deleting deployment %s of %s", name, self.endpoint_name)
 
-    def _wait(self, poller: Any, what: str) -> Any:
-        result = poller.result(timeout=self.lro_timeout_s)
-        if not poller.done():
-            raise ProductionError(f"{what} did not finish within {self.lro_timeout_s:.0f} s")
-        return result
+def _check_weights(weights: dict[str, int]) -> None:
+    """Whole percents from 0 to 100, summing to 100: what an endpoint's traffic map accepts."""
+    bad = {key: share for key, share in weights.items() if type(share) is not int or not 0 <= share <= 100}
+    if bad:
+        raise ProductionError(f"traffic weights must be whole percents from 0 to 100: {bad}")
+    if sum(weights.values()) != 100:
+        raise ProductionError(f"traffic weights must sum to 100, not {sum(weights.values())}: {weights}")
 
-    def _endpoint(self, endpoint: Any, release_id: str) -> Endpoint:
-        scoring_uri = getattr(endpoint, "scoring_uri", None)
-        if not scoring_uri:
-            fresh = self._get_endpoint()
-            scoring_uri = getattr(fresh, "scoring_uri", None) or ""
-        return Endpoint(name=self.endpoint_name, scoring_url=scoring_uri, version=release_id)
+
+def _build_tags(key: str, image: ImageRef, model: ModelRef) -> dict[str, str]:
+    tags = {RELEASE_TAG: key, "model": f"{model.name}:{model.version}", "image": image.reference}
+    if image.digest:
+        tags["image_digest"] = image.digest
+    return tags
+
+
+def _same_build(deployment: Any, key: str, image: ImageRef, model: ModelRef) -> bool:
+    """Whether ``deployment`` was made for ``key`` from this image and model (by the tags ``_deployment`` writes)."""
+    tags = dict(getattr(deployment, "tags", None) or {})
+    return all(tags.get(tag) == value for tag, value in _build_tags(key, image, model).items())
+
+
+def _state(entity: Any) -> str:
+    return str(getattr(entity, "provisioning_state", None) or "").lower()
+
+
+def _routes(endpoint: Any) -> dict[str, int]:
+    """The endpoint's traffic: deployments with some, by lowercased name (as the service keeps them)."""
+    return {str(name).lower(): int(share) for name, share in (endpoint.traffic or {}).items() if int(share or 0)}
 
 
 def _serving(endpoint: Any) -> str | None:
     """The deployment with the most traffic, if any has some."""
-    traffic = {name: int(share or 0) for name, share in (endpoint.traffic or {}).items()}
-    name, share = max(traffic.items(), key=lambda item: item[1], default=(None, 0))
-    return name if share > 0 else None
+    name, _ = max(_routes(endpoint).items(), key=lambda item: item[1], default=(None, 0))
+    return name
 
 
-def _release_of(name: str, deployments: dict[str, Any], tags: dict[str, str]) -> str:
-    """The release a deployment serves: its release_id tag, else the endpoint's history, else its name."""
+def _key_of(name: str, deployments: dict[str, Any], tags: dict[str, str]) -> str:
+    """A deployment's key: its release_id tag, else the endpoint's history, else its name."""
     deployment = deployments.get(name)
-    release = (deployment.tags or {}).get(RELEASE_TAG) if deployment is not None else None
-    return str(release or _from_history(tags, name) or name)
+    key = (deployment.tags or {}).get(RELEASE_TAG) if deployment is not None else None
+    return str(key or _from_history(tags, name) or name)
+
+
+def _name_of(key: str, deployments: dict[str, Any], tags: dict[str, str]) -> str:
+    """A key's deployment name: the one made for it, else one whose key ``_key_of`` says it is
+    (a deployment from before the tags, or one made by hand), else the name it would have."""
+    made = deployment_name(key)
+    if made in deployments:
+        return made
+    return next((name for name in deployments if _key_of(name, deployments, tags) == key), made)
 
 
 def _from_history(tags: dict[str, str], deployment: str) -> str | None:

@@ -87,11 +87,15 @@ class AzureRegistry:
                 logger.info("%s:%s is no longer the champion", previous.name, previous.version)
         logger.info("champion of %s is now version %s", model.name, model.version)
 
-    def get(self, name: str, version: str | int) -> ModelRef | None:
+    def find(self, name: str, version: str) -> ModelRef | None:
         try:
             return _model_ref(self.ml_client.models.get(name=name, version=str(version)))
         except ResourceNotFoundError:
             return None
+
+    def get(self, name: str, version: str | int) -> ModelRef | None:
+        """``find`` with a version number, for the CLI."""
+        return self.find(name, str(version))
 
     def list(self, name: str | None = None) -> builtins.list[ModelRef]:
         """Every version of ``name`` (default: this registry's model), oldest first."""

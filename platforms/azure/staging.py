@@ -1,12 +1,14 @@
 """Staging on Azure Container Instances: one container group per release, from the ACR image.
 
-``AciStaging.deploy_staging`` creates (or updates) the release's container group with
-azure-mgmt-containerinstance: one ``scoring`` container from ``<login server>/<repository>:<tag>``,
-pulled with the user-assigned managed identity ``ACI_IDENTITY`` (it needs AcrPull on the
-registry; no registry password anywhere), a public IP with a DNS label on port 5001 where
-azmlinfsrv listens. It then polls ``http://<fqdn>:5001/`` (the server's health route) until it
-answers 200, returns the ``/score`` URL for the smoke and integration tests, and deletes the
-staging groups of older releases. ``remove_staging`` deletes the release's group.
+``AciStaging.begin_staging`` creates (or updates) the release's container group with
+azure-mgmt-containerinstance and returns at once: one ``scoring`` container from
+``<login server>/<repository>:<tag>``, pulled with the user-assigned managed identity
+``ACI_IDENTITY`` (it needs AcrPull on the registry; no registry password anywhere), a public IP
+with a DNS label on port 5001 where azmlinfsrv listens. ``follow`` looks once: the group's
+provisioning state, then one GET of ``http://<fqdn>:5001/`` (the server's health route). When it
+answers 200 the staging succeeded with the ``/score`` URL for the smoke and integration tests, and
+the staging groups of older releases start being deleted. ``remove_staging`` starts deleting the
+release's group. Nothing waits: the service follows the operation and owns its timeout.
 
 Every group it creates is tagged ``role=staging``, ``release_id=<id>`` and ``managed_by=mlops``;
 only groups carrying all three are ever deleted as "older staging", so other container groups
@@ -18,12 +20,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from functions.domain.refs import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef, Operation, Progress
 from platforms.azure.settings import AzureSettings
 from platforms.common.readiness import http_ok
 
@@ -38,15 +39,16 @@ DEFAULT_CPU = 1.0
 DEFAULT_MEMORY_GB = 1.5
 SCORING_MAX_ROWS = "10000"
 DNS_LABEL_SCOPE = "TenantReuse"
-READINESS_REQUEST_TIMEOUT_S = 5.0
+READINESS_REQUEST_TIMEOUT_S = 5.0  # follow's one probe: quick, whatever the group does
+STAGING = "staging"  # the Operation kind
+# Provisioning states of a group still coming up: it may be a newer release's, begun after this
+# one succeeded (staging is followed, not waited for), so cleanup leaves it alone.
+_IN_FLIGHT = ("pending", "creating", "updating", "repairing")
+_FAILED = ("failed", "canceled")
 # Container group names: lowercase letters, digits and single hyphens, 1..63 characters.
 MAX_NAME = 63
 
 Readiness = Callable[[str], bool]
-
-
-class StagingError(RuntimeError):
-    """The staging deployment did not become ready; the message says which group and why."""
 
 
 def _slug(text: str) -> str:
@@ -75,30 +77,22 @@ def dns_label(settings: AzureSettings, release_id: str) -> str:
 
 
 class AciStaging:
-    """``deploy_staging`` / ``remove_staging`` of the Deployer port, on Azure Container Instances."""
+    """``begin_staging`` / ``remove_staging`` and ``follow`` of the Deployer port, on Azure Container Instances."""
 
     def __init__(
         self,
         settings: AzureSettings,
         aci_client: Any,
         readiness: Readiness | None = None,
-        poll_interval_s: float = 5,
-        timeout_s: float = 600,
         *,
         cpu: float = DEFAULT_CPU,
         memory_in_gb: float = DEFAULT_MEMORY_GB,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.aci_client = aci_client
         self.readiness = readiness or partial(http_ok, timeout_s=READINESS_REQUEST_TIMEOUT_S)
-        self.poll_interval_s = poll_interval_s
-        self.timeout_s = timeout_s
         self.cpu = cpu
         self.memory_in_gb = memory_in_gb
-        self.clock = clock
-        self.sleep = sleep
 
     @classmethod
     def from_settings(cls, settings: AzureSettings, credential: Any = None, **kwargs: Any) -> AciStaging:
@@ -113,31 +107,55 @@ class AciStaging:
     def resource_group(self) -> str:
         return self.settings.aci_resource_group
 
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation:
         name = group_name(release_id)
         spec = self.container_group(release_id, image, model)
         logger.info("creating staging container group %s from %s", name, spec.containers[0].image)
-        group = self.aci_client.container_groups.begin_create_or_update(self.resource_group, name, spec).result()
-        if str(getattr(group, "provisioning_state", "") or "").lower() == "failed":
-            raise StagingError(f"staging container group {name} failed to provision: {self._diagnose(name)}")
-        fqdn = _fqdn(group) or _fqdn(self.aci_client.container_groups.get(self.resource_group, name))
-        if not fqdn:
-            raise StagingError(f"staging container group {name} has no public FQDN (ip_address.fqdn is empty)")
-        self._wait_ready(name, f"http://{fqdn}:{SCORING_PORT}/")
+        # The PUT is accepted when begin_create_or_update returns; follow() sees the group come up.
+        self.aci_client.container_groups.begin_create_or_update(self.resource_group, name, spec)
+        return Operation(STAGING, release_id, {"resource_group": self.resource_group, "group": name})
+
+    def follow(self, operation: Operation) -> Progress:
+        """One look at the group and, once it is provisioned, one readiness probe."""
+        from azure.core.exceptions import ResourceNotFoundError
+
+        if operation.kind != STAGING:
+            raise ValueError(f"ACI staging does not follow {operation.kind!r} operations")
+        release_id = operation.deployment
+        name = str(operation.handle.get("group") or group_name(release_id))
+        resource_group = str(operation.handle.get("resource_group") or self.resource_group)
+        try:
+            group = self.aci_client.container_groups.get(resource_group, name)
+        except ResourceNotFoundError:
+            return Progress("failed", f"staging container group {name} does not exist")
+        state = str(getattr(group, "provisioning_state", "") or "").lower()
+        if state in _FAILED:
+            return Progress("failed", f"staging container group {name} failed to provision: {_describe(group)}")
+        if state != "succeeded":
+            return Progress("running", f"waiting for staging container group {name} to provision: {_describe(group)}")
+        fqdn = _fqdn(group)
+        if not fqdn:  # the FQDN comes with the public IP at creation; a provisioned group without one keeps none
+            return Progress("failed", f"staging container group {name} has no public FQDN (ip_address.fqdn is empty)")
+        url = f"http://{fqdn}:{SCORING_PORT}/"
+        if not self.readiness(url):
+            return Progress("running", f"waiting for {url} to answer 200: {_describe(group)}")
+        logger.info("staging %s ready at %s", name, url)
         self._remove_older(release_id)
-        return Endpoint(name=name, scoring_url=f"http://{fqdn}:{SCORING_PORT}/score", version=release_id)
+        endpoint = Endpoint(name=name, scoring_url=f"{url}score", version=release_id)
+        return Progress("succeeded", f"{url} answered 200", endpoint=endpoint)
 
     def remove_staging(self, release_id: str) -> None:
-        """Delete the release's container group; one that does not exist (any more) is fine."""
+        """Start deleting the release's container group; one that does not exist (any more) is fine."""
         from azure.core.exceptions import ResourceNotFoundError
 
         name = group_name(release_id)
         try:
-            self.aci_client.container_groups.begin_delete(self.resource_group, name).result()
+            # The DELETE is accepted when begin_delete returns; nobody needs to wait for it to finish.
+            self.aci_client.container_groups.begin_delete(self.resource_group, name)
         except ResourceNotFoundError:
             logger.info("staging container group %s was already gone", name)
             return
-        logger.info("deleted staging container group %s", name)
+        logger.info("deleting staging container group %s", name)
 
     def container_group(self, release_id: str, image: ImageRef, model: ModelRef) -> Any:
         """The ``ContainerGroup`` to create for the release (azure-mgmt-containerinstance models)."""
@@ -193,23 +211,9 @@ class AciStaging:
             return image.location
         return f"{self.settings.login_server}/{image.repository}:{image.tag}"
 
-    def _wait_ready(self, name: str, url: str) -> None:
-        deadline = self.clock() + self.timeout_s
-        attempts = 0
-        while True:
-            attempts += 1
-            if self.readiness(url):
-                logger.info("staging %s ready at %s after %d check(s)", name, url, attempts)
-                return
-            if self.clock() >= deadline:
-                raise StagingError(
-                    f"staging container group {name} did not answer 200 on {url} within {self.timeout_s:g} s "
-                    f"({attempts} checks): {self._diagnose(name)}"
-                )
-            self.sleep(self.poll_interval_s)
-
     def _remove_older(self, release_id: str) -> None:
-        """Start deleting the staging groups of other releases; a failure is logged, not raised."""
+        """Start deleting the staging groups of other releases (none still coming up); a failure is
+        logged, not raised."""
         try:
             groups = list(self.aci_client.container_groups.list_by_resource_group(self.resource_group))
         except Exception:  # cleanup must not fail the new release's staging
@@ -220,6 +224,9 @@ class AciStaging:
             other = tags.get("release_id")
             if tags.get("role") != ROLE or tags.get("managed_by") != MANAGED_BY or not other or other == release_id:
                 continue
+            if str(getattr(group, "provisioning_state", "") or "").lower() in _IN_FLIGHT:
+                logger.info("leaving staging group %s (release %s) alone: it is still coming up", group.name, other)
+                continue
             try:
                 # The DELETE is accepted when begin_delete returns; no need to wait for it to finish.
                 self.aci_client.container_groups.begin_delete(self.resource_group, group.name)
@@ -227,24 +234,21 @@ class AciStaging:
             except Exception:  # cleanup must not fail the new release's staging
                 logger.warning("could not delete older staging group %s", group.name, exc_info=True)
 
-    def _diagnose(self, name: str) -> str:
-        """What Azure says about the group: provisioning state, container state, latest events."""
-        try:
-            group = self.aci_client.container_groups.get(self.resource_group, name)
-        except Exception as exc:  # the diagnosis is best effort; the caller raises anyway
-            return f"(could not read the group: {exc})"
-        parts = [f"provisioning {getattr(group, 'provisioning_state', None) or 'unknown'}"]
-        view = getattr(group, "instance_view", None)
-        if view is not None and getattr(view, "state", None):
-            parts.append(f"group {view.state}")
-        for container in getattr(group, "containers", None) or []:
-            current = getattr(getattr(container, "instance_view", None), "current_state", None)
-            if current is not None:
-                detail = f" ({current.detail_status})" if getattr(current, "detail_status", None) else ""
-                parts.append(f"container {container.name} {current.state}{detail}")
-            events = getattr(getattr(container, "instance_view", None), "events", None) or []
-            parts.extend(f"event {event.name}: {event.message}" for event in events[-3:] if event.message)
-        return "; ".join(parts)
+
+def _describe(group: Any) -> str:
+    """What Azure says about the group: provisioning state, container state, latest events."""
+    parts = [f"provisioning {getattr(group, 'provisioning_state', None) or 'unknown'}"]
+    view = getattr(group, "instance_view", None)
+    if view is not None and getattr(view, "state", None):
+        parts.append(f"group {view.state}")
+    for container in getattr(group, "containers", None) or []:
+        current = getattr(getattr(container, "instance_view", None), "current_state", None)
+        if current is not None:
+            detail = f" ({current.detail_status})" if getattr(current, "detail_status", None) else ""
+            parts.append(f"container {container.name} {current.state}{detail}")
+        events = getattr(getattr(container, "instance_view", None), "events", None) or []
+        parts.extend(f"event {event.name}: {event.message}" for event in events[-3:] if event.message)
+    return "; ".join(parts)
 
 
 def _fqdn(group: Any) -> str:

@@ -7,9 +7,11 @@ integration: the registered model's own predictions, malformed input gets a 4xx)
   carries ``Authorization: Bearer <key>`` from ``ml_client.online_endpoints.get_keys``, and
   ``azureml-model-deployment: <the release's deployment>`` so the results are about the release
   that was just deployed, not about whichever deployment the router picked while the traffic
-  change propagates. Its health check asks Azure ML instead of GET / (the endpoint's root is the
-  cluster's router, not the scoring server): provisioning succeeded and 100% of the traffic on
-  the release's deployment.
+  change propagates, or at all: a new deployment is tested directly, before it has any traffic.
+  Its health check asks Azure ML instead of GET / (the endpoint's root is the cluster's router,
+  not the scoring server): the release's deployment is provisioned (Succeeded), whatever its
+  traffic share. Without a release (``endpoint.version`` empty): the endpoint is provisioned and
+  some deployment has traffic.
 - Other endpoints (ACI staging) are called as they are, like locally.
 - The model is fetched with the injected ``model_files(model, directory)`` (on Azure: a download
   from the registry) into a temporary directory.
@@ -89,16 +91,22 @@ class AzureEndpointTester(HttpEndpointTester):
     def _health(self, endpoint: Endpoint) -> tuple[bool, str]:
         if not self._is_production(endpoint):
             return super()._health(endpoint)
-        current = self.ml_client.online_endpoints.get(endpoint.name)
+        if not endpoint.version:
+            return self._endpoint_health(endpoint.name)
+        name = deployment_name(endpoint.version)
+        # Provisioning succeeds only once the container's readiness probe passed (Azure ML waits for
+        # it); the traffic share does not matter: the requests name the deployment in their header.
+        state = self.ml_client.online_deployments.get(name=name, endpoint_name=endpoint.name).provisioning_state
+        return state == "Succeeded", f"deployment {name} of {endpoint.name}: provisioning {state}"
+
+    def _endpoint_health(self, endpoint_name: str) -> tuple[bool, str]:
+        current = self.ml_client.online_endpoints.get(endpoint_name)
         state = current.provisioning_state
         traffic = {name: share for name, share in (current.traffic or {}).items() if share}
-        expected = deployment_name(endpoint.version) if endpoint.version else None
-        serving = traffic.get(expected) == 100 if expected else bool(traffic)
-        passed = state == "Succeeded" and serving
-        detail = f"endpoint {endpoint.name}: provisioning {state}, traffic {json.dumps(traffic, sort_keys=True)}"
-        if not serving:
-            detail += f" (expected 100% on {expected})" if expected else " (no deployment has traffic)"
-        return passed, detail
+        detail = f"endpoint {endpoint_name}: provisioning {state}, traffic {json.dumps(traffic, sort_keys=True)}"
+        if not traffic:
+            detail += " (no deployment has traffic)"
+        return state == "Succeeded" and bool(traffic), detail
 
     def _masked(self, report: TestReport) -> TestReport:
         with self._secrets_lock:

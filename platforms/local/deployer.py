@@ -1,17 +1,22 @@
 """Staging and production on this machine: azmlinfsrv processes on 127.0.0.1 behind a stable URL.
 
 Each deployment is a real Azure ML inference server (``InferenceServer``) serving the image's
-build context: ``score.py`` and ``model/`` from ``image.location``. Staging gets a free port
-per release. Production is blue/green behind the production router
-(``production_router.py``) on a fixed port: a new version starts beside the current one,
-is health-checked, then the router is switched to it by replacing ``production.json``; the
-previous version keeps running for rollback, older ones are stopped.
+build context: ``score.py`` and ``model/`` from ``image.location``, on a free port of its own.
+Nothing here waits for a server to come up: ``begin_staging`` / ``begin_beside`` start the process
+and return an Operation; ``follow`` looks once (process alive? health route 200?).
 
-Every process (role, release, port, pid, log) is recorded in ``<home>/deployments.json``,
-read and written under a lock (a thread lock plus ``flock`` on ``deployments.lock``, because
-handler threads and the CLI in another process both call in). A new deployer, e.g. after
-the host restarted, finds the running servers there (pid alive and health check passing)
-and can stop processes an earlier process started. Logs are in ``<home>/logs/``.
+Production is the production router (``production_router.py``) on a fixed port in front of the
+production deployments, each keyed by a release id. A new one starts beside the serving one with no
+traffic and is tested on its own port (``direct``); ``begin_traffic`` then replaces
+``production.json`` with the weights, and ``follow`` sees the router route that way. The router
+counts the requests it sends each deployment (``GET /router``), so a test can prove a deployment
+never had live traffic.
+
+Every process (role, key, port, pid, log) is recorded in ``<home>/deployments.json``, read and
+written under a lock (a thread lock plus ``flock`` on ``deployments.lock``, because handler
+threads and the CLI in another process both call in). A new deployer, e.g. after the host
+restarted, finds the running servers there and can stop processes an earlier process started.
+Logs are in ``<home>/logs/``.
 """
 
 from __future__ import annotations
@@ -31,16 +36,11 @@ from typing import Any
 
 import requests
 
-from functions.domain.refs import Endpoint, ImageRef, ModelRef
+from functions.domain.refs import Endpoint, ImageRef, ModelRef, Operation, Progress
 from platforms.common.readiness import http_ok
 from platforms.local import production_router
 from platforms.local.files import read_json, utc_now, write_json_atomic
-from platforms.local.inference_server import (
-    DEFAULT_STARTUP_TIMEOUT_S,
-    InferenceServer,
-    InferenceServerError,
-    free_port,
-)
+from platforms.local.inference_server import DEFAULT_STARTUP_TIMEOUT_S, InferenceServer, free_port
 from platforms.local.processes import log_tail, pid_alive, stop_process_group
 
 logger = logging.getLogger("mlops.deployer")
@@ -50,7 +50,7 @@ LOCK_FILE = "deployments.lock"
 PRODUCTION_FILE = production_router.PRODUCTION_FILE
 ROUTER_SCRIPT = Path(production_router.__file__).resolve()
 ROUTER_STARTUP_TIMEOUT_S = 15.0
-SWITCH_TIMEOUT_S = 5.0
+HEALTH_PROBE_TIMEOUT_S = 1.0
 
 
 class DeploymentError(RuntimeError):
@@ -58,11 +58,15 @@ class DeploymentError(RuntimeError):
 
 
 def _empty_state() -> dict[str, Any]:
-    return {"router": None, "servers": {}, "production": {"current": None, "previous": None}}
+    return {"router": None, "servers": {}}
+
+
+def _server_name(role: str, key: str) -> str:
+    return f"{role}-{key}"
 
 
 class LocalDeployer:
-    """Deployer port; also ``ensure_router``, ``status`` and ``stop_all`` for ``mlops up/status/down``."""
+    """Deployer port; also ``ensure_router``, ``status``, ``serve_now`` and ``stop_all`` for the CLI."""
 
     def __init__(
         self, home: Path, production_port: int = 5101, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
@@ -79,57 +83,129 @@ class LocalDeployer:
     def production_url(self) -> str:
         return f"http://127.0.0.1:{self.production_port}"
 
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+    # ---- staging ----------------------------------------------------------------------
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation:
         with self._locked_state() as state:
             entry = self._server_for(state, "staging", release_id, image, model)
-        return Endpoint(f"staging-{release_id}", f"{entry['url']}/score", release_id)
+        return Operation("staging", release_id, {"server": _server_name("staging", release_id), "pid": entry["pid"]})
 
     def remove_staging(self, release_id: str) -> None:
         with self._locked_state() as state:
-            entry = state["servers"].pop(f"staging-{release_id}", None)
+            entry = state["servers"].pop(_server_name("staging", release_id), None)
             if entry:
                 self._stop(entry)
 
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
+    # ---- production -------------------------------------------------------------------
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation:
         with self._locked_state() as state:
-            self._ensure_router(state)
-            entry = self._server_for(state, "production", release_id, image, model)
-            self._switch(entry)
-            production = state["production"]
-            if production["current"] != release_id:
-                production["previous"], production["current"] = production["current"], release_id
-            keep = {production["current"], production["previous"]}
-            for name, other in list(state["servers"].items()):
-                if other["role"] == "production" and other["release_id"] not in keep:
-                    self._stop(other)
-                    del state["servers"][name]
-        logger.info("production is release %s (previous: %s)", release_id, production["previous"])
-        return self._production_endpoint(release_id)
+            entry = self._server_for(state, "production", deployment, image, model)
+        handle = {"server": _server_name("production", deployment), "pid": entry["pid"]}
+        return Operation("beside", deployment, handle)
 
-    def rollback_production(self, release_id: str) -> Endpoint | None:
+    def direct(self, deployment: str) -> Endpoint:
+        entry = self._read_state()["servers"].get(_server_name("production", deployment))
+        if entry is None:
+            raise DeploymentError(f"there is no production deployment {deployment}")
+        return Endpoint(_server_name("production", deployment), f"{entry['url']}/score", deployment)
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation:
         with self._locked_state() as state:
-            production = state["production"]
-            current, previous = production["current"], production["previous"]
-            if current != release_id:
-                # Already rolled back (a retried call) or never live: only make sure it is not left running.
-                if release_id != previous and (failed := state["servers"].pop(f"production-{release_id}", None)):
-                    self._stop(failed)
-                return self._production_endpoint(current) if current else None
-            if previous is None:
-                return None
-            recorded = state["servers"].get(f"production-{previous}")
-            if recorded is None:
-                raise DeploymentError(f"cannot roll back to release {previous}: {STATE_FILE} has no record of it")
-            self._ensure_router(state)
-            image, model = ImageRef(**recorded["image"]), ModelRef(**recorded["model"])
-            entry = self._server_for(state, "production", previous, image, model)
-            self._switch(entry)
-            production.update(current=previous, previous=None)
-            failed = state["servers"].pop(f"production-{release_id}", None)
-            if failed:
-                self._stop(failed)
-        logger.warning("production rolled back from release %s to %s", release_id, previous)
-        return self._production_endpoint(previous)
+            targets = []
+            for key, weight in _checked_weights(weights).items():
+                entry = state["servers"].get(_server_name("production", key))
+                if entry is None:
+                    raise DeploymentError(f"cannot route traffic to {key}: there is no production deployment {key}")
+                targets.append({"release_id": key, "port": entry["port"], "url": entry["url"], "weight": weight})
+            self._start_router_unless_running(state)
+            write_json_atomic(self.home / PRODUCTION_FILE, {"targets": targets, "switched_at": utc_now()})
+        expected = {t["release_id"]: t["weight"] for t in targets}
+        ports = {t["release_id"]: t["port"] for t in targets}
+        logger.info("production traffic set to %s", expected)
+        return Operation("traffic", max(expected, key=lambda k: expected[k]), {"traffic": expected, "ports": ports})
+
+    def traffic(self) -> dict[str, int]:
+        document = read_json(self.home / PRODUCTION_FILE) or {}
+        return {str(t["release_id"]): int(t["weight"]) for t in production_router.targets_of(document) if t["weight"]}
+
+    def deployments(self) -> list[str]:
+        servers = self._read_state()["servers"].values()
+        return [entry["release_id"] for entry in servers if entry["role"] == "production"]
+
+    def remove(self, deployment: str) -> None:
+        with self._locked_state() as state:
+            if self.traffic().get(deployment):
+                raise DeploymentError(f"production deployment {deployment} still has traffic: move it first")
+            entry = state["servers"].pop(_server_name("production", deployment), None)
+            if entry:
+                self._stop(entry)
+                logger.info("removed production deployment %s", deployment)
+
+    def production_endpoint(self) -> Endpoint:
+        traffic = self.traffic()
+        serving = max(traffic, key=lambda k: traffic[k]) if traffic else ""
+        return Endpoint("production", f"{self.production_url}/score", serving)
+
+    # ---- following --------------------------------------------------------------------
+    def follow(self, operation: Operation) -> Progress:
+        if operation.kind == "traffic":
+            handle = operation.handle
+            return self._follow_traffic(dict(handle.get("traffic") or {}), dict(handle.get("ports") or {}))
+        entry = self._read_state()["servers"].get(str(operation.handle.get("server")))
+        if entry is None:
+            return Progress("failed", f"{operation.handle.get('server')} is not deployed (removed meanwhile?)")
+        if not self._alive(entry):
+            return Progress("failed", f"{_described(entry)} exited during start-up:\n{log_tail(Path(entry['log']))}")
+        if http_ok(f"{entry['url']}/", timeout_s=HEALTH_PROBE_TIMEOUT_S):
+            name = _server_name(entry["role"], entry["release_id"])
+            return Progress(
+                "succeeded", f"{_described(entry)} is up", Endpoint(name, f"{entry['url']}/score", entry["release_id"])
+            )
+        if time.time() > float(entry.get("ready_by") or 0):
+            with self._locked_state() as state:  # give its port back: a later begin starts afresh
+                if (
+                    state["servers"].get(_server_name(entry["role"], entry["release_id"]), {}).get("pid")
+                    == entry["pid"]
+                ):
+                    self._stop(state["servers"].pop(_server_name(entry["role"], entry["release_id"])))
+            why = f"{_described(entry)} did not answer its health route within {self.startup_timeout_s:.0f} s"
+            return Progress("failed", f"{why}:\n{log_tail(Path(entry['log']))}")
+        return Progress("running", f"{_described(entry)} is starting")
+
+    def _follow_traffic(self, expected: dict[str, int], ports: dict[str, int]) -> Progress:
+        info = self._router_info()
+        if info is None:
+            router = self._read_state()["router"]
+            if router and not pid_alive(router.get("pid")):
+                return Progress("failed", f"the production router exited:\n{log_tail(self.logs / 'router.log')}")
+            return Progress("running", "the production router is starting")
+        targets = [t for t in info.get("targets") or [] if t.get("weight")]
+        routed = {str(t["release_id"]): int(t["weight"]) for t in targets}
+        routed_ports = {str(t["release_id"]): int(t["port"]) for t in targets}
+        if routed != expected or (ports and routed_ports != ports):
+            return Progress("running", f"the router routes {routed or 'nothing'}, not yet {expected}")
+        serving = max(expected, key=lambda k: expected[k])
+        return Progress(
+            "succeeded",
+            f"production routes {expected}",
+            Endpoint("production", f"{self.production_url}/score", serving),
+        )
+
+    def serve_now(self, deployment: str, image: ImageRef, model: ModelRef) -> Endpoint:
+        """For the CLI (`mlops up` restoring production): deploy and route all traffic, waiting for both.
+        The app never calls this; it begins operations and the follow timer looks at them."""
+        for operation in (self.begin_beside(deployment, image, model), None):
+            operation = operation or self.begin_traffic({deployment: 100})
+            deadline = time.monotonic() + self.startup_timeout_s + ROUTER_STARTUP_TIMEOUT_S
+            while not (progress := self.follow(operation)).finished and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if progress.state != "succeeded":
+                raise DeploymentError(f"could not serve {deployment}: {progress.detail}")
+        return self.production_endpoint()
+
+    def request_counts(self) -> dict[str, int]:
+        """How many scoring requests the router has sent each deployment since it started."""
+        info = self._router_info() or {}
+        return {str(k): int(v) for k, v in (info.get("counts") or {}).items()}
 
     def ensure_router(self) -> str:
         """Start the production router if it is not running; return the production scoring URL."""
@@ -140,11 +216,11 @@ class LocalDeployer:
     def status(self) -> dict[str, Any]:
         """Every recorded process with whether it is running (pid alive and health check passing)."""
         # The state file is replaced atomically, so reading it needs no lock.
-        state = read_json(self.home / STATE_FILE, default=None) or _empty_state()
+        state = self._read_state()
         router = state["router"]
         return {
             "production_url": f"{self.production_url}/score",
-            "production": dict(state["production"]),
+            "traffic": self.traffic(),
             "router": {**router, "running": self._router_running(router)} if router else None,
             "servers": [{**entry, "running": self._running(entry)} for entry in state["servers"].values()],
         }
@@ -182,45 +258,49 @@ class LocalDeployer:
             finally:
                 write_json_atomic(self.home / STATE_FILE, state)
 
+    def _read_state(self) -> dict[str, Any]:
+        # The state file is replaced atomically, so reading it needs no lock.
+        state = read_json(self.home / STATE_FILE, default=None) or _empty_state()
+        state.setdefault("servers", {})
+        state.setdefault("router", None)
+        return state
+
     def _server_for(
-        self, state: dict[str, Any], role: str, release_id: str, image: ImageRef, model: ModelRef
+        self, state: dict[str, Any], role: str, key: str, image: ImageRef, model: ModelRef
     ) -> dict[str, Any]:
-        """The release's running server for this image, or a new one (replacing a dead or outdated one)."""
-        name = f"{role}-{release_id}"
+        """The key's server for this image, starting or running, or a new one (replacing a dead or outdated one)."""
+        name = _server_name(role, key)
         entry = state["servers"].get(name)
-        if entry and entry["image"]["digest"] == image.digest and self._running(entry):
+        if entry and entry["image"]["digest"] == image.digest and self._alive(entry):
             return dict(entry)
         if entry:
             self._stop(entry)
             del state["servers"][name]
-        entry = self._start_server(role, release_id, image, model)
+        entry = self._launch_server(role, key, image, model)
         state["servers"][name] = entry
         return entry
 
-    def _start_server(self, role: str, release_id: str, image: ImageRef, model: ModelRef) -> dict[str, Any]:
+    def _launch_server(self, role: str, key: str, image: ImageRef, model: ModelRef) -> dict[str, Any]:
         context = Path(image.location)
         if not (context / "score.py").is_file() or not (context / "model").is_dir():
             raise DeploymentError(
                 f"image {image.reference} has no build context at {context!s} (score.py and model/ expected)"
             )
         port = free_port()
-        log = self.logs / f"{role}-{_file_name_part(release_id)}-{port}.log"
-        server = InferenceServer(context / "score.py", context / "model", log, port=port)
-        try:
-            server.start(self.startup_timeout_s)
-        except InferenceServerError as exc:
-            raise DeploymentError(f"{role} server for release {release_id} did not start: {exc}") from None
-        assert server.process is not None  # start() returned, so it is running
+        log = self.logs / f"{role}-{_file_name_part(key)}-{port}.log"
+        server = InferenceServer(context / "score.py", context / "model", log, port=port).launch()
+        assert server.process is not None  # launch() started it
         self._children[server.process.pid] = server.process
-        logger.info("%s server for release %s on %s (pid %d)", role, release_id, server.url, server.process.pid)
+        logger.info("%s server for %s starting on %s (pid %d)", role, key, server.url, server.process.pid)
         return {
             "role": role,
-            "release_id": release_id,
+            "release_id": key,
             "port": port,
             "pid": server.process.pid,
             "url": server.url,
             "log": str(log),
             "started_at": utc_now(),
+            "ready_by": time.time() + self.startup_timeout_s,
             "image": {
                 "repository": image.repository,
                 "tag": image.tag,
@@ -230,35 +310,15 @@ class LocalDeployer:
             "model": {"name": model.name, "version": model.version, "location": model.location},
         }
 
-    def _running(self, entry: dict[str, Any]) -> bool:
+    def _alive(self, entry: dict[str, Any]) -> bool:
         child = self._children.get(entry["pid"])
-        alive = child.poll() is None if child is not None else pid_alive(entry["pid"])
-        return alive and http_ok(f"http://127.0.0.1:{entry['port']}/")
+        return child.poll() is None if child is not None else pid_alive(entry["pid"])
+
+    def _running(self, entry: dict[str, Any]) -> bool:
+        return self._alive(entry) and http_ok(f"http://127.0.0.1:{entry['port']}/")
 
     def _stop(self, entry: dict[str, Any]) -> bool:
         return stop_process_group(entry["pid"], self._children.pop(entry["pid"], None))
-
-    def _switch(self, entry: dict[str, Any]) -> None:
-        """Point the router at ``entry`` and wait until it routes there."""
-        target = {"release_id": entry["release_id"], "port": entry["port"]}
-        path = self.home / PRODUCTION_FILE
-        before = read_json(path)
-        write_json_atomic(path, {**target, "url": entry["url"], "switched_at": utc_now()})
-        deadline = time.monotonic() + SWITCH_TIMEOUT_S
-        while time.monotonic() < deadline:
-            info = self._router_info()
-            if info and info.get("target") == target:
-                return
-            time.sleep(0.05)
-        # Put the old target back so production.json keeps agreeing with deployments.json.
-        if before is None:
-            path.unlink(missing_ok=True)
-        else:
-            write_json_atomic(path, before)
-        raise DeploymentError(
-            f"the production router on port {self.production_port} did not switch to release "
-            f"{entry['release_id']} within {SWITCH_TIMEOUT_S:.0f} s; see {self.logs / 'router.log'}"
-        )
 
     def _router_info(self) -> dict[str, Any] | None:
         try:
@@ -285,7 +345,14 @@ class LocalDeployer:
             self._stop(recorded)
         state["router"] = self._unrecorded_router() or self._start_router()
 
-    def _start_router(self) -> dict[str, Any]:
+    def _start_router_unless_running(self, state: dict[str, Any]) -> None:
+        """A router that is running or starting stays; else one is launched (the traffic follow waits for it)."""
+        recorded = state["router"]
+        if recorded and (self._router_running(recorded) or pid_alive(recorded.get("pid"))):
+            return
+        state["router"] = self._unrecorded_router() or self._launch_router()
+
+    def _launch_router(self) -> dict[str, Any]:
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / "router.log"
         command = [sys.executable, str(ROUTER_SCRIPT), "--home", str(self.home), "--port", str(self.production_port)]
@@ -299,26 +366,52 @@ class LocalDeployer:
                 start_new_session=True,  # outlives the caller's terminal session, like the servers
             )
         self._children[process.pid] = process
-        entry = {"role": "router", "pid": process.pid, "port": self.production_port, "log": str(log)}
+        logger.info("production router starting on %s (pid %d)", self.production_url, process.pid)
+        return {
+            "role": "router",
+            "pid": process.pid,
+            "port": self.production_port,
+            "log": str(log),
+            "started_at": utc_now(),
+        }
+
+    def _start_router(self) -> dict[str, Any]:
+        """Launch the router and wait until it answers (the CLI's `mlops up`; the app only launches it)."""
+        entry = self._launch_router()
+        process = self._children[entry["pid"]]
         deadline = time.monotonic() + ROUTER_STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 self._children.pop(process.pid, None)
                 raise DeploymentError(
-                    f"the production router exited with code {process.returncode} on start-up:\n{log_tail(log)}"
+                    f"the production router exited with code {process.returncode} on start-up:\n"
+                    f"{log_tail(Path(entry['log']))}"
                 )
             if self._router_running(entry):
                 logger.info("production router on %s (pid %d)", self.production_url, process.pid)
-                return {**entry, "started_at": utc_now()}
+                return entry
             time.sleep(0.05)
         self._stop(entry)
         raise DeploymentError(
             f"the production router did not answer on {self.production_url} within "
-            f"{ROUTER_STARTUP_TIMEOUT_S:.0f} s:\n{log_tail(log)}"
+            f"{ROUTER_STARTUP_TIMEOUT_S:.0f} s:\n{log_tail(Path(entry['log']))}"
         )
 
-    def _production_endpoint(self, release_id: str) -> Endpoint:
-        return Endpoint("production", f"{self.production_url}/score", release_id)
+
+def _checked_weights(weights: dict[str, int]) -> dict[str, int]:
+    """Weights as the router takes them: whole percents 0..100 summing to 100; zeros dropped."""
+    if not weights:
+        raise DeploymentError("traffic weights are empty: name at least one deployment")
+    for key, weight in weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
+            raise DeploymentError(f"traffic weight of {key} must be a whole percent 0..100, not {weight!r}")
+    if sum(weights.values()) != 100:
+        raise DeploymentError(f"traffic weights must sum to 100, not {sum(weights.values())}: {weights}")
+    return {key: weight for key, weight in weights.items() if weight}
+
+
+def _described(entry: dict[str, Any]) -> str:
+    return f"{entry['role']} server for {entry['release_id']} (port {entry['port']}, pid {entry['pid']})"
 
 
 def _file_name_part(text: str) -> str:

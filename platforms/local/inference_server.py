@@ -53,6 +53,13 @@ class InferenceServer:
         return f"{self.url}/score"
 
     def start(self, timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S) -> InferenceServer:
+        """Launch the server and wait until it answers its health route."""
+        self.launch()
+        self._wait_until_healthy(timeout_s)
+        return self
+
+    def launch(self) -> InferenceServer:
+        """Start the process and return at once (a deployer follows its health on its own)."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "AZUREML_MODEL_DIR": str(self.model_dir), **self.extra_env}
         command = [
@@ -74,7 +81,6 @@ class InferenceServer:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # a Ctrl-C in the parent's terminal is the parent's to handle
             )
-        self._wait_until_healthy(timeout_s)
         return self
 
     def _wait_until_healthy(self, timeout_s: float) -> None:

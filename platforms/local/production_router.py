@@ -2,12 +2,14 @@
 
     python platforms/local/production_router.py --home .mlops --port 5101
 
-Forwards ``GET /`` (health) and ``POST /score`` to the inference server named in
-``<home>/production.json`` ({"release_id": ..., "port": ...}), re-reading the file whenever
-it changes, so the deployer switches traffic (blue/green, rollback) by replacing that file
-atomically. Without a target it answers 503 ``{"error": "no production deployment"}``.
-``GET /router`` describes the router itself (its home and current target) for the deployer's
-health check. Standard library only, so it starts fast and needs nothing from the project.
+Forwards ``GET /`` (health) and ``POST /score`` to the inference servers named in
+``<home>/production.json`` ({"targets": [{"release_id", "port", "weight"}, ...]}), each request to
+one target picked by weight (percent), re-reading the file whenever it changes, so the deployer
+moves traffic by replacing that file atomically. Without a target it answers 503
+``{"error": "no production deployment"}``. ``GET /router`` describes the router itself (its home,
+targets, and how many scoring requests it sent each one) for the deployer's follow and for tests
+that prove a deployment never had live traffic. Standard library only, so it starts fast and needs
+nothing from the project.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -34,6 +37,16 @@ FORWARDED_RESPONSE_HEADERS = ("Content-Type", "x-request-id")
 class Target(NamedTuple):
     release_id: str
     port: int
+    weight: int = 100
+
+
+def targets_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets a production.json names (an older one-target file counts as 100% to it)."""
+    if isinstance(document.get("targets"), list):
+        return [dict(t) for t in document["targets"] if isinstance(t, dict)]
+    if document.get("port"):
+        return [{"release_id": document.get("release_id"), "port": document["port"], "weight": 100}]
+    return []
 
 
 class TargetFile:
@@ -43,27 +56,37 @@ class TargetFile:
         self.path = path
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int] | None = None
-        self._target: Target | None = None
+        self._targets: list[Target] = []
 
-    def current(self) -> Target | None:
+    def current(self) -> list[Target]:
+        """The targets with some traffic (an empty list: no production deployment)."""
         try:
             stat = self.path.stat()
         except FileNotFoundError:
-            return None
+            return []
         key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if key != self._seen:
-                self._target = self._read()
+                self._targets = self._read()
                 self._seen = key
-            return self._target
+            return list(self._targets)
 
-    def _read(self) -> Target | None:
+    def pick(self) -> Target | None:
+        """One target for a request, by weight."""
+        targets = self.current()
+        if not targets:
+            return None
+        return random.choices(targets, weights=[t.weight for t in targets])[0]
+
+    def _read(self) -> list[Target]:
         try:
             document = json.loads(self.path.read_text(encoding="utf-8"))
-            return Target(str(document["release_id"]), int(document["port"])) if document.get("port") else None
+            targets = [Target(str(t["release_id"]), int(t["port"]), int(t.get("weight", 100)))
+                       for t in targets_of(document)]  # fmt: skip
+            return [t for t in targets if t.weight > 0]
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             print(f"router: ignoring unreadable {self.path}: {exc}", file=sys.stderr, flush=True)
-            return None
+            return []
 
 
 class RouterServer(ThreadingHTTPServer):
@@ -73,6 +96,16 @@ class RouterServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", port), RouterHandler)
         self.home = home
         self.targets = TargetFile(home / PRODUCTION_FILE)
+        self._counts: dict[str, int] = {}
+        self._counts_lock = threading.Lock()
+
+    def counted(self, release_id: str) -> None:
+        with self._counts_lock:
+            self._counts[release_id] = self._counts.get(release_id, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self._counts)
 
 
 class RouterHandler(BaseHTTPRequestHandler):
@@ -81,14 +114,15 @@ class RouterHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == ROUTER_PATH:
-            target = self.server.targets.current()
+            targets = self.server.targets.current()
             self._reply_json(
                 200,
                 {
                     "router": "mlops-local-production",
                     "home": str(self.server.home),
                     "pid": os.getpid(),
-                    "target": target._asdict() if target else None,
+                    "targets": [target._asdict() for target in targets],
+                    "counts": self.server.counts(),
                 },
             )
         elif path == "/":
@@ -112,7 +146,7 @@ class RouterHandler(BaseHTTPRequestHandler):
         self._forward(self.rfile.read(length))
 
     def _forward(self, body: bytes) -> None:
-        target = self.server.targets.current()
+        target = self.server.targets.pick()
         if target is None:
             self._reply_json(503, {"error": "no production deployment"})
             return
@@ -129,6 +163,8 @@ class RouterHandler(BaseHTTPRequestHandler):
             return
         finally:
             upstream.close()
+        if self.command == "POST":
+            self.server.counted(target.release_id)  # live scoring requests per deployment, for tests and status
         self.send_response(response.status)
         for name in FORWARDED_RESPONSE_HEADERS:
             if value := response.getheader(name):

@@ -116,6 +116,13 @@ class LocalRegistry:
             ).fetchone()
         return _model_ref(row) if row else None
 
+    def find(self, name: str, version: str) -> ModelRef | None:
+        if not str(version).isdigit():
+            return None
+        with read_connection(self.db, SCHEMA) as db:
+            row = db.execute("SELECT * FROM models WHERE name = ? AND version = ?", (name, int(version))).fetchone()
+        return _model_ref(row) if row else None
+
     def set_champion(self, model: ModelRef) -> None:
         with write_transaction(self.db, SCHEMA) as db:
             if not db.execute(

@@ -2,7 +2,8 @@
 
 Only what the adapters use, with the same method names and argument shapes as the real clients;
 every call is recorded in order in ``calls`` as ``(operation, args...)``. Long-running operations
-answer with a ``FakePoller`` whose ``.result()`` returns what the real poller would.
+answer with a ``FakePoller`` whose ``.result()`` returns what the real poller would (and records
+that someone waited).
 
 ``ArmStub`` is different: it is a ``requests`` transport adapter, so a *real*
 ``ContainerRegistryManagementClient`` (with its real ARM pipeline: bearer token, URL building,
@@ -210,7 +211,10 @@ def registry_mgmt_client(stub: ArmStub, subscription_id: str) -> Any:
 
 
 class FakePoller:
-    def __init__(self, value: Any = None) -> None:
+    """An LROPoller that records whether anyone waited on it (``result()``): the adapter never should."""
+
+    def __init__(self, operation: str, value: Any = None) -> None:
+        self.operation = operation
         self.value = value
         self.waited = False
 
@@ -223,36 +227,55 @@ class FakePoller:
 
 
 class FakeContainerGroups:
-    """``container_groups`` of ``ContainerInstanceManagementClient``, keeping real ``ContainerGroup`` models."""
+    """``container_groups`` of ``ContainerInstanceManagementClient``, keeping real ``ContainerGroup`` models.
+
+    A group that is PUT ends in ``provisioning_state`` ("Succeeded" unless the test says otherwise) at
+    once; with ``settle_at_once = False`` it stays "Creating" (as on Azure, while the image is pulled
+    and the container starts) until the test calls ``settle()``. Its FQDN comes with the PUT answer,
+    as ARM gives it. Every poller handed out is kept in ``pollers``.
+    """
 
     def __init__(self, calls: list[tuple[Any, ...]]) -> None:
         self.calls = calls
         self.groups: dict[tuple[str, str], Any] = {}
-        self.provisioning_state = "Succeeded"
+        self.provisioning_state = "Succeeded"  # what a group ends in
+        self.settle_at_once = True
         self.assign_fqdn = True
         # ARM answers 204 to a DELETE of a group that does not exist; set True to get a 404 instead.
         self.missing_delete_raises = False
-        self.delete_pollers: list[FakePoller] = []
+        self.pollers: list[FakePoller] = []
         self.delete_errors: dict[str, Exception] = {}
         self.list_error: Exception | None = None  # raised by list_by_resource_group (e.g. throttling)
+
+    def waited(self) -> list[str]:
+        """The operations whose poller someone waited on."""
+        return [poller.operation for poller in self.pollers if poller.waited]
 
     def add(self, resource_group_name: str, name: str, group: Any) -> None:
         group = copy.deepcopy(group)
         group.name = name
         self.groups[(resource_group_name, name)] = group
 
-    def begin_create_or_update(self, resource_group_name: str, container_group_name: str, container_group: Any):
+    def settle(self, state: str | None = None) -> None:
+        """Every group still "Creating" ends in ``state`` (default: ``provisioning_state``)."""
+        for group in self.groups.values():
+            if group.provisioning_state == "Creating":
+                group.provisioning_state = state or self.provisioning_state
+
+    def begin_create_or_update(
+        self, resource_group_name: str, container_group_name: str, container_group: Any
+    ) -> FakePoller:
         self.calls.append(("begin_create_or_update", resource_group_name, container_group_name, container_group))
         stored = copy.deepcopy(container_group)
         stored.name = container_group_name
-        stored.provisioning_state = self.provisioning_state
+        stored.provisioning_state = self.provisioning_state if self.settle_at_once else "Creating"
         if self.assign_fqdn and stored.ip_address is not None and stored.ip_address.dns_name_label:
             tenant_hash = hashlib.sha256(b"tenant").hexdigest()[:8]
             stored.ip_address.fqdn = (
                 f"{stored.ip_address.dns_name_label}.{tenant_hash}.{stored.location}.azurecontainer.io"
             )
         self.groups[(resource_group_name, container_group_name)] = stored
-        return FakePoller(copy.deepcopy(stored))
+        return self._poller("begin_create_or_update", copy.deepcopy(stored))
 
     def get(self, resource_group_name: str, container_group_name: str) -> Any:
         self.calls.append(("get", resource_group_name, container_group_name))
@@ -275,8 +298,11 @@ class FakeContainerGroups:
         removed = self.groups.pop((resource_group_name, container_group_name), None)
         if removed is None and self.missing_delete_raises:
             raise ResourceNotFoundError(f"container group {container_group_name} not found")
-        poller = FakePoller(removed)
-        self.delete_pollers.append(poller)
+        return self._poller("begin_delete", removed)
+
+    def _poller(self, operation: str, value: Any) -> FakePoller:
+        poller = FakePoller(operation, value)
+        self.pollers.append(poller)
         return poller
 
 
@@ -287,21 +313,6 @@ class FakeContainerInstanceClient:
 
     def operations(self) -> list[str]:
         return [call[0] for call in self.calls]
-
-
-class FakeClock:
-    """``clock`` and ``sleep`` for polling loops: sleeping moves the clock, nothing waits."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class ScriptedReadiness:

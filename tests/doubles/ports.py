@@ -14,7 +14,17 @@ import numpy as np
 
 from functions.domain.ids import image_tag
 from functions.domain.notifications import Notification
-from functions.domain.refs import DeadLetter, Endpoint, ImageRef, JobStatus, ModelRef, TestReport, WorkItem
+from functions.domain.refs import (
+    DeadLetter,
+    Endpoint,
+    ImageRef,
+    JobStatus,
+    ModelRef,
+    Operation,
+    Progress,
+    TestReport,
+    WorkItem,
+)
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 from functions.service.context import Ports
@@ -225,6 +235,10 @@ class FakeRegistry:
         self.calls.add("set_champion", model.version)
         self.current = model
 
+    def find(self, name: str, version: str) -> ModelRef | None:
+        known = [m for m in self.by_release.values() if (m.name, m.version) == (name, version)]
+        return known[0] if known else None
+
 
 class FakeImages:
     def __init__(self, calls: Calls) -> None:
@@ -240,28 +254,81 @@ class FakeImages:
 
 
 class FakeDeployer:
+    """The Deployer port in memory. Operations finish on the first ``follow`` unless ``hold`` is set
+    (then they run until ``settle()``); kinds or keys in ``failing`` fail when followed."""
+
+    PRODUCTION_URL = "http://127.0.0.1:5101/score"
+
     def __init__(self, calls: Calls) -> None:
         self.calls = calls
-        self.production: list[str] = []
+        self.deployed: dict[str, ImageRef] = {}  # production deployments by key
+        self.weights: dict[str, int] = {}
+        self.hold = False
+        self.settled: set[int] = set()
+        self.failing: set[str] = set()
+        self._begun: list[Operation] = []
 
-    def deploy_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        self.calls.add("deploy_staging", release_id)
-        return Endpoint(f"staging-{release_id}", f"http://127.0.0.1:9/{release_id}/score", release_id)
+    def begin_staging(self, release_id: str, image: ImageRef, model: ModelRef) -> Operation:
+        self.calls.add("begin_staging", release_id)
+        return self._begun_op("staging", release_id)
 
     def remove_staging(self, release_id: str) -> None:
         self.calls.add("remove_staging", release_id)
 
-    def deploy_production(self, release_id: str, image: ImageRef, model: ModelRef) -> Endpoint:
-        self.calls.add("deploy_production", release_id)
-        self.production.append(release_id)
-        return Endpoint("production", "http://127.0.0.1:5101/score", release_id)
+    def begin_beside(self, deployment: str, image: ImageRef, model: ModelRef) -> Operation:
+        self.calls.add("begin_beside", deployment)
+        self.deployed[deployment] = image
+        return self._begun_op("beside", deployment)
 
-    def rollback_production(self, release_id: str) -> Endpoint | None:
-        self.calls.add("rollback_production", release_id)
-        self.production.remove(release_id)
-        if not self.production:
-            return None
-        return Endpoint("production", "http://127.0.0.1:5101/score", self.production[-1])
+    def direct(self, deployment: str) -> Endpoint:
+        return Endpoint(f"production-{deployment}", f"http://127.0.0.1:9/{deployment}/score", deployment)
+
+    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+        self.calls.add("begin_traffic", ",".join(f"{k}={v}" for k, v in sorted(weights.items())))
+        unknown = set(weights) - set(self.deployed)
+        if unknown or sum(weights.values()) != 100:
+            raise ValueError(f"bad traffic {weights} (unknown: {sorted(unknown)})")
+        self.weights = {k: v for k, v in weights.items() if v}
+        return self._begun_op("traffic", max(weights, key=lambda k: weights[k]))
+
+    def traffic(self) -> dict[str, int]:
+        return dict(self.weights)
+
+    def deployments(self) -> list[str]:
+        return list(self.deployed)
+
+    def remove(self, deployment: str) -> None:
+        self.calls.add("remove", deployment)
+        if self.weights.get(deployment):
+            raise RuntimeError(f"{deployment} still has traffic")
+        self.deployed.pop(deployment, None)
+
+    def follow(self, operation: Operation) -> Progress:
+        self.calls.add("follow", operation.kind)
+        number = int(operation.handle["n"])
+        if self.hold and number not in self.settled:
+            return Progress("running", f"{operation.kind} {operation.deployment} in progress")
+        if operation.kind in self.failing or operation.deployment in self.failing:
+            return Progress("failed", f"{operation.kind} {operation.deployment} failed")
+        if operation.kind == "staging":
+            key = operation.deployment
+            return Progress("succeeded", "up", Endpoint(f"staging-{key}", f"http://127.0.0.1:9/{key}/score", key))
+        if operation.kind == "beside":
+            return Progress("succeeded", "up", self.direct(operation.deployment))
+        return Progress("succeeded", "routed", self.production_endpoint())
+
+    def production_endpoint(self) -> Endpoint:
+        serving = max(self.weights, key=lambda k: self.weights[k]) if self.weights else ""
+        return Endpoint("production", self.PRODUCTION_URL, serving)
+
+    def settle(self) -> None:
+        """Every operation begun so far has finished (a later follow sees it end)."""
+        self.settled.update(int(op.handle["n"]) for op in self._begun)
+
+    def _begun_op(self, kind: str, key: str) -> Operation:
+        operation = Operation(kind, key, {"n": len(self._begun) + 1})
+        self._begun.append(operation)
+        return operation
 
 
 class FakeTester:

@@ -141,21 +141,35 @@ def copies(model_dir: Path, calls: list[tuple[ModelRef, Path]] | None = None) ->
 
 
 def live(client: FakeMLClient, settings: AzureSettings, *releases: int) -> Endpoint:
-    """Deploy releases through AksProduction on the fake; the last one's endpoint."""
+    """Bring releases up through AksProduction on the fake (it settles at once), each beside the one
+    before and then given all the traffic; the last one's direct endpoint."""
     production = AksProduction(settings, client)
     endpoint = None
     for n in releases:
-        image = ImageRef("diabetes-scoring", f"{n}-rel-{n}", location="crmlops.azurecr.io")
-        endpoint = production.deploy_production(f"rel-{n}", image, MODEL)
+        endpoint = beside(production, n)
+        production.begin_traffic({f"rel-{n}": 100})
     assert endpoint is not None
     return endpoint
+
+
+def beside(production: AksProduction, n: int) -> Endpoint:
+    """Release n's deployment beside production, with no traffic: its direct endpoint."""
+    image = ImageRef("diabetes-scoring", f"{n}-rel-{n}", location="crmlops.azurecr.io")
+    operation = production.begin_beside(f"rel-{n}", image, MODEL)
+    for _ in range(2):  # the first deployment waits one look for the endpoint to be created
+        progress = production.follow(operation)
+        if progress.endpoint is not None:
+            return progress.endpoint
+    raise AssertionError(f"rel-{n} did not come up: {progress.detail}")
 
 
 def everything(*reports: Any) -> str:
     return json.dumps([asdict(report) for report in reports])
 
 
-def test_the_aks_endpoint_is_tested_with_its_key_on_the_releases_deployment(serve, settings, trained_dir, caplog):
+def test_the_aks_endpoint_is_tested_with_its_key_on_the_releases_deployment(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     server = serve(KEY, AKS_PATH, {deployment_name("rel-1")})
     client = FakeMLClient(primary_key=KEY, scoring_host=server.url)
     endpoint = live(client, settings, 1)
@@ -184,7 +198,9 @@ def test_the_aks_endpoint_is_tested_with_its_key_on_the_releases_deployment(serv
     assert KEY not in caplog.text
 
 
-def test_a_wrong_key_fails_every_check_and_a_401_is_not_a_rejected_input(serve, settings, trained_dir):
+def test_a_wrong_key_fails_every_check_and_a_401_is_not_a_rejected_input(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path
+) -> None:
     server = serve(KEY, AKS_PATH)
     client = FakeMLClient(primary_key="not-the-key-4f2a", scoring_host=server.url)
     endpoint = live(client, settings, 1)
@@ -199,7 +215,9 @@ def test_a_wrong_key_fails_every_check_and_a_401_is_not_a_rejected_input(serve, 
     assert "not-the-key-4f2a" not in everything(smoke, integration)
 
 
-def test_predictions_are_compared_with_the_downloaded_model(serve, settings, tmp_path):
+def test_predictions_are_compared_with_the_downloaded_model(
+    serve: Callable[..., StandInServer], settings: AzureSettings, tmp_path: Path
+) -> None:
     other = tmp_path / "other"
     train("diabetes", other, overrides={"alpha": 0.01})
     server = serve(KEY, AKS_PATH)
@@ -212,21 +230,46 @@ def test_predictions_are_compared_with_the_downloaded_model(serve, settings, tmp
     assert "differ from the model's" in report.summary
 
 
-def test_health_fails_when_the_traffic_is_not_on_the_releases_deployment(serve, settings, trained_dir):
+def test_a_deployment_with_no_traffic_is_tested_directly_on_its_own(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path
+) -> None:
+    first, second = deployment_name("rel-1"), deployment_name("rel-2")
+    server = serve(KEY, AKS_PATH, {first, second})
+    client = FakeMLClient(primary_key=KEY, scoring_host=server.url)
+    live(client, settings, 1)
+    endpoint = beside(AksProduction(settings, client), 2)  # rel-1 keeps all the traffic
+    tester = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5)
+
+    smoke, integration = tester.smoke(endpoint), tester.integration(endpoint, MODEL)
+
+    assert smoke.passed, smoke.summary
+    assert integration.passed, integration.summary
+    assert smoke.checks[0]["detail"] == f"deployment {second} of {ENDPOINT}: provisioning Succeeded"
+    assert client.endpoints[ENDPOINT].traffic == {first: 100}
+    assert {request.headers["azureml-model-deployment"] for request in server.seen} == {second}
+
+
+def test_health_fails_while_the_deployment_is_still_coming_up(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path
+) -> None:
     server = serve(KEY, AKS_PATH)
     client = FakeMLClient(primary_key=KEY, scoring_host=server.url)
-    first = live(client, settings, 1)
-    live(client, settings, 2)  # rel-2 took the traffic; rel-1 is at 0%
+    live(client, settings, 1)
+    client.settle_at_once = False
+    production = AksProduction(settings, client)
+    image = ImageRef("diabetes-scoring", "2-rel-2", location="crmlops.azurecr.io")
+    production.begin_beside("rel-2", image, MODEL)
 
-    report = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5).smoke(first)
+    report = AzureEndpointTester(client, settings, copies(trained_dir), timeout_s=5).smoke(production.direct("rel-2"))
 
     checks = {check["name"]: check for check in report.checks}
-    assert not checks["health"]["passed"]
-    assert f"expected 100% on {deployment_name('rel-1')}" in checks["health"]["detail"]
-    assert checks["score_one_row"]["passed"]  # the header still reaches rel-1's deployment
+    assert not report.passed and not checks["health"]["passed"]
+    assert checks["health"]["detail"] == f"deployment {deployment_name('rel-2')} of {ENDPOINT}: provisioning Creating"
 
 
-def test_a_staging_endpoint_is_called_as_it_is(serve, settings, trained_dir):
+def test_a_staging_endpoint_is_called_as_it_is(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path
+) -> None:
     server = serve(None, "/score")
     client = FakeMLClient(primary_key=KEY)
     endpoint = Endpoint("staging-rel-1", f"{server.url}/score", "rel-1")
@@ -242,7 +285,9 @@ def test_a_staging_endpoint_is_called_as_it_is(serve, settings, trained_dir):
     assert not any("azureml-model-deployment" in request.headers for request in server.seen)
 
 
-def test_a_missing_endpoint_gives_failed_reports_not_exceptions(serve, settings, trained_dir):
+def test_a_missing_endpoint_gives_failed_reports_not_exceptions(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path
+) -> None:
     server = serve(KEY, AKS_PATH)
     client = FakeMLClient(primary_key=KEY)  # no endpoint at all
     endpoint = Endpoint(ENDPOINT, f"{server.url}{AKS_PATH}", "rel-1")
@@ -255,7 +300,9 @@ def test_a_missing_endpoint_gives_failed_reports_not_exceptions(serve, settings,
     assert server.seen == []
 
 
-def test_the_key_is_masked_even_where_requests_quotes_it(serve, settings, trained_dir):
+def test_the_key_is_masked_even_where_requests_quotes_it(
+    serve: Callable[..., StandInServer], settings: AzureSettings, trained_dir: Path
+) -> None:
     secret = "line\nbreak-secret-93ab"  # requests refuses it and quotes the header in its error
     server = serve(KEY, AKS_PATH)
     client = FakeMLClient(primary_key=secret, scoring_host=server.url)

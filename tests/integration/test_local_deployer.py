@@ -1,7 +1,7 @@
-"""LocalDeployer: real azmlinfsrv servers for staging and blue/green production behind the router.
+"""LocalDeployer: real azmlinfsrv servers for staging and production deployments behind the router.
 
 The servers take about two seconds each to start, so one module-wide home is shared and the
-production test walks through a whole sequence (three releases, a rollback) in order.
+production test walks through a whole sequence (beside, direct, traffic, again, remove) in order.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,13 +20,12 @@ import numpy as np
 import pytest
 import requests
 
-from functions.domain.refs import Endpoint, ModelRef
+from functions.domain.refs import Endpoint, ModelRef, Operation, Progress
 from ml_pipeline.dataset import load_dataset
 from ml_pipeline.train import train
-from platforms.local.deployer import LocalDeployer
+from platforms.local.deployer import DeploymentError, LocalDeployer
 from platforms.local.images import LocalImages
 from platforms.local.inference_server import free_port
-from platforms.local.processes import stop_process_group
 from tests.doubles.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.integration
@@ -75,20 +75,32 @@ def servers(deployer: LocalDeployer) -> dict[str, dict]:
     return {f"{s['role']}-{s['release_id']}": s for s in deployer.status()["servers"]}
 
 
-def test_staging_serves_the_image_and_is_idempotent_across_restarts(env, rows):
+def up(deployer: LocalDeployer, operation: Operation, timeout_s: float = 60) -> Progress:
+    """Follow as the timer does (a look, then a pause) until the operation has ended."""
+    deadline = time.monotonic() + timeout_s
+    while not (progress := deployer.follow(operation)).finished:
+        assert time.monotonic() < deadline, f"{operation} still running: {progress.detail}"
+        time.sleep(0.1)
+    return progress
+
+
+def test_staging_starts_without_waiting_and_is_idempotent_across_restarts(env, rows):
     image = env.images.build("stage-1", env.a)
-    endpoint = env.deployer.deploy_staging("stage-1", image, env.a)
+    operation = env.deployer.begin_staging("stage-1", image, env.a)
+    assert env.deployer.follow(operation).state == "running"  # begun: the server is still starting
+    progress = up(env.deployer, operation)
+    endpoint = progress.endpoint
+    assert progress.state == "succeeded" and endpoint is not None
     assert endpoint.name == "staging-stage-1" and endpoint.version == "stage-1"
     assert endpoint.scoring_url.startswith("http://127.0.0.1:") and endpoint.scoring_url.endswith("/score")
     assert score(endpoint, rows).json() == {"result": predictions(env.a, rows)}
     pid = servers(env.deployer)["staging-stage-1"]["pid"]
 
-    assert env.deployer.deploy_staging("stage-1", image, env.a) == endpoint
     # A deployer in a restarted host finds the running server in deployments.json.
     restarted = LocalDeployer(env.home, production_port=env.deployer.production_port)
-    assert restarted.deploy_staging("stage-1", image, env.a) == endpoint
-    assert servers(restarted)["staging-stage-1"]["pid"] == pid
-    assert servers(restarted)["staging-stage-1"]["running"]
+    again = restarted.begin_staging("stage-1", image, env.a)
+    assert restarted.follow(again).endpoint == endpoint
+    assert servers(restarted)["staging-stage-1"]["pid"] == pid and servers(restarted)["staging-stage-1"]["running"]
 
     env.deployer.remove_staging("stage-1")
     assert port_closed(port_of(endpoint.scoring_url))
@@ -96,47 +108,49 @@ def test_staging_serves_the_image_and_is_idempotent_across_restarts(env, rows):
     env.deployer.remove_staging("stage-1")  # nothing left to remove: no error
 
 
-def test_production_blue_green_keeps_one_url_and_rolls_back(env, rows):
+def test_production_beside_direct_then_traffic_behind_one_url(env, rows):
     deployer = env.deployer
     url = deployer.ensure_router()
     assert url == f"http://127.0.0.1:{deployer.production_port}/score"
     empty = requests.post(url, json={"data": rows.tolist()}, timeout=10)
     assert (empty.status_code, empty.json()) == (503, {"error": "no production deployment"})
 
-    first = deployer.deploy_production("rel-1", env.images.build("rel-1", env.a), env.a)
-    assert first == Endpoint("production", url, "rel-1")
-    assert score(first, rows).json() == {"result": predictions(env.a, rows)}
+    first = up(deployer, deployer.begin_beside("rel-1", env.images.build("rel-1", env.a), env.a)).endpoint
+    assert first is not None and first == deployer.direct("rel-1") and first.scoring_url != url
+    assert score(first, rows).json() == {"result": predictions(env.a, rows)}  # its own port, no traffic
+    assert requests.post(url, json={"data": rows.tolist()}, timeout=10).status_code == 503
+    assert up(deployer, deployer.begin_traffic({"rel-1": 100})).state == "succeeded"
+    response = score(Endpoint("production", url), rows)
+    assert response.json() == {"result": predictions(env.a, rows)} and response.headers["x-mlops-release"] == "rel-1"
 
-    second = deployer.deploy_production("rel-2", env.images.build("rel-2", env.b), env.b)
-    assert second == Endpoint("production", url, "rel-2")
-    response = score(second, rows)
-    assert response.json() == {"result": predictions(env.b, rows)}
-    assert response.headers["x-mlops-release"] == "rel-2"
-    running = servers(deployer)
-    assert running["production-rel-1"]["running"], "the previous version stays up for rollback"
-    assert deployer.status()["production"] == {"current": "rel-2", "previous": "rel-1"}
+    second = up(deployer, deployer.begin_beside("rel-2", env.images.build("rel-2", env.b), env.b)).endpoint
+    assert second is not None and score(second, rows).json() == {"result": predictions(env.b, rows)}
+    assert score(Endpoint("production", url), rows).headers["x-mlops-release"] == "rel-1"  # still
+    assert deployer.request_counts() == {"rel-1": 2}, "tested directly, rel-2 had no live traffic"
+
+    assert up(deployer, deployer.begin_traffic({"rel-2": 100})).state == "succeeded"
+    response = score(Endpoint("production", url), rows)
+    assert response.json() == {"result": predictions(env.b, rows)} and response.headers["x-mlops-release"] == "rel-2"
+    assert deployer.request_counts() == {"rel-1": 2, "rel-2": 1} and deployer.traffic() == {"rel-2": 100}
+    assert deployer.status()["traffic"] == {"rel-2": 100}
     assert requests.get(url.removesuffix("score"), timeout=10).status_code == 200
 
-    third = deployer.deploy_production("rel-3", env.images.build("rel-3", env.a), env.a)
-    assert third.scoring_url == url
-    assert score(third, rows).json() == {"result": predictions(env.a, rows)}
-    assert port_closed(running["production-rel-1"]["port"]), "versions older than the previous are stopped"
-    assert set(servers(deployer)) == {"production-rel-2", "production-rel-3"}
-    rel3_port = servers(deployer)["production-rel-3"]["port"]
-    # The previous version died meanwhile (crash, reboot): rollback starts it again from its image.
-    stop_process_group(servers(deployer)["production-rel-2"]["pid"])
+    with pytest.raises(DeploymentError, match="still has traffic"):
+        deployer.remove("rel-2")
+    old_port = servers(deployer)["production-rel-1"]["port"]
+    deployer.remove("rel-1")
+    assert port_closed(old_port) and sorted(deployer.deployments()) == ["rel-2"]
+    # A retried traffic change that is in place already is done at the first look.
+    assert deployer.follow(deployer.begin_traffic({"rel-2": 100})).state == "succeeded"
 
-    back = deployer.rollback_production("rel-3")
-    assert back == Endpoint("production", url, "rel-2")
-    assert score(back, rows).json() == {"result": predictions(env.b, rows)}
-    assert port_closed(rel3_port)
-    assert servers(deployer)["production-rel-2"]["running"]
-    assert deployer.status()["production"] == {"current": "rel-2", "previous": None}
-    # Retried rollback: already done, production stays where it is.
-    assert deployer.rollback_production("rel-3") == back
-    # Nothing older to go back to.
-    assert deployer.rollback_production("rel-2") is None
-    assert score(back, rows).json() == {"result": predictions(env.b, rows)}
+
+def test_a_server_that_dies_on_start_fails_its_operation_with_the_log(env):
+    image = env.images.build("rel-broken", env.a)
+    (Path(image.location) / "score.py").write_text("raise RuntimeError('no model for you')\n")
+    progress = up(env.deployer, env.deployer.begin_beside("rel-broken", image, env.a))
+    assert progress.state == "failed" and "exited during start-up" in progress.detail
+    assert "no model for you" in progress.detail
+    env.deployer.remove("rel-broken")
 
 
 def test_request_id_and_errors_pass_through_the_router(env, rows):

@@ -62,8 +62,13 @@ def router(tmp_path: Path) -> Iterator[str]:
 
 
 def point_at(home: Path, release_id: str, port: int) -> None:
+    """An older one-target production.json: still read, as 100% to that target."""
+    write_targets(home, {"release_id": release_id, "port": port})
+
+
+def write_targets(home: Path, document: dict[str, Any]) -> None:
     temporary = home / "production.json.tmp"
-    temporary.write_text(json.dumps({"release_id": release_id, "port": port}))
+    temporary.write_text(json.dumps(document))
     os.replace(temporary, home / "production.json")
 
 
@@ -89,8 +94,22 @@ def test_forwards_to_the_current_target_and_follows_switches(router, tmp_path):
         bad = requests.post(router + "/score", data=b"bad", timeout=5)
         assert (bad.status_code, bad.json()["upstream"]) == (400, "green")
         info = requests.get(router + "/router", timeout=5).json()
-        assert info["target"] == {"release_id": "rel-2", "port": green.server_address[1]}
+        assert info["targets"] == [{"release_id": "rel-2", "port": green.server_address[1], "weight": 100}]
         assert info["home"] == str(tmp_path)
+        assert info["counts"] == {"rel-1": 1, "rel-2": 2}  # scoring requests only, not the health check
+
+
+def test_weights_split_the_requests_and_a_zero_weight_gets_none(router, tmp_path):
+    with serving(Upstream("blue")) as blue, serving(Upstream("green")) as green:
+        targets = [{"release_id": "rel-1", "port": blue.server_address[1], "weight": 70},
+                   {"release_id": "rel-2", "port": green.server_address[1], "weight": 30}]  # fmt: skip
+        write_targets(tmp_path, {"targets": targets})
+        answered = [requests.post(router + "/score", data=b"x", timeout=5).json()["upstream"] for _ in range(200)]
+        assert 100 < answered.count("blue") < 180 and answered.count("green") == 200 - answered.count("blue")
+        write_targets(tmp_path, {"targets": [{**targets[0], "weight": 100}, {**targets[1], "weight": 0}]})
+        assert {requests.post(router + "/score", data=b"x", timeout=5).json()["upstream"] for _ in range(20)} == {
+            "blue"
+        }
 
 
 def test_unreachable_target_is_a_502_naming_it(router, tmp_path):

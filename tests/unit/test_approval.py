@@ -11,10 +11,10 @@ from functions.domain.gate import GatePolicy
 from functions.domain.release import State
 from functions.links import Links
 from functions.service.context import Timeouts
-from functions.service.orchestrator import Orchestrator
 from functions.service.results import Conflict, Forbidden, Gone, Invalid
 from tests import payloads as p
 from tests.doubles.clock import Clock
+from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, fake_ports
 from tests.unit.test_orchestrator import JOB, RELEASE, TAG, deliver_a_better_second_release
 
@@ -26,7 +26,7 @@ CAROL = Principal("carol@example.com", "oid-carol", "aad", "easy_auth", ())
 def world(policy: ApprovalPolicy, *, requester: str | None = "alice@example.com", gate: GatePolicy | None = None):
     ports = fake_ports(Calls())
     clock = Clock()
-    orchestrator = Orchestrator(
+    orchestrator = Followed(
         ports, links=Links(), clock=clock, approval_policy=policy, policy=gate,
         timeouts=Timeouts(approval=timedelta(hours=policy.deadline_hours)),
     )  # fmt: skip
@@ -165,7 +165,7 @@ def test_a_requester_published_on_the_azure_topic_is_not_evidence_and_fails_clos
     """Anyone able to publish BuildCompleted could name someone else as the requester: on Azure only the
     authenticated CI hooks' requester is compared."""
     ports = fake_ports(Calls())
-    orchestrator = Orchestrator(ports, links=Links(), trust_published_requester=False)
+    orchestrator = Followed(ports, links=Links(), trust_published_requester=False)
     build = p.build_completed("1234")
     build["data"]["requester"] = "bob@example.com"  # alice's pipeline names bob...
     orchestrator.receive("on_build_event", build)
@@ -179,7 +179,7 @@ def test_a_requester_published_on_the_azure_topic_is_not_evidence_and_fails_clos
 
 def test_the_hooks_requester_is_compared_on_azure_too():
     ports = fake_ports(Calls())
-    orchestrator = Orchestrator(ports, links=Links(), trust_published_requester=False)
+    orchestrator = Followed(ports, links=Links(), trust_published_requester=False)
     build = p.build_completed("1234")
     build["topic"] = "hooks/azure-devops"  # what the Azure DevOps hook builds in-process
     build["data"]["requester"] = "alice@example.com"

@@ -12,7 +12,6 @@ from functions.domain.approval import Principal
 from functions.domain.release import State
 from functions.links import Links
 from functions.service.context import Ports
-from functions.service.orchestrator import Orchestrator
 from platforms.azure.deployer import AzureDeployer
 from platforms.azure.images import AcrImages
 from platforms.azure.production import AksProduction
@@ -24,6 +23,7 @@ from tests import payloads as p
 from tests.doubles.azure_endpoints import FakeMLClient as FakeEndpointsClient
 from tests.doubles.azure_mgmt import FakeContainerInstanceClient, FakeRegistryTasksClient, FakeUploader
 from tests.doubles.azure_ml import FakeMLClient
+from tests.doubles.followed import Followed
 from tests.doubles.ports import (
     Calls,
     FakeNotifier,
@@ -76,14 +76,14 @@ def loop(tmp_path: Path):
         registry=AzureRegistry(SETTINGS, ml),
         images=AcrImages(SETTINGS, tasks, write_model, uploader=FakeUploader()),
         deployer=AzureDeployer(
-            AciStaging(SETTINGS, aci, readiness=lambda url: True, poll_interval_s=0),
+            AciStaging(SETTINGS, aci, readiness=lambda url: True),
             AksProduction(SETTINGS, endpoints),
         ),
         tester=tester,
         notifier=FakeNotifier(),
         publisher=FakePublisher(),
     )
-    return Orchestrator(ports, links=Links(), promote_inline=False), ports, ml, log
+    return Followed(ports, links=Links(), promote_inline=False), ports, ml, log
 
 
 def test_build_event_to_live_with_every_sdk_call_in_order(loop):
@@ -137,19 +137,35 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
         "acr:runs.list",  # image already pushed?
         "acr:get_build_source_upload_url",
         "acr:schedule_run",
-        # image pushed: staging on ACI
+        # image pushed: staging on ACI begun, not awaited
         "aci:begin_create_or_update",
+        # the follow timer: the group is up (one GET and one probe); older staging groups go
+        "aci:get",
         "aci:list_by_resource_group",
-        # approved: AKS blue/green, then the champion tag moves
+        # approved (MLOps.ReleaseApproved): the first promotion creates the endpoint, begun, not awaited
         "ml:online_endpoints.get",
         "ml:online_endpoints.begin_create_or_update",
+        # the follow timer: the endpoint is there, so the release's deployment is begun beside (0% traffic)
         "ml:online_endpoints.get",
+        "ml:online_deployments.get",
         "ml:online_deployments.begin_create_or_update",
+        # the follow timer: the deployment is up; after its direct tests the traffic change is begun
+        "ml:online_endpoints.get",
+        "ml:online_deployments.get",
+        "ml:online_endpoints.get",  # the traffic before (none)
+        "ml:online_endpoints.get",
         "ml:online_deployments.list",
         "ml:online_endpoints.begin_create_or_update",
+        # the follow timer: production routes to it; the champion tag moves
+        "ml:online_endpoints.get",
         "ml:models.get",
         "ml:models.create_or_update",
         "ml:models.list",
-        # live: the staging group goes
+        "ml:online_endpoints.get",  # the traffic now, for the record
+        "ml:online_deployments.list",
+        # live: the staging group goes, older production deployments would too
         "aci:begin_delete",
+        "ml:online_deployments.list",
     ]
+    production, staging = ports.deployer.production, ports.deployer.staging
+    assert production.ml_client.waited() == [] and staging.aci_client.container_groups.waited() == []

@@ -176,3 +176,11 @@ def test_get_and_list(registry):
     model = register(registry, "rel-1")
     assert registry.get(NAME, 1) == model and registry.get(NAME, "2") is None
     assert registry.list() == [model] and registry.list("other-model") == []
+
+
+def test_find_is_the_registered_version_or_none(registry: AzureRegistry) -> None:
+    model = register(registry, "rel-1")
+
+    assert registry.find(NAME, "1") == model  # what a rollback checks before it redeploys a version
+    assert registry.find(NAME, "2") is None
+    assert registry.find("other-model", "1") is None

@@ -16,6 +16,7 @@ from functions.service.orchestrator import Orchestrator
 from functions.service.results import Outcome
 from tests import payloads as p
 from tests.doubles.clock import Clock
+from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, InMemoryReleaseStore, as_message, fake_ports
 from tests.unit.test_orchestrator import RELEASE, TAG, person, state, to_approval
 
@@ -56,7 +57,7 @@ def world(notifier: FlakyNotifier, **timeouts: object) -> tuple[Orchestrator, Po
     ports = fake_ports(Calls())
     ports.notifier = notifier
     clock = Clock()
-    orchestrator = Orchestrator(ports, links=Links(), clock=clock, timeouts=Timeouts(**timeouts))  # type: ignore[arg-type]
+    orchestrator = Followed(ports, links=Links(), clock=clock, timeouts=Timeouts(**timeouts))  # type: ignore[arg-type]
     return orchestrator, ports, clock
 
 

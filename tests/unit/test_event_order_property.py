@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 from functions.domain.ids import image_tag, release_id_for_build
 from functions.links import Links
-from functions.service.orchestrator import Orchestrator
 from tests import payloads as p
 from tests.doubles.clock import Clock
+from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, fake_ports
 
 BUILDS = ("101", "202")
@@ -30,7 +30,7 @@ def clean_events(build_id: str) -> list[tuple[str, dict]]:
 def run(deliveries: list[tuple[str, dict]]) -> tuple[dict[str, dict], Calls]:
     calls = Calls()
     ports = fake_ports(calls)
-    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
+    orchestrator = Followed(ports, links=Links(), clock=Clock())
     for function, payload in deliveries:
         orchestrator.receive(function, payload)
     releases = {r.id: {k: v for k, v in r.to_json().items() if k in COMPARED} for r in ports.store.list()}
@@ -54,7 +54,7 @@ def messy_deliveries(draw: st.DrawFn) -> list[tuple[str, dict]]:
 def test_any_order_with_duplicates_matches_the_clean_order(deliveries):
     releases, calls = run(deliveries)
     assert releases == CLEAN_RELEASES
-    for name in ("submit", "register", "build", "deploy_staging"):
+    for name in ("submit", "register", "build", "begin_staging"):
         assert calls.count(name) == CLEAN_CALLS.count(name) == len(BUILDS)
 
 

@@ -9,13 +9,19 @@ import pytest
 
 from devhost.indexing import check_indexing, function_name, http_methods, indexed_functions, trigger_of
 from functions.service.subscriptions import FUNCTION_EVENT_TYPES
-from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
+from functions.settings import (
+    DEFAULT_FOLLOW_SCHEDULE,
+    DEFAULT_RECONCILE_SCHEDULE,
+    FOLLOW_SCHEDULE_SETTING,
+    RECONCILE_SCHEDULE_SETTING,
+)
 
 
 @pytest.fixture(autouse=True)
 def reconcile_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The host resolves the timer's %MLOPS_RECONCILE_SCHEDULE% from the app settings, as on Azure."""
+    """The host resolves the timers' %MLOPS_..._SCHEDULE% from the app settings, as on Azure."""
     monkeypatch.setenv(RECONCILE_SCHEDULE_SETTING, DEFAULT_RECONCILE_SCHEDULE)
+    monkeypatch.setenv(FOLLOW_SCHEDULE_SETTING, DEFAULT_FOLLOW_SCHEDULE)
 
 
 def load_app() -> func.FunctionApp:
@@ -44,6 +50,7 @@ def test_functions_triggers_and_routes():
         ("releases/{id}", ("GET",)),
         ("releases/{id}/approve", ("POST",)),
         ("releases/{id}/reject", ("POST",)),
+        ("production/rollback", ("POST",)),
         ("dead-letters", ("GET",)),
         ("hooks/azure-devops", ("POST",)),
         ("hooks/github", ("POST",)),
@@ -57,6 +64,8 @@ def test_functions_triggers_and_routes():
     timer = trigger_of(functions["reconcile"])
     assert timer.get_binding_name() == "timerTrigger"
     assert timer.schedule == f"%{RECONCILE_SCHEDULE_SETTING}%" and DEFAULT_RECONCILE_SCHEDULE == "0 * * * * *"
+    follow = trigger_of(functions["follow_operations"])
+    assert follow.get_binding_name() == "timerTrigger" and follow.schedule == f"%{FOLLOW_SCHEDULE_SETTING}%"
     bindings = json.loads(functions["on_ml_event"].get_function_json())["bindings"]
     assert bindings == [{"type": "eventGridTrigger", "direction": "IN", "name": "event"}]
 
@@ -73,6 +82,7 @@ AUTH_LEVELS = {
     # shared secret, not an identity, and must not end up in a link.
     "approve_release": func.AuthLevel.ANONYMOUS,
     "decline_release": func.AuthLevel.ANONYMOUS,
+    "rollback_production": func.AuthLevel.ANONYMOUS,  # the same protection as a decision
     # The CI hooks check their own signatures.
     "azure_devops_hook": func.AuthLevel.ANONYMOUS,
     "github_hook": func.AuthLevel.ANONYMOUS,

@@ -20,10 +20,10 @@ from functions.domain.release import State
 from functions.entrypoints import http_api
 from functions.entrypoints.identity import local_signature, signed_links
 from functions.links import Links
-from functions.service.orchestrator import Orchestrator
 from functions.settings import Settings
 from tests import payloads as p
 from tests.doubles.clock import Clock
+from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, InMemoryReleaseStore, fake_ports
 
 RELEASE = release_id_for_build("1234")
@@ -43,7 +43,7 @@ class World:
 
     def use(self, policy: ApprovalPolicy, promote_inline: bool = True) -> None:
         """A fresh orchestrator with ``policy``, its release awaiting approval (requested by alice@example.com)."""
-        self.orchestrator = Orchestrator(
+        self.orchestrator = Followed(
             fake_ports(Calls()), links=Links(), approval_policy=policy, promote_inline=promote_inline, clock=self.clock
         )
         self.monkeypatch.setattr(bootstrap, "context", lambda: self.orchestrator.ctx)
@@ -180,7 +180,7 @@ def test_a_bare_by_in_the_body_is_a_401(world, action):
 
 def test_by_is_ignored_even_beside_a_real_credential(world):
     status, answer = call(signed(world, "approve", "bob@example.com", {"by": "mallory@example.com"}))
-    assert status == 200 and answer["state"] == "live"
+    assert status == 202 and answer["state"] == "promoting"  # the follow timer carries it on
     (approval,) = world.release().approvals()
     assert approval["name"] == "bob@example.com" and approval["method"] == "cli"
 
@@ -199,7 +199,7 @@ def test_json_with_a_charset_is_json(world):
         local_signature.load_or_create_key(world.home), "POST", path, "bob@example.com", raw, world.now_s()
     )
     request = post("approve", raw, headers, content_type="Application/JSON; charset=utf-8")
-    assert call(request)[0] == 200
+    assert call(request)[0] == 202
 
 
 def test_the_content_type_is_checked_before_the_limits_and_the_limits_before_authentication(world):
@@ -228,7 +228,7 @@ def test_locally_client_principal_headers_are_never_trusted(world):
 def test_an_easy_auth_principal_approves_with_its_name_object_id_and_provider(world):
     world.azure()
     status, answer = call(post("approve", {"comment": "looks good"}, easy_auth_headers("bob@example.com")))
-    assert status == 200 and answer["state"] == "live"
+    assert status == 202 and answer["state"] == "promoting"  # the follow timer carries it on
     (approval,) = world.release().approvals()
     assert approval["name"] == "bob@example.com" and approval["object_id"] == BOB_OID
     assert (approval["provider"], approval["method"], approval["comment"]) == ("aad", "easy_auth", "looks good")
@@ -236,7 +236,7 @@ def test_an_easy_auth_principal_approves_with_its_name_object_id_and_provider(wo
 
 def test_website_auth_enabled_is_read_in_any_case(world):
     world.settings("azure", WEBSITE_AUTH_ENABLED="true")
-    assert call(post("approve", {}, easy_auth_headers("bob@example.com")))[0] == 200
+    assert call(post("approve", {}, easy_auth_headers("bob@example.com")))[0] == 202
 
 
 @pytest.mark.parametrize(
@@ -265,7 +265,7 @@ def test_a_groups_overage_fails_group_approval_closed(world):
 def test_a_listed_group_approves(world):
     world.use(ApprovalPolicy(approvers=(f"group:{GROUP}",)))
     world.azure()
-    assert call(post("approve", {}, easy_auth_headers("bob@example.com", groups=(GROUP,))))[0] == 200
+    assert call(post("approve", {}, easy_auth_headers("bob@example.com", groups=(GROUP,))))[0] == 202
 
 
 # ---- the local CLI's signature ------------------------------------------------------------------
@@ -320,7 +320,7 @@ def test_a_cli_signature_is_not_a_credential_on_azure(world):
 def test_a_link_approves_as_the_person_it_was_minted_for_once(world):
     token = world.link("bob@example.com")
     status, answer = call(post("approve", {}, {"X-MLOps-Link": token}))
-    assert status == 200 and answer["state"] == "live"
+    assert status == 202 and answer["state"] == "promoting"  # the follow timer carries it on
     (approval,) = world.release().approvals()
     assert (approval["name"], approval["method"]) == ("bob@example.com", "link")
     status, answer = call(post("approve", {}, {"X-MLOps-Link": token}))
@@ -406,7 +406,7 @@ def test_a_link_beside_the_same_person_s_credential_counts_as_theirs_and_is_spen
     world.azure()
     token = world.link(BOB_OID)  # a link may name the object id
     status, _ = call(post("approve", {}, {**easy_auth_headers("bob@example.com"), "X-MLOps-Link": token}))
-    assert status == 200
+    assert status == 202
     assert world.release().approvals()[0]["method"] == "easy_auth"
     assert len(world.store.nonces) == 1  # the link was spent too
     assert call(post("approve", {}, {**easy_auth_headers("bob@example.com"), "X-MLOps-Link": token}))[0] == 409
@@ -422,7 +422,7 @@ def test_on_azure_links_need_the_link_secret(world):
 
 def test_on_azure_a_link_signed_with_the_link_secret_decides(world):
     world.azure(WEBSITE_AUTH_ENABLED="False")
-    assert call(post("approve", {}, {"X-MLOps-Link": world.link("bob@example.com")}))[0] == 200
+    assert call(post("approve", {}, {"X-MLOps-Link": world.link("bob@example.com")}))[0] == 202
 
 
 # ---- decline's comment ----------------------------------------------------------------------------
@@ -502,7 +502,7 @@ def test_refusals_are_logged_without_tokens_signatures_or_secrets(world, caplog)
 def test_a_link_valid_for_more_than_30_days_is_refused(world):
     """So a store may forget nonces that expired 30 days before a newer one (functions.ports)."""
     assert call(post("approve", {}, {"X-MLOps-Link": world.link("bob@example.com", hours=24 * 31)}))[0] == 401
-    assert call(post("approve", {}, {"X-MLOps-Link": world.link("bob@example.com", hours=24 * 30)}))[0] == 200
+    assert call(post("approve", {}, {"X-MLOps-Link": world.link("bob@example.com", hours=24 * 30)}))[0] == 202
 
 
 def test_the_decision_body_shape_is_documented_without_by():

@@ -14,7 +14,12 @@ import pytest
 
 from devhost import cli
 from devhost.settings import LOCAL_APP_SETTING_DEFAULTS, REPO_ROOT, apply_app_setting_defaults
-from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
+from functions.settings import (
+    DEFAULT_RECONCILE_SCHEDULE,
+    FOLLOW_SCHEDULE_SETTING,
+    LOCAL_FOLLOW_SCHEDULE,
+    RECONCILE_SCHEDULE_SETTING,
+)
 
 
 @pytest.fixture
@@ -28,16 +33,18 @@ def unset_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_fill_only_what_is_unset() -> None:
     env: dict[str, str] = {}
     apply_app_setting_defaults(env)
-    assert env == {RECONCILE_SCHEDULE_SETTING: DEFAULT_RECONCILE_SCHEDULE} == LOCAL_APP_SETTING_DEFAULTS
+    local = {RECONCILE_SCHEDULE_SETTING: DEFAULT_RECONCILE_SCHEDULE, FOLLOW_SCHEDULE_SETTING: LOCAL_FOLLOW_SCHEDULE}
+    assert env == local == LOCAL_APP_SETTING_DEFAULTS
 
-    chosen = {RECONCILE_SCHEDULE_SETTING: "0 */5 * * * *"}
+    chosen = {RECONCILE_SCHEDULE_SETTING: "0 */5 * * * *", FOLLOW_SCHEDULE_SETTING: "*/30 * * * * *"}
     apply_app_setting_defaults(chosen)
-    assert chosen == {RECONCILE_SCHEDULE_SETTING: "0 */5 * * * *"}
+    assert chosen == {RECONCILE_SCHEDULE_SETTING: "0 */5 * * * *", FOLLOW_SCHEDULE_SETTING: "*/30 * * * * *"}
 
 
 def test_the_sample_local_settings_carry_the_default() -> None:
     values = json.loads((REPO_ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
     assert values[RECONCILE_SCHEDULE_SETTING] == DEFAULT_RECONCILE_SCHEDULE
+    assert values[FOLLOW_SCHEDULE_SETTING] == LOCAL_FOLLOW_SCHEDULE
 
 
 @pytest.mark.usefixtures("unset_schedule")

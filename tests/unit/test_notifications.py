@@ -11,6 +11,7 @@ from functions.service.context import Timeouts
 from functions.service.orchestrator import Orchestrator
 from tests import payloads as p
 from tests.doubles.clock import Clock
+from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, FakeNotifier, FakeTraining, data_checks_report, evaluation_report, fake_ports
 from tests.unit.test_orchestrator import RELEASE, person, to_approval
 
@@ -47,7 +48,7 @@ def world(notifier: FakeNotifier | None = None) -> tuple[Orchestrator, Clock]:
         ports.notifier = notifier
     clock = Clock()
     timeouts = Timeouts(work_backoff=timedelta(seconds=1), max_work_attempts=3)
-    return Orchestrator(ports, links=Links("https://mlops.example.net"), clock=clock, timeouts=timeouts), clock
+    return Followed(ports, links=Links("https://mlops.example.net"), clock=clock, timeouts=timeouts), clock
 
 
 def test_the_approval_request_carries_the_evidence_and_a_link_to_the_page_never_a_credential():
@@ -69,7 +70,7 @@ def test_the_approval_request_carries_the_evidence_and_a_link_to_the_page_never_
 def test_a_champion_makes_the_gate_fact_the_comparison_with_its_interval():
     ports = fake_ports(Calls())
     ports.training = FakeTraining(Calls(), evaluation_report(40.0, 45.0))
-    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
+    orchestrator = Followed(ports, links=Links(), clock=Clock())
     to_approval(orchestrator)
     [(_, note)] = sent(orchestrator)
     gate = {fact.name: fact.value for fact in note.facts}["Gate"]
@@ -91,7 +92,7 @@ def with_failed_checks(*failed: str) -> Orchestrator:
     training = FakeTraining(Calls())
     training.checks = data_checks_report(failed=failed)
     ports.training = training
-    return Orchestrator(ports, links=Links(), clock=Clock())
+    return Followed(ports, links=Links(), clock=Clock())
 
 
 def test_a_failed_data_check_report_is_in_the_record_and_the_message():
@@ -107,7 +108,7 @@ def test_a_failed_data_check_report_is_in_the_record_and_the_message():
 def test_unreadable_data_checks_are_said_so_and_never_stop_the_release():
     ports = fake_ports(Calls())
     ports.training.data_checks = lambda job_name: (_ for _ in ()).throw(FileNotFoundError("no report"))  # type: ignore[method-assign]
-    orchestrator = Orchestrator(ports, links=Links(), clock=Clock())
+    orchestrator = Followed(ports, links=Links(), clock=Clock())
     to_approval(orchestrator)
     release = stored(orchestrator)
     assert release.state == State.AWAITING_APPROVAL

@@ -16,6 +16,7 @@ from functions.service.orchestrator import Orchestrator
 from functions.service.results import Conflict, NotFound, Outcome
 from tests import payloads as p
 from tests.doubles.clock import Clock
+from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, FakeTraining, evaluation_report, fake_ports
 
 RELEASE = release_id_for_build("1234")
@@ -33,7 +34,7 @@ def world():
     calls = Calls()
     clock = Clock()
     ports = fake_ports(calls)
-    orchestrator = Orchestrator(ports, links=Links(), clock=clock, timeouts=Timeouts(approval=timedelta(hours=1)))
+    orchestrator = Followed(ports, links=Links(), clock=clock, timeouts=Timeouts(approval=timedelta(hours=1)))
     return orchestrator, ports, calls, clock
 
 
@@ -60,11 +61,19 @@ def test_build_to_awaiting_approval(world):
     assert release.gate["promote"] is True and "no champion" in release.gate["reason"]
     assert release.candidate["model"]["version"] == "1" and release.image["tag"] == TAG
     assert release.staging["passed"] is True
-    assert [c[0] for c in calls.log] == ["submit", "register", "build", "deploy_staging", "smoke", "integration"]
+    assert [c[0] for c in calls.log] == [
+        "submit",
+        "register",
+        "build",
+        "begin_staging",
+        "follow",
+        "smoke",
+        "integration",
+    ]
     assert any(f"From a terminal: mlops approve {RELEASE}" in body for _, _, body in ports.notifier.messages)
     assert [step["step"] for step in release.timeline] == [
         "created", "training_submitted", "run_completed", "gate_passed", "packaging", "model_registered",
-        "image_pushed", "staging_passed", "approval_requested",
+        "image_pushed", "operation_started", "operation_succeeded", "staging_passed", "approval_requested",
     ]  # fmt: skip
 
 
@@ -74,7 +83,9 @@ def test_approve_goes_live_and_crowns_the_champion(world):
     release = orchestrator.approve(RELEASE, person("bob@example.com"), "looks good")
     assert release.state == State.LIVE
     assert release.approval["by"] == "bob@example.com" and release.approval["decision"] == "approved"
-    assert release.production["endpoint"]["scoring_url"] == "http://127.0.0.1:5101/score"
+    assert release.production["live_endpoint"]["scoring_url"] == "http://127.0.0.1:5101/score"
+    assert release.production["endpoint"]["name"] == f"production-{RELEASE}"  # tested directly first
+    assert ports.deployer.traffic() == {RELEASE: 100}
     assert ports.registry.champion().version == "1"
     assert ("remove_staging", RELEASE) in calls.log
     assert (
@@ -167,13 +178,15 @@ def second_release_awaiting_approval(orchestrator: Orchestrator, ports: Ports) -
     return second
 
 
-def test_production_test_failure_rolls_back_to_the_previous_release(world):
-    orchestrator, ports, _, _ = world
+def test_a_deployment_failing_its_direct_tests_never_gets_traffic(world):
+    orchestrator, ports, calls, _ = world
     second = second_release_awaiting_approval(orchestrator, ports)
-    ports.tester.failing_urls.add("production")
+    ports.tester.failing_urls.add(f"production-{second}")
     release = orchestrator.approve(second, person("bob"), "")
-    assert release.state == State.ROLLED_BACK
-    assert release.production["rolled_back_to"] == RELEASE
+    assert release.state == State.ROLLED_BACK and "before any traffic moved" in release.error
+    assert release.production["traffic_moved"] is False
+    assert not any(name == "begin_traffic" and second in arg for name, arg in calls.log)
+    assert ports.deployer.traffic() == {RELEASE: 100} and ("remove", second) in calls.log
     assert state(ports) == State.LIVE  # the first release still serves
     assert ports.registry.champion().tags["release_id"] == RELEASE
 
@@ -196,7 +209,7 @@ def test_duplicate_events_act_once_and_are_noted(world):
     assert orchestrator.receive("on_ml_event", run) is Outcome.DUPLICATE
     for _ in range(3):
         orchestrator.receive("on_registry_event", pushed)
-    assert calls.count("submit") == 1 and calls.count("register") == 1 and calls.count("deploy_staging") == 1
+    assert calls.count("submit") == 1 and calls.count("register") == 1 and calls.count("begin_staging") == 1
     steps = [e["step"] for e in ports.store.get(RELEASE).timeline]
     assert steps.count("duplicate_event") == 4
 
@@ -205,7 +218,7 @@ def test_a_new_push_of_the_same_image_after_staging_is_stale(world):
     orchestrator, ports, calls, _ = world
     to_approval(orchestrator)
     assert orchestrator.receive("on_registry_event", p.image_pushed(TAG)) is Outcome.STALE
-    assert calls.count("deploy_staging") == 1 and state(ports) == State.AWAITING_APPROVAL
+    assert calls.count("begin_staging") == 1 and state(ports) == State.AWAITING_APPROVAL
 
 
 def test_early_events_are_parked_and_replayed(world):
@@ -214,7 +227,7 @@ def test_early_events_are_parked_and_replayed(world):
     assert orchestrator.receive("on_ml_event", p.run_completed(JOB, RELEASE)) is Outcome.PARKED
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     assert state(ports) == State.AWAITING_APPROVAL
-    assert calls.count("deploy_staging") == 1
+    assert calls.count("begin_staging") == 1
 
 
 def test_events_without_a_release_tag_are_ignored(world):
@@ -338,6 +351,7 @@ def test_an_event_parked_after_the_release_moved_on_is_replayed_at_once(world):
     from functions.domain.events import parse_event
 
     assert delivery.park(orchestrator.ctx, parse_event(pushed), pushed, seen_while_registering) is Outcome.PARKED
+    orchestrator.follow()
     assert state(ports) == State.AWAITING_APPROVAL and ports.store.take_parked(RELEASE) == []
 
 
@@ -387,20 +401,21 @@ def test_only_one_release_is_promoted_at_a_time(world):
 
 
 def test_a_promotion_that_keeps_failing_is_rolled_back_and_failed(world):
-    orchestrator, ports, calls, clock = world
+    orchestrator, ports, calls, _ = world
     second = second_release_awaiting_approval(orchestrator, ports)
 
     def broken_set_champion(model):
         raise RuntimeError("registry unavailable")
 
     ports.registry.set_champion = broken_set_champion
-    assert orchestrator.approve(second, person("bob"), "").state == State.PROMOTING
-    for _ in range(4):
-        clock.advance(minutes=11)
-        orchestrator.reconcile()
+    orchestrator.approve(second, person("bob"), "")  # each attempt moves traffic, then fails
+    orchestrator.follow(passes=6)  # three attempts of two operations each
     release = ports.store.get(second)
-    assert release.state == State.FAILED and "rolled back to" in release.error
-    assert ("rollback_production", second) in calls.log and state(ports) == State.LIVE
+    assert release.state == State.FAILED and "registry unavailable" in release.error
+    assert [e["step"] for e in release.timeline].count("step_error") == 3
+    assert f"production traffic is going back to {RELEASE}" in release.error
+    assert ("begin_traffic", f"{RELEASE}=100") in calls.log and ports.deployer.traffic() == {RELEASE: 100}
+    assert state(ports) == State.LIVE
 
 
 def test_a_release_that_ends_gives_back_its_staging_endpoint(world):
@@ -415,14 +430,14 @@ def test_approval_can_hand_the_promotion_to_an_event(world):
     orchestrator.ctx.promote_inline = False
     to_approval(orchestrator)
     release = orchestrator.approve(RELEASE, person("bob"), "")
-    assert release.state == State.PROMOTING and calls.count("deploy_production") == 0
+    assert release.state == State.PROMOTING and calls.count("begin_beside") == 0
     event_type, subject, data = ports.publisher.events[-1]
     assert (event_type, data) == ("MLOps.ReleaseApproved", {"releaseId": RELEASE})
     approved = p.event_grid(event_type, subject, data, p.BUILD_TOPIC)
     assert orchestrator.receive("on_build_event", approved) is Outcome.HANDLED
-    assert state(ports) == State.LIVE and calls.count("deploy_production") == 1
+    assert state(ports) == State.LIVE and calls.count("begin_beside") == 1
     assert orchestrator.receive("on_build_event", approved) is Outcome.DUPLICATE
-    assert calls.count("deploy_production") == 1
+    assert calls.count("begin_beside") == 1
 
 
 def test_the_documented_image_deleted_fails_the_release_awaiting_approval_whose_image_it_deleted(world):

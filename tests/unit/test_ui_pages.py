@@ -232,7 +232,7 @@ def test_approving_from_the_page_is_the_policy_judged_command(world):
     status, _, response = decide(world, "bob@example.com", "approve", "the interval clears")
     assert status == 303 and response.headers["Location"] == f"/api/ui/releases/{RELEASE}"
     release = world.release()
-    assert release.state == State.LIVE
+    assert release.state == State.PROMOTING
     [approval] = release.approvals()
     assert (approval["name"], approval["method"], approval["provider"]) == ("bob@example.com", "session", "local")
     assert approval["comment"] == "the interval clears"
@@ -257,7 +257,7 @@ def test_with_two_required_the_first_approval_leaves_it_waiting(world):
     assert "1 of 2</strong>" in body and "You have approved this release; it waits for someone else." in body
     assert "and not bob@example.com again" in body
     assert decide(world, "carol@example.com", "approve", "two")[0] == 303
-    assert world.release().state == State.LIVE
+    assert world.release().state == State.PROMOTING
 
 
 def test_declining_needs_a_comment_and_records_the_reason(world):
@@ -334,7 +334,7 @@ def test_on_azure_deciding_needs_the_link_secret(world):
                             headers={"Content-Type": "application/x-www-form-urlencoded", **headers,
                                      "Origin": "https://app.example.net"}, route_params={"id": RELEASE})  # fmt: skip
     status, _, _ = page(function_app.ui_approve, post)
-    assert status == 303 and world.release().state == State.LIVE
+    assert status == 303 and world.release().state == State.PROMOTING
     assert world.release().approvals()[0]["method"] == "easy_auth"
 
 

@@ -31,6 +31,7 @@ from functions.entrypoints.ui.render import render
 from functions.ports import ConcurrencyError
 from functions.service import commands
 from functions.service.context import Context
+from functions.service.invocations import invocation
 from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 from functions.settings import Settings
 
@@ -155,10 +156,11 @@ def _decide(req: func.HttpRequest, action: str) -> func.HttpResponse:
         sessions.spend_form(page.ctx.ports.store, form)
 
     try:
-        if action == "approve":
-            commands.approve(page.ctx, release_id, reader, comment, before_recording=spend_the_form)
-        else:
-            commands.decline(page.ctx, release_id, reader, comment, before_recording=spend_the_form)
+        with invocation(f"ui_{action}"):
+            if action == "approve":
+                commands.approve(page.ctx, release_id, reader, comment, before_recording=spend_the_form)
+            else:
+                commands.decline(page.ctx, release_id, reader, comment, before_recording=spend_the_form)
     except sessions.Refused as exc:
         return page.release_or_message(exc.status, release_id, f"Not recorded: {exc}.")
     except NotFound as exc:

@@ -1,0 +1,50 @@
+"""Long platform steps as operations: begun by the step that holds the claim, followed by the timer.
+
+A claimed step (staging, a promotion) begins its platform operation (a ``begin_*`` call that returns
+once the platform has accepted it), records the Operation on the release and returns: no invocation
+waits for a deployment to come up or for traffic to move. The follow timer (``follow_all``) looks at
+each open operation once per pass (``Deployer.follow``: one GET or health probe). When one has ended,
+saving that (``Release.operation_finished``, under the store's version check) is the claim to carry
+the step on, so of two passes that saw it end, exactly one acts; what comes next is in FINISHERS.
+
+An operation that fails, or is still running at its deadline, is a step error: the step is begun again
+from its start (the adapters make a repeated begin cheap) until Timeouts.max_step_attempts fail the
+release. A pass that dies after its claim leaves the release claimed with no operation: reconcile's
+stuck-step rule retries it.
+
+This module begins and records; functions/service/following.py looks and carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from functions.domain.refs import Operation
+from functions.domain.release import Release
+from functions.service.context import Context
+from functions.service.invocations import current
+from functions.service.unit_of_work import update
+
+log = logging.getLogger("mlops.operations")
+
+
+def begin(
+    ctx: Context,
+    release: Release,
+    operation: Operation,
+    what: str,
+    also: Callable[[Release], None] | None = None,
+) -> Release:
+    """Record that ``release``'s step began ``operation`` (``also`` records more in the same save)."""
+    now = ctx.clock()
+    deadline = now + ctx.timeouts.operation_max
+    record = {"kind": operation.kind, "deployment": operation.deployment, "handle": operation.handle}
+
+    def started(r: Release) -> None:
+        if also is not None:
+            also(r)
+        r.operation_started(now, record, deadline, current(), what)
+
+    log.info("release %s: %s began (%s)", release.id, what, current())
+    return update(ctx, release, release.state, started)
