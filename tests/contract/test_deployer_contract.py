@@ -69,7 +69,8 @@ def _azure() -> Iterator[DeployerUnderTest]:
 
     def image(key: str) -> ImageRef:
         tag = f"1-{key}"
-        return ImageRef(settings.repository, tag, f"sha256:{key:0>64}"[:71], f"{settings.login_server}/{settings.repository}:{tag}")
+        location = f"{settings.login_server}/{settings.repository}:{tag}"
+        return ImageRef(settings.repository, tag, f"sha256:{key:0>64}"[:71], location)
 
     deployer = AzureDeployer(AciStaging(settings, aci, readiness=lambda url: True), AksProduction(settings, ml))
     yield DeployerUnderTest(deployer, image, ModelRef("diabetes-model", "1", "azureml:diabetes-model:1"), finish, 5)
@@ -147,7 +148,7 @@ def test_remove_refuses_what_has_traffic_and_forgets_what_it_removed(under_test)
 @pytest.mark.parametrize("weights", [{}, {"rel-a": 50}, {"rel-a": 101, "rel-b": -1}, {"rel-nope": 100}])
 def test_bad_weights_are_refused_before_anything_moves(under_test, weights):
     deployed_beside(under_test, "rel-a")
-    with pytest.raises(Exception):  # noqa: B017, PT011 - each adapter raises its own error type
+    with pytest.raises(Exception):  # noqa: B017 - each adapter raises its own error type
         under_test.deployer.begin_traffic(weights)
     assert under_test.deployer.traffic() == {}
 
