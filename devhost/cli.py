@@ -6,18 +6,20 @@ mlops demo                           the whole release loop, end to end
 mlops trigger build [--commit SHA] [--param key=value ...] [--requester IDENTITY]
 mlops publish build-completed --build-id ID --result succeeded [...]   what CI sends to the custom topic
 mlops releases [--json] | show ID [--json] | dead-letters [--json]
-mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT]
+mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT] [--no-wait]
 mlops reject ID [--by IDENTITY | --link TOKEN] --comment TEXT
                                      signed as --by (default: git config user.email) with the key in
                                      $MLOPS_HOME, or with a signed link's token; never a name in the body
+mlops rollback [--to VERSION|RELEASE] --comment TEXT [--by IDENTITY] [--no-wait]
+                                     an earlier version back in production, tested before traffic moves
 mlops azure bootstrap [--dry-run]    one-time Azure setup (platforms/azure/provisioning.py)
 
-`up` and `demo` put the app settings function_app.py binds by name (MLOPS_RECONCILE_SCHEDULE) in the
+`up` and `demo` put the app settings function_app.py binds by name (the timers' schedules) in the
 environment when unset (devhost/settings.py), and `up` refuses to start when the app does not index.
 
 This module is the argument parser and `main`; the commands live by job in devhost/commands_host.py
 (up, down, demo), devhost/commands_builds.py (trigger build, publish build-completed),
-devhost/commands_releases.py (releases, show, approve, reject, dead-letters) and
+devhost/commands_releases.py (releases, show, approve, reject, rollback, dead-letters) and
 devhost/commands_azure.py (azure bootstrap).
 """
 
@@ -30,7 +32,14 @@ from devhost.client import HostError
 from devhost.commands_azure import add_azure_parser
 from devhost.commands_builds import cmd_publish_build, cmd_trigger
 from devhost.commands_host import cmd_demo, cmd_down, cmd_up
-from devhost.commands_releases import cmd_approve, cmd_dead_letters, cmd_reject, cmd_releases, cmd_show
+from devhost.commands_releases import (
+    cmd_approve,
+    cmd_dead_letters,
+    cmd_reject,
+    cmd_releases,
+    cmd_rollback,
+    cmd_show,
+)
 from devhost.commands_ui import add_ui_parsers
 from devhost.console import console
 from functions.settings import SettingsError
@@ -102,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     approve.add_argument("id")
     _add_decider_options(approve)
     approve.add_argument("--comment")
+    _add_follow_options(approve)
     approve.set_defaults(handler=cmd_approve)
 
     reject = commands.add_parser("reject", help="decline a release awaiting approval (signed as you)")
@@ -112,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ui_parsers(commands)
     add_azure_parser(commands)
+
+    rollback = commands.add_parser(
+        "rollback", help="put the previous (or --to an earlier) version back in production, tested first"
+    )
+    rollback.add_argument("--to", help="a release id or a model version (default: what served before the live one)")
+    rollback.add_argument("--by", help="who asks (default: git config user.email), signed with $MLOPS_HOME's key")
+    rollback.add_argument("--comment", required=True, help="why: recorded in the release's timeline")
+    rollback.set_defaults(link=None)
+    _add_follow_options(rollback)
+    rollback.set_defaults(handler=cmd_rollback)
 
     letters = commands.add_parser("dead-letters", help="events that could not be processed")
     letters.add_argument("--json", action="store_true")
@@ -124,6 +144,12 @@ def _add_decider_options(parser: argparse.ArgumentParser) -> None:
     who = parser.add_mutually_exclusive_group()
     who.add_argument("--by", metavar="IDENTITY", help="sign as this UPN/email; default: git config user.email")
     who.add_argument("--link", metavar="TOKEN", help="a signed link's token (sent as X-MLOps-Link), not signed")
+
+
+def _add_follow_options(parser: argparse.ArgumentParser) -> None:
+    """A promotion goes on after the request: the command follows it unless told not to."""
+    parser.add_argument("--no-wait", action="store_true", help="return once the promotion has begun")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds to follow it (default 1800)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ computed over the exact method, path and body bytes this client sends. The body 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -14,6 +16,9 @@ import requests
 
 from devhost.signing import Proof
 from functions.settings import Settings
+
+ROLLBACK_PATH = "/api/production/rollback"
+FOLLOWED_STATES = frozenset({"promoting", "deploying_staging"})  # states whose operations the timer follows
 
 
 class HostError(RuntimeError):
@@ -69,6 +74,27 @@ class HostClient:
     def reject(self, release_id: str, proof: Proof, comment: str) -> dict[str, Any]:
         """POST .../reject (decline) as whoever ``proof`` proves; the answer is the release."""
         return self._call("POST", release_path(release_id, "reject"), {"comment": comment}, proof=proof)
+
+    def rollback(self, proof: Proof, comment: str, to: str | None = None) -> dict[str, Any]:
+        """POST /api/production/rollback as whoever ``proof`` proves; the answer is the new release."""
+        body: dict[str, Any] = {"comment": comment} | ({"to": to} if to else {})
+        return self._call("POST", ROLLBACK_PATH, body, proof=proof)
+
+    def follow(
+        self, release_id: str, on_entry: Callable[[dict[str, Any]], None], timeout_s: float, interval_s: float = 0.5
+    ) -> dict[str, Any]:
+        """Poll the release until it is no longer promoting (or ``timeout_s`` passed), telling ``on_entry``
+        each timeline entry that is new since the first look; the release as last seen."""
+        release = self.release(release_id)
+        seen = len(release["timeline"])
+        deadline = time.monotonic() + timeout_s
+        while release["state"] in FOLLOWED_STATES and time.monotonic() < deadline:
+            time.sleep(interval_s)
+            release = self.release(release_id)
+            for entry in release["timeline"][seen:]:
+                on_entry(entry)
+            seen = len(release["timeline"])
+        return release
 
     def dead_letters(self) -> list[dict[str, Any]]:
         return self._call("GET", "/api/dead-letters")["dead_letters"]

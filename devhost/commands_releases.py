@@ -64,11 +64,41 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    """`mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT]`: the state the release moved to."""
+    """`mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT] [--no-wait]`: the state the release
+    moved to; when the approval began the promotion, its steps as they happen until it ends."""
     proof = decision_proof(args)
     release = _decided(lambda: HostClient().approve(args.id, proof, args.comment or ""), proof)
     console.print(f"{release['id']}: {state_label(release['state'])}")
-    return 0
+    return _followed(release, args)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    """`mlops rollback [--to VERSION|RELEASE] --comment TEXT [--by IDENTITY] [--no-wait]`: an earlier version
+    back in production through a promotion that tests it before traffic moves; 0 once it is live."""
+    if not args.comment.strip():
+        raise SettingsError("--comment is empty: say why production goes back")
+    proof = decision_proof(args)
+    release = _decided(lambda: HostClient().rollback(proof, args.comment, args.to), proof)
+    trigger = release["trigger"]
+    console.print(f"{release['id']}: rollback from {trigger.get('from') or 'nothing'} to {trigger['to']} "
+                  f"({trigger['model']}), {state_label(release['state'])}")  # fmt: skip
+    return _followed(release, args)
+
+
+def _followed(release: dict[str, Any], args: argparse.Namespace) -> int:
+    """Follow a promotion to its end unless --no-wait: 0 live (or not followed), 1 otherwise."""
+    if release["state"] != "promoting" or args.no_wait:
+        return 0
+
+    def show(entry: dict[str, Any]) -> None:
+        console.print(f"  {entry['at'][11:19]} {entry['step']}: {entry['detail']}")
+
+    with console.status("promoting: deployed beside production, tested, then given traffic…"):
+        done = HostClient().follow(release["id"], show, timeout_s=args.timeout)
+    console.print(f"{done['id']}: {state_label(done['state'])}" + (f" ({done['error']})" if done.get("error") else ""))
+    if done["state"] == "promoting":
+        console.print(f"still promoting after {args.timeout:.0f} s; `mlops show {done['id']}` follows it up")
+    return 0 if done["state"] == "live" else 1
 
 
 def cmd_reject(args: argparse.Namespace) -> int:

@@ -62,11 +62,13 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
                       f"{key_path(settings.home)} (requested by {CI_REQUESTER})")  # fmt: skip
         signer = LocalSigner.for_home(settings.home, approver)
         first = client.approve(first["id"], signer, "metrics and staging tests look good")
-        console.print(f"approved by [bold]{(first.get('approval') or {}).get('by') or approver}[/]")
-        _print_timeline(first, already=_count_before(first, "approved"))
+        approved_by = (first.get("approval") or {}).get("by") or approver
+        console.print(f"approved by [bold]{approved_by}[/]; the promotion goes on in the background: "
+                      "beside production, tested directly, then traffic")  # fmt: skip
+        first = _follow(client, first["id"], timeout_s, printed=_count_before(first, "approved"))
         if first["state"] != "live":
             return _failed(first)
-        production_url = first["production"]["endpoint"]["scoring_url"]
+        production_url = first["production"]["live_endpoint"]["scoring_url"]
         _score_production(first, production_url)
 
         second = _run_build(client, WORSE_PARAMS, "rejected", timeout_s)
@@ -76,6 +78,7 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         console.print(f"\n[bold]approval page[/] (signed in as {approver}; one use within 10 minutes, "
                       f"`{cli_hint('ui')}` mints another):")  # fmt: skip
         print(login_url(settings, approver, first["id"]))
+        console.print(f"to put an earlier version back: `{cli_hint('rollback --to VERSION --comment WHY')}`")
         console.print(f"\n[dim]whole demo: {time.monotonic() - started:.0f} s[/]")
     finally:
         if not keep_running:
@@ -133,10 +136,9 @@ def _run_build(client: HostClient, params: dict[str, Any], expected: str, timeou
     return _follow(client, release_id, timeout_s)
 
 
-def _follow(client: HostClient, release_id: str, timeout_s: float) -> dict[str, Any]:
-    """Print timeline entries as they happen until the release comes to rest."""
+def _follow(client: HostClient, release_id: str, timeout_s: float, printed: int = 0) -> dict[str, Any]:
+    """Print timeline entries (after the first ``printed``) as they happen until the release comes to rest."""
     deadline = time.monotonic() + timeout_s
-    printed = 0
     with console.status(f"waiting for {release_id}…") as status:
         while True:
             release = client.release(release_id)

@@ -1,9 +1,10 @@
 """A real `mlops up` host on a free 127.0.0.1 port with its own $MLOPS_HOME, and how tests decide as a person.
 
 Approvals and declines are signed the way `mlops approve/reject` sign them (devhost/signing.py), with
-the key in the host's $MLOPS_HOME: ``host.approve(id, signed(host, APPROVER), "ship it")``, or over raw
-HTTP with ``post_decision``. Builds the tests start carry ``REQUESTER`` as their requester, so the default
-approval policy (no self-approval; fail closed when the requester is unknown) lets ``APPROVER`` decide.
+the key in the host's $MLOPS_HOME: ``host.approve(id, signed(host, APPROVER), "ship it")`` (which only
+begins the promotion: ``approve_to_the_end`` waits for it), or over raw HTTP with ``post_decision``.
+Builds the tests start carry ``REQUESTER`` as their requester, so the default approval policy (no
+self-approval; fail closed when the requester is unknown) lets ``APPROVER`` decide.
 """
 
 from __future__ import annotations
@@ -33,10 +34,20 @@ APPROVER = "e2e-approver@example.com"  # who approves them: someone else
 class RunningHost(HostClient):
     """A client of a host a test started: where that host keeps its state, and the releases tests started."""
 
-    def __init__(self, base_url: str, home: Path, timeout_s: float) -> None:
+    def __init__(self, base_url: str, home: Path, timeout_s: float, production_port: int = 0) -> None:
         super().__init__(base_url, timeout_s=timeout_s)
         self.home = home
+        self.production_port = production_port
         self.started: list[str] = []
+
+    @property
+    def production_url(self) -> str:
+        return f"http://127.0.0.1:{self.production_port}/score"
+
+    def live_traffic(self) -> dict[str, int]:
+        """How many scoring requests the production router sent each deployment (its GET /router)."""
+        info = requests.get(f"http://127.0.0.1:{self.production_port}/router", timeout=10).json()
+        return {str(k): int(v) for k, v in info["counts"].items()}
 
 
 @contextmanager
@@ -56,7 +67,7 @@ def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterato
         [sys.executable, "-m", "devhost", "up", "--port", str(port)],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    client = RunningHost(f"http://127.0.0.1:{port}", Path(home), timeout_s=120)
+    client = RunningHost(f"http://127.0.0.1:{port}", Path(home), timeout_s=120, production_port=production_port)
     try:
         deadline = time.monotonic() + 60
         while not client.healthy():
@@ -94,6 +105,16 @@ def wait_for_state(client: HostClient, release_id: str, states: set[str], timeou
         if time.monotonic() > deadline:
             raise AssertionError(f"{release_id} did not reach {states}: {release}")
         time.sleep(0.3)
+
+
+ENDED_PROMOTING = {"live", "rolled_back", "failed"}
+
+
+def approve_to_the_end(host: RunningHost, release_id: str, approver: str, comment: str = "ship it") -> dict:
+    """Approve, then wait while the follow timer carries the promotion on (beside, direct tests, traffic)."""
+    answer = host.approve(release_id, signed(host, approver), comment)
+    assert answer["state"] == "promoting", answer  # the approval only begins it
+    return wait_for_state(host, release_id, ENDED_PROMOTING)
 
 
 def post_webhook(client: HostClient, function: str, body: bytes | str, event_type: str | None = "Notification"):

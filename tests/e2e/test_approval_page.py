@@ -155,11 +155,17 @@ def test_sign_in_list_evidence_refusal_and_two_approvals_in_a_real_browser(page_
     page.goto(sign_in_link(page_host, SECOND_APPROVER, awaiting))
     page.get_by_label("Comment for the approval (optional)").fill("ship it")
     page.get_by_role("button", name="Approve").click()
-    # The promotion runs before the answer locally: give the page the time a deployment takes.
+    # The approval begins the promotion; the page says so and reloads itself while the follow timer
+    # carries it on: beside production, tested directly, then traffic.
+    expect(page.get_by_role("heading", name=f"Release {awaiting} promoting")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("This page reloads every 3 seconds")
+    shoot(page, "5-promoting")
     expect(page.get_by_role("heading", name=f"Release {awaiting} live")).to_be_visible(timeout=120_000)
     timeline = page.locator("ol.timeline").inner_text()
     assert f"approved by {APPROVER}" in timeline and SECOND_APPROVER in timeline and "ship it" in timeline
-    shoot(page, "5-live")
+    assert "production direct passed" in timeline and "operation started" in timeline
+    assert page.get_by_role("status").count() == 0  # at rest: no more reloading
+    shoot(page, "6-live")
     second.close()
     approvals = page_host.release(awaiting)["approval"]["approvals"]
     assert [(a["name"], a["method"]) for a in approvals] == [(APPROVER, "session"), (SECOND_APPROVER, "session")]

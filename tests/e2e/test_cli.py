@@ -67,7 +67,8 @@ def test_the_requester_may_not_approve_their_own_build_someone_else_may(host):
     assert host.release(release_id)["state"] == "awaiting_approval"
 
     other = mlops(host, "approve", release_id, "--by", APPROVER, "--comment", "reviewed")
-    assert other.returncode == 0 and "live" in other.stdout, other.stdout + other.stderr
+    assert other.returncode == 0 and "live" in other.stdout, other.stdout + other.stderr  # it follows the promotion
+    assert "production_direct_passed" in other.stdout
     live = host.release(release_id)
     assert live["state"] == "live" and live["approval"]["by"] == APPROVER
 

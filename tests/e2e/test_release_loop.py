@@ -11,7 +11,7 @@ import requests
 from sklearn.datasets import load_diabetes
 
 from tests import payloads as p
-from tests.e2e.conftest import APPROVER, post_decision, post_webhook, signed, trigger_build, wait_for_state
+from tests.e2e.conftest import APPROVER, approve_to_the_end, post_decision, post_webhook, trigger_build, wait_for_state
 
 pytestmark = pytest.mark.e2e
 
@@ -21,7 +21,7 @@ def approved(host):
     release_id = trigger_build(host)
     waiting = wait_for_state(host, release_id, {"awaiting_approval", "failed", "rejected"})
     assert waiting["state"] == "awaiting_approval", waiting
-    return host.approve(release_id, signed(host, APPROVER), "ship it")
+    return approve_to_the_end(host, release_id, APPROVER)
 
 
 def test_approve_path_goes_live_and_production_serves_the_registered_model(approved):
@@ -29,14 +29,14 @@ def test_approve_path_goes_live_and_production_serves_the_registered_model(appro
     assert approved["approval"]["by"] == APPROVER
     rows = load_diabetes().data[:5]
     response = requests.post(
-        approved["production"]["endpoint"]["scoring_url"], json={"data": rows.tolist()}, timeout=30
+        approved["production"]["live_endpoint"]["scoring_url"], json={"data": rows.tolist()}, timeout=30
     )
     assert response.status_code == 200
     model = joblib.load(os.path.join(approved["candidate"]["model"]["location"], "model.joblib"))
     assert response.json()["result"] == model.predict(rows).tolist()
     steps = [entry["step"] for entry in approved["timeline"]]
     for step in ("training_submitted", "gate_passed", "packaging", "image_pushed", "staging_passed",
-                 "approval_requested", "approved", "live"):  # fmt: skip
+                 "approval_requested", "approved", "production_direct_passed", "live"):  # fmt: skip
         assert step in steps
 
 

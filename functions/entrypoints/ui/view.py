@@ -42,6 +42,10 @@ def summary_row(release: Release) -> dict[str, Any]:
     }
 
 
+IN_FLIGHT = frozenset({State.DEPLOYING_STAGING, State.PROMOTING})
+REFRESH_S = 3
+
+
 def release_page(release: Release, policy: ApprovalPolicy, reader: Principal | None, now: datetime) -> dict[str, Any]:
     """Everything the release's page shows."""
     trigger = release.trigger
@@ -75,6 +79,9 @@ def release_page(release: Release, policy: ApprovalPolicy, reader: Principal | N
             "who_may": who_may_approve(policy, requester, approvals),
         },
         "reader_note": _reader_note(policy, reader, requester, approvals) if waiting else None,
+        # A step the timer carries on (a deployment coming up, traffic moving): the page reloads itself.
+        "in_flight": (release.operation or {}).get("what") if release.state in IN_FLIGHT else None,
+        "refresh_s": REFRESH_S if release.state in IN_FLIGHT else None,
         "overdue": waiting and _past((release.approval or {}).get("deadline"), now),
     }
 
