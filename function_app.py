@@ -151,6 +151,13 @@ def ui_decline(req: func.HttpRequest) -> func.HttpResponse:
     return pages.decline(req)
 
 
+@app.function_name("ui_rollback")
+@app.route(route="ui/releases/{id}/rollback", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def ui_rollback(req: func.HttpRequest) -> func.HttpResponse:
+    """Put this release's version back in production: a new release, tested before traffic moves."""
+    return pages.rollback(req)
+
+
 @app.function_name("ui_login")
 @app.route(route="ui/login", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def ui_login(req: func.HttpRequest) -> func.HttpResponse:

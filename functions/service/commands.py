@@ -206,7 +206,7 @@ def _rollback_target(ctx: Context, to: str | None, serving: Release | None) -> R
         if not target.candidate or not (target.candidate.get("model") and (target.image or {}).get("pushed")):
             raise Invalid(f"release {to} never had a registered model in a pushed image: nothing to put back")
     else:
-        went_live = [r for r in ctx.ports.store.list(limit=1000, states=_WERE_LIVE) if _went_live(r)]
+        went_live = [r for r in ctx.ports.store.list(limit=1000, states=_WERE_LIVE) if went_live_once(r)]
         if to:
             matching = [r for r in went_live if str(_model(r).get("version")) == to]
             if not matching:
@@ -222,7 +222,8 @@ def _rollback_target(ctx: Context, to: str | None, serving: Release | None) -> R
     return target
 
 
-def _went_live(release: Release) -> bool:
+def went_live_once(release: Release) -> bool:
+    """Whether the release served production at some point (what a rollback can go back to)."""
     return any(entry["step"] == "live" for entry in release.timeline)
 
 

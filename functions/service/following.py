@@ -15,7 +15,7 @@ from functions.domain.release import InvalidTransition, Release, State
 from functions.ports import ConcurrencyError
 from functions.service import steps
 from functions.service.context import Context
-from functions.service.invocations import current
+from functions.service.invocations import current, noted
 from functions.service.unit_of_work import update
 
 log = logging.getLogger("mlops.following")
@@ -65,6 +65,7 @@ def follow(ctx: Context, release: Release) -> str:
     claimed = update(
         ctx, release, release.state, lambda r: r.operation_finished(now, number, progress.state, detail, current())
     )
+    noted(f"saw {record.get('what')} of {release.id} {progress.state}")
     if progress.state == "failed":
         steps.retry_or_fail(ctx, claimed, f"{record.get('what')} failed: {detail}")
         return "finished"

@@ -17,16 +17,13 @@ This module begins and records; functions/service/following.py looks and carries
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 from functions.domain.refs import Operation
 from functions.domain.release import Release
 from functions.service.context import Context
-from functions.service.invocations import current
+from functions.service.invocations import current, noted
 from functions.service.unit_of_work import update
-
-log = logging.getLogger("mlops.operations")
 
 
 def begin(
@@ -46,5 +43,6 @@ def begin(
             also(r)
         r.operation_started(now, record, deadline, current(), what)
 
-    log.info("release %s: %s began (%s)", release.id, what, current())
-    return update(ctx, release, release.state, started)
+    saved = update(ctx, release, release.state, started)
+    noted(f"began {what} of {release.id}")
+    return saved

@@ -19,11 +19,20 @@ import pytest
 from devhost.host import load_function_app
 from devhost.indexing import indexed_functions
 from devhost.settings import REPO_ROOT
-from functions.settings import DEFAULT_RECONCILE_SCHEDULE, RECONCILE_SCHEDULE_SETTING
+from functions.settings import (
+    DEFAULT_FOLLOW_SCHEDULE,
+    DEFAULT_RECONCILE_SCHEDULE,
+    FOLLOW_SCHEDULE_SETTING,
+    RECONCILE_SCHEDULE_SETTING,
+)
 
 
 def worker_index(app_dir: Path) -> tuple[int, dict[str, Any]]:
-    env = {**os.environ, RECONCILE_SCHEDULE_SETTING: DEFAULT_RECONCILE_SCHEDULE, "PYTHONPATH": str(REPO_ROOT)}
+    schedules = {
+        RECONCILE_SCHEDULE_SETTING: DEFAULT_RECONCILE_SCHEDULE,
+        FOLLOW_SCHEDULE_SETTING: DEFAULT_FOLLOW_SCHEDULE,
+    }
+    env = {**os.environ, **schedules, "PYTHONPATH": str(REPO_ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "devhost.worker", str(app_dir)],
         cwd=app_dir,
@@ -42,10 +51,10 @@ def test_the_worker_indexes_every_function_of_the_app():
     import function_app
 
     expected = {f.get_function_name() for f in indexed_functions(function_app.app)}
-    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 18
+    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 21
     bindings = {f["name"]: f["bindings"] for f in result["functions"]}
     assert bindings["on_ml_event"] == {"event": "eventGridTrigger"}
-    assert bindings["reconcile"] == {"timer": "timerTrigger"}
+    assert bindings["reconcile"] == bindings["follow_operations"] == {"timer": "timerTrigger"}
     assert bindings["approve_release"] == {"req": "httpTrigger", "$return": "http"}
     assert bindings["ui_approve"] == {"req": "httpTrigger", "$return": "http"}
 

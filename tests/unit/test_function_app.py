@@ -58,6 +58,7 @@ def test_functions_triggers_and_routes():
         ("ui/releases/{id}", ("GET",)),
         ("ui/releases/{id}/approve", ("POST",)),
         ("ui/releases/{id}/reject", ("POST",)),
+        ("ui/releases/{id}/rollback", ("POST",)),
         ("ui/login", ("GET",)),
         ("ui/logout", ("POST",)),
     }
@@ -92,6 +93,7 @@ AUTH_LEVELS = {
     "ui_release": func.AuthLevel.ANONYMOUS,
     "ui_approve": func.AuthLevel.ANONYMOUS,
     "ui_decline": func.AuthLevel.ANONYMOUS,
+    "ui_rollback": func.AuthLevel.ANONYMOUS,
     "ui_login": func.AuthLevel.ANONYMOUS,
     "ui_logout": func.AuthLevel.ANONYMOUS,
 }

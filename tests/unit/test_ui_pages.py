@@ -387,3 +387,68 @@ def test_signing_out_clears_the_cookie_and_is_refused_from_another_site(world):
     assert status == 200 and "Max-Age=0" in response.headers["Set-Cookie"]
     evil = func.HttpRequest("POST", f"{ORIGIN}/api/ui/logout", headers={"Origin": "https://evil.example"}, body=b"")
     assert page(function_app.ui_logout, evil)[0] == 403
+
+
+# ---- rolling back from the page ---------------------------------------------------------------------
+def superseded_first_release(world: World) -> str:
+    """RELEASE (model 1) went live, then OTHER (model 2) took its place; OTHER's id."""
+    from functions.domain.approval import Principal
+    from functions.domain.ids import image_tag, release_id_for_build
+    from functions.domain.refs import ModelRef
+
+    orchestrator, ports = world.orchestrator, world.orchestrator.ports
+    bob = Principal("bob@example.com", provider="local", method="cli")
+    assert orchestrator.approve(RELEASE, bob, "").state == State.LIVE
+    other = release_id_for_build("5678")
+    ports.registry.by_release[other] = ModelRef("diabetes-model", "2", "/m/2", {"release_id": other})  # type: ignore[attr-defined]
+    orchestrator.receive("on_build_event", p.build_completed("5678"))
+    orchestrator.receive("on_ml_event", p.run_completed(f"job-{other}", other))
+    orchestrator.receive("on_registry_event", p.image_pushed(image_tag("2", other)))
+    assert orchestrator.approve(other, bob, "").state == State.LIVE
+    first = world.release()
+    assert first.state == State.SUPERSEDED
+    ports.images.pushed[first.image["tag"]] = ports.images.build(RELEASE, ports.registry.by_release[RELEASE])  # type: ignore[attr-defined]
+    return other
+
+
+def rollback_post(world: World, identity: str, token: str, comment: str, origin: str = ORIGIN) -> func.HttpRequest:
+    fields = urlencode({"comment": comment, "token": token}).encode()
+    sent = {"Content-Type": "application/x-www-form-urlencoded", "Origin": origin, **cookie_for(world, identity)}
+    return func.HttpRequest("POST", f"{ORIGIN}/api/ui/releases/{RELEASE}/rollback", headers=sent, body=fields,
+                            route_params={"id": RELEASE})  # fmt: skip
+
+
+def rollback_token(body: str) -> str:
+    match = re.search(r'/rollback">\s*<input type="hidden" name="token" value="([^"]+)"', body)
+    assert match, "no rollback form on the page"
+    return match.group(1)
+
+
+def test_a_version_that_served_before_can_be_put_back_from_its_page(world):
+    other = superseded_first_release(world)
+    _, live_page, _ = open_release(world, "carol@example.com", other)
+    assert "/rollback" not in live_page  # what serves now is no rollback target
+    _, body, _ = open_release(world, "carol@example.com")
+    assert "Put this version back in production" in body
+    status, _, response = page(function_app.ui_rollback, rollback_post(world, "carol@example.com",
+                                                                        rollback_token(body), "2 drifts"))  # fmt: skip
+    assert status == 303
+    rollback_id = response.headers["Location"].rsplit("/", 1)[-1]
+    rolled = world.orchestrator.get_release(rollback_id)
+    assert rolled.trigger["to"] == RELEASE and rolled.trigger["from"] == other
+    assert (rolled.approval or {})["approvals"][0]["method"] == "session"
+    world.orchestrator.follow(passes=4)
+    assert world.orchestrator.get_release(rollback_id).state == State.LIVE
+
+
+def test_a_rollback_from_the_page_needs_a_comment_its_own_form_and_this_site(world):
+    superseded_first_release(world)
+    _, body, _ = open_release(world, "carol@example.com")
+    token = rollback_token(body)
+    status, shown, _ = page(function_app.ui_rollback, rollback_post(world, "carol@example.com", token, " "))
+    assert status == 400 and "comment" in shown
+    status, _, _ = page(function_app.ui_rollback, rollback_post(world, "dave@example.com", token, "why"))
+    assert status == 403  # served to carol, not to dave
+    evil = rollback_post(world, "carol@example.com", token, "why", origin="https://evil.example")
+    assert page(function_app.ui_rollback, evil)[0] == 403
+    assert [r.trigger.get("kind") for r in world.orchestrator.list_releases(50)].count("rollback") == 0

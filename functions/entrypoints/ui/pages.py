@@ -91,6 +91,11 @@ def decline(req: func.HttpRequest) -> func.HttpResponse:
     return _decide(req, "decline")
 
 
+def rollback(req: func.HttpRequest) -> func.HttpResponse:
+    """Put the release's version back in production (a new, tested promotion): the rollback's page next."""
+    return _decide(req, "rollback")
+
+
 def login(req: func.HttpRequest) -> func.HttpResponse:
     """The one-time sign-in link `mlops ui` opens: the session cookie, then the page (303)."""
     page = _Page(req, read=False)
@@ -155,12 +160,16 @@ def _decide(req: func.HttpRequest, action: str) -> func.HttpResponse:
     def spend_the_form() -> None:
         sessions.spend_form(page.ctx.ports.store, form)
 
+    shown = release_id  # the page the answer goes to: a rollback's own, once it exists
     try:
         with invocation(f"ui_{action}"):
             if action == "approve":
                 commands.approve(page.ctx, release_id, reader, comment, before_recording=spend_the_form)
-            else:
+            elif action == "decline":
                 commands.decline(page.ctx, release_id, reader, comment, before_recording=spend_the_form)
+            else:
+                to = release_id
+                shown = commands.rollback(page.ctx, reader, comment, to, before_recording=spend_the_form).id
     except sessions.Refused as exc:
         return page.release_or_message(exc.status, release_id, f"Not recorded: {exc}.")
     except NotFound as exc:
@@ -173,7 +182,7 @@ def _decide(req: func.HttpRequest, action: str) -> func.HttpResponse:
         return page.release_or_message(410, release_id, f"Too late: {exc}.")
     except Invalid as exc:
         return page.release_or_message(400, release_id, f"Your {_noun(action)} was not recorded: {exc}.")
-    return _redirect(f"{UI}/releases/{quote(release_id, safe='')}")
+    return _redirect(f"{UI}/releases/{quote(shown, safe='')}")
 
 
 class _Page:
@@ -231,6 +240,7 @@ class _Page:
             notice={"tone": "bad", "text": notice} if notice else None,
             forms=forms,
             forms_unavailable=unavailable,
+            rollback_form=self.rollback_form(found),
             decline_needs_comment=self.ctx.approval_policy.comment_required_to_decline,
         )
 
@@ -239,6 +249,16 @@ class _Page:
             return self.release(status, commands.get_release(self.ctx, release_id), notice)
         except NotFound as exc:
             return self.message(404, "No such release", str(exc))
+
+    def rollback_form(self, found: Release) -> str | None:
+        """A rollback form on the page of a version that served before (not the one serving now)."""
+        if found.state != State.SUPERSEDED or self.reader is None or not commands.went_live_once(found):
+            return None
+        try:
+            secret = self.secret()
+        except local_signature.BadSignature:
+            return None
+        return sessions.mint_form(secret, self.reader.name, found.id, "rollback", self.now_s) if secret else None
 
     def _forms(self, found: Release) -> tuple[dict[str, str] | None, str]:
         if found.state != State.AWAITING_APPROVAL or self.reader is None:
@@ -250,7 +270,7 @@ class _Page:
         if not secret:
             return None, "Deciding from this page needs MLOPS_LINK_SECRET (a Key Vault reference) on the Function App."
         name = self.reader.name
-        return {act: sessions.mint_form(secret, name, found.id, act, self.now_s) for act in sessions.ACTIONS}, ""
+        return {act: sessions.mint_form(secret, name, found.id, act, self.now_s) for act in ("approve", "decline")}, ""
 
     def message(
         self, status: int, heading: str, message: str, *, hint: str = "", headers: Mapping[str, str] | None = None
@@ -330,4 +350,4 @@ def _security_headers(nonce: str) -> dict[str, str]:
 
 
 def _noun(action: str) -> str:
-    return "approval" if action == "approve" else "decline"
+    return {"approve": "approval", "decline": "decline"}.get(action, "rollback")

@@ -28,7 +28,7 @@ COOKIE_PATH = "/api/ui"
 LOGIN_SECONDS = 10 * 60
 SESSION_SECONDS = 8 * 60 * 60
 FORM_SECONDS = 2 * 60 * 60
-ACTIONS = ("approve", "decline")
+ACTIONS = ("approve", "decline", "rollback")
 
 _LOGIN = {"purpose": str, "identity": str, "expires": int, "nonce": str}
 _SESSION = {"purpose": str, "identity": str, "expires": int, "sid": str}
