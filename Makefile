@@ -68,6 +68,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.gate
 	$(PY) -m benchmarks.events
 	$(PY) -m benchmarks.cold_start
+	$(PY) -m benchmarks.invocations
 
 clean:
 	-$(VENV)/bin/mlops down

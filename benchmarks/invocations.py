@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from benchmarks.common import git_revision, load_average, machine_summary, verdict, wide_console
+from benchmarks.common import git_revision, machine_summary, verdict, wide_console
 
 EVENT_GRID_WAIT_S = 30.0
 TARGET_RATIO = 1.0
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.e2e.conftest import running_host
 
     apply_app_setting_defaults()
-    console.print(f"[bold]invocation durations[/] · {machine_summary()} · load {load_average()} · {git_revision()}")
+    console.print(f"[bold]invocation durations[/] · {machine_summary()} · {git_revision()}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as home:
         policy = {"MLOPS_GATE_POLICY": '{"mode": "non_inferiority", "margin": 50}'}
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     for release, what, began, ended in pairs:
         operation_ms = (ended.at - began.at).total_seconds() * 1000
         longest_operation = max(longest_operation, operation_ms)
-        steps.add_row(release, what, began.invocation.split(":")[0], str(began.ms), ended.invocation.split(":")[0],
+        steps.add_row(release, what.split(" rel-")[0], began.invocation.split(":")[0], str(began.ms), ended.invocation.split(":")[0],
                       f"{operation_ms:.0f}", f"{began.ms / operation_ms:.3f}" if operation_ms else "—")  # fmt: skip
     console.print(steps)
 
