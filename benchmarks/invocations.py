@@ -157,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     for release, what, began, ended in pairs:
         operation_ms = (ended.at - began.at).total_seconds() * 1000
         longest_operation = max(longest_operation, operation_ms)
-        steps.add_row(release, what.split(" rel-")[0], began.invocation.split(":")[0], str(began.ms), ended.invocation.split(":")[0],
-                      f"{operation_ms:.0f}", f"{began.ms / operation_ms:.3f}" if operation_ms else "—")  # fmt: skip
+        ratio_text = f"{began.ms / operation_ms:.3f}" if operation_ms else "—"
+        steps.add_row(release, what.split(" rel-")[0], began.invocation.split(":")[0], str(began.ms),
+                      ended.invocation.split(":")[0], f"{operation_ms:.0f}", ratio_text)  # fmt: skip
     console.print(steps)
 
     requests_longest = max((longest_by_trigger.get(t, (0, ""))[0] for t in ("eventGridTrigger", "httpTrigger")),

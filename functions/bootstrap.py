@@ -34,8 +34,9 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
             timeouts=Timeouts(approval=settings.approval_timeout),
             clock=clock,
         )
-    # Azure steps (an AKS rollout, an ACI group coming up) take minutes: reconcile waits longer
-    # than host.json's functionTimeout (30 min) before it retries a claimed step.
+    # The long Azure steps (an AKS rollout, an ACI group coming up) are operations the follow timer
+    # watches (Timeouts.operation_max); a claimed step without one is retried by reconcile only after
+    # host.json's functionTimeout (30 min), so it never races an invocation that is still running.
     return Orchestrator(
         _azure_ports(settings),
         links=links,

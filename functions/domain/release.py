@@ -255,7 +255,9 @@ class Release:
         """A claimed step began a platform operation (``operation``: kind, deployment, handle); the timer
         follows it. The invocation that began it is named, so the timeline shows it did not wait."""
         self._require(State.DEPLOYING_STAGING, State.PROMOTING)
-        number = int((self.operation or {}).get("number", 0)) + 1
+        if self.operation is not None:  # one operation per step at a time: begun again only once it ended
+            raise InvalidTransition(f"release {self.id} is following {self.operation.get('what')} already")
+        number = 1 + sum(1 for entry in self.timeline if entry["step"] == "operation_started")
         self.operation = {**operation, "number": number, "started_at": _iso(now), "deadline": _iso(deadline),
                           "started_by": invocation, "what": what}  # fmt: skip
         if operation["kind"] == "traffic":

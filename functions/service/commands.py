@@ -162,18 +162,20 @@ def rollback(
     """Put an earlier version back in production without retraining: a new release that deploys
     ``to``'s image and model beside the serving one, tests it directly, then moves the traffic.
 
-    ``to`` is a release id or a model version; none means the version that served before the live one.
-    Who may: whoever may decline (the approvers, if the policy names them); a comment is required.
-    Its image and model must still exist; one promotion at a time (409 while another is running).
+    ``to`` is a release id or a model version of a release that went live before (it passed the approval
+    policy then); none means the newest such release before the one serving. Who may: the approval
+    policy's approvers, when it names them; one of them is enough (an incident must not wait for a
+    second person to put back a version that was approved before). A comment is required. Its image and
+    model must still exist; one promotion at a time (409 while another is running). A refusal of a
+    proven person is noted in the serving release's timeline.
     """
     if not comment.strip():
         raise Invalid('"comment" is required to roll back: say why')
-    reason = ctx.approval_policy.decline_refusal(principal)
-    if reason:
-        log.info("rollback by %s refused: %s", principal.name, reason)
-        raise Forbidden(reason.replace("of this release", "who may roll production back"))
     live = ctx.ports.store.list(limit=1, states=[State.LIVE.value])
     serving = live[0] if live else None
+    reason = ctx.approval_policy.decline_refusal(principal)
+    if reason:
+        _refuse_rollback(ctx, serving, principal, reason.replace("of this release", "who may roll production back"))
     target = _rollback_target(ctx, to, serving)
     _check_still_there(ctx, target)
     promoting = ctx.ports.store.list(limit=1, states=[State.PROMOTING.value])
@@ -205,6 +207,8 @@ def _rollback_target(ctx: Context, to: str | None, serving: Release | None) -> R
             raise NotFound(f"no release {to}")
         if not target.candidate or not (target.candidate.get("model") and (target.image or {}).get("pushed")):
             raise Invalid(f"release {to} never had a registered model in a pushed image: nothing to put back")
+        if not went_live_once(target):  # only what was approved and served before goes back without approval
+            raise Conflict(f"release {to} never went live: approve it instead of rolling back to it")
     else:
         went_live = [r for r in ctx.ports.store.list(limit=1000, states=_WERE_LIVE) if went_live_once(r)]
         if to:
@@ -220,6 +224,16 @@ def _rollback_target(ctx: Context, to: str | None, serving: Release | None) -> R
     if serving is not None and str(_model(serving).get("version")) == str(_model(target).get("version")):
         raise Conflict(f"model version {_model(target).get('version')} is what production serves now ({serving.id})")
     return target
+
+
+def _refuse_rollback(ctx: Context, serving: Release | None, principal: Principal, reason: str) -> None:
+    """Note the refusal where people look for production's history (the serving release), then raise it."""
+    log.info("rollback by %s refused: %s", principal.name, reason)
+    if serving is not None:
+        detail = f"{_who(principal)} may not roll production back: {reason}"
+        if not any(e["step"] == "rollback_refused" and e["detail"] == detail for e in serving.timeline):
+            command(ctx, serving.id, lambda current: current.note(ctx.clock(), "rollback_refused", detail))
+    raise Forbidden(reason)
 
 
 def went_live_once(release: Release) -> bool:

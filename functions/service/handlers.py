@@ -63,6 +63,9 @@ def on_release_approved(ctx: Context, event: ev.ReleaseApproved) -> Result:
     if release.state != State.PROMOTING:
         why = f"approval of {release.id} arrived while the release is {release.state.value}"
         return note(ctx, release, "stale_event", why, Outcome.STALE, event.id)
+    if release.operation is not None:  # a late or retried hand-over: the promotion is under way already
+        why = f"approval of {release.id} arrived while {release.operation.get('what')} is in flight"
+        return note(ctx, release, "stale_event", why, Outcome.STALE, event.id)
     release.mark_handled(event.id)
     release.note(ctx.clock(), "promotion_started", "deploying to production")
     ctx.ports.store.save(release)  # a redelivery of the same event is now a duplicate

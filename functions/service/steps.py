@@ -22,7 +22,7 @@ from functions.domain.approval import POLICY_PRINCIPAL
 from functions.domain.gate import decide
 from functions.domain.lineage import checks_summary, evaluation_summary, image_of, lineage_tags, model_of
 from functions.domain.notifications import Kind
-from functions.domain.refs import Endpoint, Progress
+from functions.domain.refs import Endpoint, ModelRef, Progress
 from functions.domain.release import Release, State
 from functions.ports import ConcurrencyError
 from functions.service import candidates
@@ -136,20 +136,37 @@ def beside_up(ctx: Context, release: Release, progress: Progress) -> None:
     endpoint = progress.endpoint or ctx.ports.deployer.direct(key)
     model = model_of(release)
     reports = [asdict(ctx.ports.tester.smoke(endpoint)), asdict(ctx.ports.tester.integration(endpoint, model))]
+    if (release.production or {}).get("traffic_moved") and not all(r["passed"] for r in reports):
+        # A retry after an earlier attempt moved traffic: "nothing moved" would be false. Put it back.
+        summary = "; ".join(r["summary"] for r in reports)
+        fail(ctx, release, f"production tests failed on a retry after traffic had moved: {summary}")
+        return
     now = ctx.clock()
     tested = update(ctx, release, State.PROMOTING, lambda r: r.production_direct_tested(now, asdict(endpoint), reports))
     if tested.state != State.PROMOTING:  # failed: it never had traffic, so there is nothing to move back
         _remove_quietly(ctx, key, tested.id)
         announce(ctx, tested)
         return
-    # What served before this promotion first moved traffic (a retry must not take its own traffic for it).
-    before = (tested.production or {}).get("traffic_before") or ctx.ports.deployer.traffic()
+    tested = _before_moving_traffic(ctx, tested)
     operation = ctx.ports.deployer.begin_traffic({key: 100})
+    begin(ctx, tested, operation, f"production traffic to {key}")
 
-    def keep_before(r: Release) -> None:
-        r.production = {**(r.production or {}), "traffic_before": before}
 
-    begin(ctx, tested, operation, f"production traffic to {key}", also=keep_before)
+def _before_moving_traffic(ctx: Context, release: Release) -> Release:
+    """Save what served before (traffic and champion) and that traffic is about to move, before it moves:
+    a host that dies right after begin_traffic leaves a record whose undo puts back the right version.
+    Kept from the first attempt: a retry must not take its own traffic for what served before."""
+    production = release.production or {}
+    if "traffic_before" in production:
+        return release
+    before = ctx.ports.deployer.traffic()
+    champion = ctx.ports.registry.champion()
+
+    def record(r: Release) -> None:
+        r.production = {**(r.production or {}), "traffic_before": before, "traffic_moved": True,
+                        "champion_before": asdict(champion) if champion else None}  # fmt: skip
+
+    return update(ctx, release, State.PROMOTING, record)
 
 
 def traffic_moved(ctx: Context, release: Release, progress: Progress) -> None:
@@ -246,17 +263,24 @@ def fail(ctx: Context, release: Release, reason: str) -> None:
 
 
 def _undo_promotion(ctx: Context, release: Release) -> str:
-    """Put production's traffic back where it was before this promotion moved it (begun, not awaited:
-    a failed release is not followed), or remove the new deployment that never had traffic."""
+    """Put production's traffic and champion back where they were before this promotion moved them
+    (the traffic change is begun, not awaited: a failed release is not followed), or remove the new
+    deployment that never had traffic."""
     production = release.production or {}
     before = production.get("traffic_before") or {}
+    said = ""
     try:
-        if production.get("traffic_moved") and before:
-            ctx.ports.deployer.begin_traffic(dict(before))
-            return f"; production traffic is going back to {', '.join(before)}"
-        if release.deployment_key not in ctx.ports.deployer.traffic():
+        if production.get("traffic_moved"):
+            if before:
+                ctx.ports.deployer.begin_traffic(dict(before))
+                said = f"; production traffic is going back to {', '.join(before)}"
+            else:
+                said = "; nothing served before it, so its traffic stays"
+            if production.get("champion_before"):
+                ctx.ports.registry.set_champion(ModelRef(**production["champion_before"]))
+        elif release.deployment_key not in ctx.ports.deployer.traffic():
             ctx.ports.deployer.remove(release.deployment_key)
     except Exception as exc:  # the release fails either way; say what could not be undone
         log.exception("release %s: could not undo the promotion", release.id)
-        return f"; could not undo the promotion: {type(exc).__name__}: {exc}"
-    return ""
+        return f"{said}; could not undo the promotion: {type(exc).__name__}: {exc}"
+    return said

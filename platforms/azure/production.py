@@ -61,6 +61,7 @@ HISTORY_TAGS = (CURRENT_DEPLOYMENT, CURRENT_RELEASE, PREVIOUS_DEPLOYMENT, PREVIO
 # Operation kinds and the phases of a "beside" operation.
 BESIDE, TRAFFIC = "beside", "traffic"
 ENDPOINT_PHASE, DEPLOYMENT_PHASE = "endpoint", "deployment"
+PENDING_PHASE = "pending"  # a traffic change waiting for the endpoint to finish another update
 _NAME_PREFIX_MAX = 23  # + "-" + 8 hex = 32, Azure ML's limit for deployment names
 # Provisioning states, lowercased. "" is an entity that reports none (one made by hand): taken as ready.
 _READY = ("succeeded", "")
@@ -186,6 +187,10 @@ class AksProduction:
         if _routes(endpoint) == expected and tags.get(CURRENT_DEPLOYMENT) == names[key] and _state(endpoint) in _READY:
             logger.info("production endpoint %s routes %s already", self.endpoint_name, json.dumps(expected))
             return Operation(TRAFFIC, key, handle)
+        if _state(endpoint) not in _READY and _state(endpoint) not in _FAILED:
+            # Another update is in flight (Azure ML answers 409 to a second one): send it once that ended.
+            logger.info("endpoint %s is %s: the traffic change waits for it", self.endpoint_name, _state(endpoint))
+            return Operation(TRAFFIC, key, {**handle, "phase": PENDING_PHASE, "weights": dict(weights)})
         history = self._history(endpoint, names[key], key, deployments)
         endpoint.traffic = dict(expected)  # exactly these: a deployment not named gets no traffic
         endpoint.mirror_traffic = {}
@@ -319,10 +324,13 @@ class AksProduction:
             f"online endpoint {self.endpoint_name}: provisioning {endpoint.provisioning_state}, "
             f"traffic {json.dumps(routes, sort_keys=True)}"
         )
-        if state in _FAILED:
-            return Progress("failed", what)
         if state in _READY and routes == expected:
             return Progress("succeeded", what, endpoint=self._endpoint(endpoint, operation.deployment))
+        if operation.handle.get("phase") == PENDING_PHASE and (state in _READY or state in _FAILED):
+            self.begin_traffic(dict(operation.handle["weights"]))  # the update it waited for is over: send it
+            return Progress("running", f"{what}; traffic change sent: {json.dumps(expected, sort_keys=True)}")
+        if state in _FAILED:
+            return Progress("failed", what)
         return Progress("running", f"{what}; waiting for {json.dumps(expected, sort_keys=True)}")
 
     # ---- SDK calls ------------------------------------------------------------------

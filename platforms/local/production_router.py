@@ -150,6 +150,8 @@ class RouterHandler(BaseHTTPRequestHandler):
         if target is None:
             self._reply_json(503, {"error": "no production deployment"})
             return
+        if self.command == "POST":
+            self.server.counted(target.release_id)  # every scoring request routed there, answered or not
         headers = {name: value for name in FORWARDED_REQUEST_HEADERS if (value := self.headers.get(name))}
         upstream = http.client.HTTPConnection("127.0.0.1", target.port, timeout=UPSTREAM_TIMEOUT_S)
         try:
@@ -163,8 +165,6 @@ class RouterHandler(BaseHTTPRequestHandler):
             return
         finally:
             upstream.close()
-        if self.command == "POST":
-            self.server.counted(target.release_id)  # live scoring requests per deployment, for tests and status
         self.send_response(response.status)
         for name in FORWARDED_RESPONSE_HEADERS:
             if value := response.getheader(name):

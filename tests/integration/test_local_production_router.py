@@ -118,6 +118,7 @@ def test_unreachable_target_is_a_502_naming_it(router, tmp_path):
     response = requests.post(router + "/score", data=b"{}", timeout=5)
     assert response.status_code == 502
     assert f"rel-9 (port {port}) is unreachable" in response.json()["error"]
+    assert requests.get(router + "/router", timeout=5).json()["counts"] == {"rel-9": 1}  # routed there, counted
 
 
 def test_unknown_routes_and_an_unreadable_target_file(router, tmp_path):

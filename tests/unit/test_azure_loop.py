@@ -152,7 +152,8 @@ def test_build_event_to_live_with_every_sdk_call_in_order(loop):
         # the follow timer: the deployment is up; after its direct tests the traffic change is begun
         "ml:online_endpoints.get",
         "ml:online_deployments.get",
-        "ml:online_endpoints.get",  # the traffic before (none)
+        "ml:online_endpoints.get",  # the traffic before (none) and the champion before, saved first
+        "ml:models.list",
         "ml:online_endpoints.get",
         "ml:online_deployments.list",
         "ml:online_endpoints.begin_create_or_update",

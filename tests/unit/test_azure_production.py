@@ -699,3 +699,24 @@ def test_the_azure_deployer_hands_each_operation_to_the_half_that_began_it(
         deployer.remove(key)
     assert aci.operations() == ["begin_create_or_update", "get", "list_by_resource_group", "begin_delete"]
     assert aci.container_groups.waited() == [] and client.waited() == []
+
+
+def test_a_traffic_change_waits_for_an_endpoint_update_in_flight_then_is_sent(
+    production: AksProduction, client: FakeMLClient
+) -> None:
+    live(production, client, 1)
+    up(production, 2)
+    client.endpoints[ENDPOINT].provisioning_state = "Updating"  # another update (Azure ML would answer 409)
+    client.calls.clear()
+
+    operation = production.begin_traffic({"rel-2": 100})
+
+    assert operation.handle["phase"] == "pending"
+    assert "online_endpoints.begin_create_or_update" not in client.operations()
+    assert production.follow(operation).state == "running"  # still updating: nothing sent
+    assert "online_endpoints.begin_create_or_update" not in client.operations()
+    client.endpoints[ENDPOINT].provisioning_state = "Succeeded"
+    assert production.follow(operation).state == "running"  # the change is sent now
+    assert client.sent("online_endpoints.begin_create_or_update")[-1].traffic == {D2: 100}
+    assert production.follow(operation).state == "succeeded" and routed(client) == {D2: 100}
+    assert client.waited() == []

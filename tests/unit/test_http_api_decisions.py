@@ -508,3 +508,50 @@ def test_a_link_valid_for_more_than_30_days_is_refused(world):
 def test_the_decision_body_shape_is_documented_without_by():
     assert "by" not in json.loads(http_api.DECISION_BODY)
     assert timedelta(days=30) == signed_links.MAX_TOKEN_LIFETIME
+
+
+# ---- POST /api/production/rollback: the same protection as a decision --------------------------------
+def rollback_request(body: dict[str, Any] | bytes, headers: dict[str, str] | None = None,
+                     content_type: str = "application/json") -> func.HttpRequest:  # fmt: skip
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return func.HttpRequest("POST", "http://127.0.0.1:7071/api/production/rollback",
+                            headers={"Content-Type": content_type, **(headers or {})}, body=raw)  # fmt: skip
+
+
+def rollback_call(request: func.HttpRequest) -> tuple[int, dict[str, Any]]:
+    response = http_api.rollback(request)
+    assert response.mimetype == "application/json"
+    return response.status_code, json.loads(response.get_body())
+
+
+def signed_rollback(world: World, identity: str, body: dict[str, Any]) -> func.HttpRequest:
+    raw = json.dumps(body).encode()
+    key = local_signature.load_or_create_key(world.home)
+    return rollback_request(raw, local_signature.sign(key, "POST", "/api/production/rollback", identity, raw,
+                                                      world.now_s()))  # fmt: skip
+
+
+def test_a_rollback_needs_json_a_proven_identity_and_a_comment(world):
+    assert rollback_call(rollback_request(b"comment=x", content_type="text/plain"))[0] == 415
+    status, answer = rollback_call(rollback_request({"comment": "why"}))
+    assert status == 401 and "authentication required" in answer["error"]
+    assert rollback_call(signed_rollback(world, "bob@example.com", {"comment": "  "}))[0] == 400
+    assert rollback_call(signed_rollback(world, "bob@example.com", {"comment": "why", "to": 7}))[0] == 400
+    status, answer = rollback_call(signed_rollback(world, "bob@example.com", {"comment": "why"}))
+    assert status == 409 and "nothing to roll back to" in answer["error"]  # proven and judged: no earlier version
+
+
+def test_a_signed_link_cannot_roll_production_back(world):
+    """Links are minted for one release's decision; one for approving is refused here, and stays unspent."""
+    world.azure()
+    status, answer = rollback_call(
+        rollback_request({"comment": "why"}, {"X-MLOps-Link": world.link("bob@example.com")})
+    )
+    assert status == 403 and "the link is for another release" in answer["error"]
+    assert len(world.store.nonces) == 0  # refused before anything was spent
+
+
+def test_a_rollback_by_someone_the_policy_does_not_name_is_403(world):
+    world.use(ApprovalPolicy(approvers=("carol@example.com",)))
+    status, answer = rollback_call(signed_rollback(world, "bob@example.com", {"comment": "why"}))
+    assert status == 403 and "not an approver who may roll production back" in answer["error"]

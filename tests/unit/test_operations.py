@@ -182,3 +182,19 @@ def test_a_look_that_fails_is_not_the_operation_failing(world):
     deployer.follow = broken_follow
     assert follow(orchestrator) == {"running": 1, "finished": 0, "errors": 0}
     assert release_of(orchestrator).state == State.DEPLOYING_STAGING
+
+
+def test_a_late_hand_over_of_an_approval_begins_nothing_twice(world):
+    orchestrator, deployer, calls, _ = world
+    orchestrator.ctx.promote_inline = False
+    to_staging(orchestrator)
+    deployer.settle()
+    follow(orchestrator)
+    orchestrator.approve(RELEASE, BOB, "")
+    event_type, subject, data = orchestrator.ports.publisher.events[-1]
+    approved = p.event_grid(event_type, subject, data, p.BUILD_TOPIC)
+    assert orchestrator.receive("on_build_event", approved).value == "handled"
+    again = {**approved, "id": "a-retried-hand-over"}  # e.g. the outbox sent it again after a lost answer
+    assert orchestrator.receive("on_build_event", again).value == "stale"
+    assert calls.count("begin_beside") == 1
+    assert release_of(orchestrator).timeline[-1]["step"] == "stale_event"

@@ -7,10 +7,10 @@ import pytest
 
 from functions.domain.approval import Principal
 from functions.domain.ids import image_tag, release_id_for_build
-from functions.domain.refs import JobStatus
-from functions.domain.release import State
+from functions.domain.refs import JobStatus, ModelRef, TestReport
+from functions.domain.release import Release, State
 from functions.links import Links
-from functions.service import delivery
+from functions.service import delivery, steps
 from functions.service.context import Ports, Timeouts
 from functions.service.orchestrator import Orchestrator
 from functions.service.results import Conflict, NotFound, Outcome
@@ -501,3 +501,63 @@ def test_a_run_status_changed_that_is_not_terminal_is_ignored(world):
     orchestrator.receive("on_build_event", p.build_completed("1234"))
     assert orchestrator.receive("on_ml_event", p.run_status_changed(JOB, RELEASE, "Finalizing")) is Outcome.IGNORED
     assert state(ports) == State.TRAINING
+
+
+# ---- a promotion that moved traffic and then failed puts production back ---------------------------
+def test_a_retry_whose_direct_tests_fail_after_traffic_moved_puts_traffic_and_champion_back(world):
+    orchestrator, ports, _, _ = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    ports.deployer.failing.add("traffic")  # the first traffic change fails after production moved
+    tested = []
+    original_smoke = ports.tester.smoke
+
+    def smoke_that_fails_the_second_time(endpoint):
+        if endpoint.name == f"production-{second}":
+            tested.append(endpoint.name)
+            if len(tested) > 1:
+                return TestReport(False, "smoke failed", [{"name": "smoke", "passed": False}])
+        return original_smoke(endpoint)
+
+    ports.tester.smoke = smoke_that_fails_the_second_time
+    orchestrator.approve(second, person("bob"), "")
+    release = ports.store.get(second)
+    assert release.state == State.FAILED and "after traffic had moved" in release.error
+    assert f"production traffic is going back to {RELEASE}" in release.error
+    assert ports.deployer.traffic() == {RELEASE: 100} and state(ports) == State.LIVE
+    assert ports.registry.champion().tags["release_id"] == RELEASE
+
+
+def test_a_failure_after_the_champion_moved_puts_the_champion_back(world, monkeypatch):
+    orchestrator, ports, _, _ = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    ports.registry.by_release[second] = ModelRef("diabetes-model", "2", "/m/2", {"release_id": second})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("store unavailable")
+
+    monkeypatch.setattr(Release, "went_live", broken)  # the champion moved, recording "live" fails
+    orchestrator.approve(second, person("bob"), "")
+    orchestrator.follow(passes=6)
+    release = ports.store.get(second)
+    assert release.state == State.FAILED and "store unavailable" in release.error
+    assert ports.registry.champion().version == "1" and ports.deployer.traffic() == {RELEASE: 100}
+
+
+def test_what_served_before_is_saved_before_traffic_moves(world, monkeypatch):
+    """A host that dies between the traffic change and recording it: the retry keeps the real before."""
+    orchestrator, ports, _, _ = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    real_begin = steps.begin
+    died: list[str] = []
+
+    def dies_once_after_traffic(ctx, release, operation, what, also=None):
+        if operation.kind == "traffic" and not died:
+            died.append(what)
+            raise RuntimeError("host died")
+        return real_begin(ctx, release, operation, what, also)
+
+    monkeypatch.setattr(steps, "begin", dies_once_after_traffic)
+    release = orchestrator.approve(second, person("bob"), "")
+    assert died and release.state == State.LIVE
+    assert release.production["traffic_before"] == {RELEASE: 100}
+    assert RELEASE in ports.deployer.deployments()  # the version before is kept for rollback, not removed

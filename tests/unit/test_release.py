@@ -118,13 +118,16 @@ def test_an_operation_names_the_invocation_that_began_it_and_the_one_that_saw_it
     assert "began in on_build_event:aa" in finished["detail"] and release.operation is None
 
 
-def test_only_the_follower_of_the_current_operation_may_finish_it():
+def test_one_operation_at_a_time_and_only_its_follower_may_finish_it():
     release = release_in(State.PROMOTING)
     release.operation_started(NOW, OPERATION, NOW, "a:1", "first")
+    with pytest.raises(InvalidTransition, match="is following first already"):
+        release.operation_started(NOW, OPERATION, NOW, "a:2", "second")
+    release.operation_finished(NOW, 1, "failed", "", "follow:1")
     release.operation_started(NOW, OPERATION, NOW, "a:2", "second")  # begun again (a retry)
     with pytest.raises(InvalidTransition, match="not following operation 1"):
-        release.operation_finished(NOW, 1, "succeeded", "", "follow:1")
-    release.operation_finished(NOW, 2, "succeeded", "", "follow:1")
+        release.operation_finished(NOW, 1, "succeeded", "", "follow:1")  # a pass that saw the first one
+    release.operation_finished(NOW, 2, "succeeded", "", "follow:2")
 
 
 def test_a_rollback_release_starts_claimed_with_its_target_s_model_image_and_deployment():

@@ -120,12 +120,28 @@ def test_what_a_rollback_refuses(world, comment, to, error, match):
         orchestrator.rollback(OPS, comment, to=to)
 
 
-def test_only_approvers_roll_back_when_the_policy_names_them(world):
+def test_only_approvers_roll_back_when_the_policy_names_them_and_a_refusal_is_noted(world):
     orchestrator, _, _ = world
-    orchestrator.ctx.approval_policy = ApprovalPolicy(approvers=("bob@example.com",))
-    with pytest.raises(Forbidden, match="not an approver who may roll production back"):
-        orchestrator.rollback(OPS, "why")
-    assert orchestrator.rollback(BOB, "why").state == State.LIVE
+    orchestrator.ctx.approval_policy = ApprovalPolicy(approvers=("bob@example.com",), required_approvals=2)
+    for _ in range(2):  # noted once, however often it is tried
+        with pytest.raises(Forbidden, match="not an approver who may roll production back"):
+            orchestrator.rollback(OPS, "why")
+    refused = [e for e in orchestrator.get_release(SECOND).timeline if e["step"] == "rollback_refused"]
+    assert len(refused) == 1 and "ops@example.com" in refused[0]["detail"]
+    assert orchestrator.rollback(BOB, "why").state == State.LIVE  # one approver is enough to go back
+
+
+def test_a_release_that_never_went_live_is_no_rollback_target(world):
+    """Rolling "back" to a release nobody approved would deploy an unapproved model."""
+    orchestrator, ports, _ = world
+    third = release_id_for_build("3")
+    orchestrator.receive("on_build_event", p.build_completed("3"))
+    orchestrator.receive("on_ml_event", p.run_completed(f"job-{third}", third))
+    orchestrator.receive("on_registry_event", p.image_pushed(image_tag("3", third)))
+    assert orchestrator.get_release(third).state == State.AWAITING_APPROVAL
+    with pytest.raises(Conflict, match="never went live: approve it instead"):
+        orchestrator.rollback(OPS, "sneak it in", to=third)
+    assert ports.registry.champion().version == "2"
 
 
 def test_a_target_whose_model_or_image_is_gone_is_refused(world):
