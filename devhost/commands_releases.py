@@ -55,10 +55,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     if release.get("error"):
         console.print(f"[red]error: {release['error']}[/]")
     table = Table(title="Timeline")
-    for column in ("at", "step", "detail"):
+    for column in ("at", "step", "detail", "invocation"):
         table.add_column(column)
-    for entry in release["timeline"]:
-        table.add_row(entry["at"], entry["step"], entry["detail"])
+    for entry in release["timeline"]:  # the invocation: where a long step began, and where it was seen done
+        table.add_row(entry["at"], entry["step"], entry["detail"], entry.get("invocation", ""))
     console.print(table)
     return 0
 

@@ -3,11 +3,13 @@
 build event (from CI, requester ci-bot@mlops.local) -> retraining pipeline -> gate -> register ->
 image -> staging + tests -> approval requested -> approved over HTTP, signed as the local user
 (`git config user.email`, else demo-approver@mlops.local) the way `mlops approve` signs ->
-production + tests -> live; then a second build with worse training parameters, rejected by the
-gate with its evidence. On the way it shows what each notification target format received for the
-approval request, and at the end the approval page's one-time sign-in link.
-Starts from a clean $MLOPS_HOME and leaves the host and production endpoint running
-(`mlops down` stops them) unless asked to stop.
+production beside the serving version, tested directly, then the traffic -> live; then a second
+build with worse training parameters, rejected by the gate with its evidence; a third, a little
+different, goes live the same way; and a rollback puts the first version back (tested before the
+traffic moves), after which production serves the first model's predictions again. On the way it
+shows what each notification target format received for the approval request, and at the end the
+approval page's one-time sign-in link. Starts from a clean $MLOPS_HOME and leaves the host and
+production endpoint running (`mlops down` stops them) unless asked to stop.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from platforms.local.notifier import NOTIFICATIONS_FILE, read_notifications
 
 AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
 WORSE_PARAMS = {"alpha": 5.0}
+NEWER_PARAMS = {"alpha": 0.3}  # within the demo host's gate (no worse than the champion): goes live
 ROWS_TO_SCORE = 3
 # The builds come from CI, the approval from a person: the default policy refuses self-approval.
 CI_REQUESTER = "ci-bot@mlops.local"
@@ -57,15 +60,8 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
             return _failed(first)
         approver = demo_approver()
         _show_notifications(settings, first["id"])
-        approve_url = f"{settings.host_url}{release_path(first['id'], 'approve')}"
-        console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} as {approver}, signed with "
-                      f"{key_path(settings.home)} (requested by {CI_REQUESTER})")  # fmt: skip
         signer = LocalSigner.for_home(settings.home, approver)
-        first = client.approve(first["id"], signer, "metrics and staging tests look good")
-        approved_by = (first.get("approval") or {}).get("by") or approver
-        console.print(f"approved by [bold]{approved_by}[/]; the promotion goes on in the background: "
-                      "beside production, tested directly, then traffic")  # fmt: skip
-        first = _follow(client, first["id"], timeout_s, printed=_count_before(first, "approved"))
+        first = _approve_and_follow(client, first, signer, approver, "metrics and staging tests look good", timeout_s)
         if first["state"] != "live":
             return _failed(first)
         production_url = first["production"]["live_endpoint"]["scoring_url"]
@@ -74,11 +70,24 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         second = _run_build(client, WORSE_PARAMS, "rejected", timeout_s)
         if second["state"] != "rejected":
             return _failed(second)
-        _summary([first, second], production_url)
+
+        third = _run_build(client, NEWER_PARAMS, "awaiting_approval", timeout_s)
+        if third["state"] != "awaiting_approval":
+            return _failed(third)
+        third = _approve_and_follow(client, third, signer, approver, "a little better regularised", timeout_s)
+        if third["state"] != "live":
+            return _failed(third)
+        _score_production(third, production_url)
+
+        back = _roll_back_to(client, first, signer, timeout_s)
+        if back["state"] != "live":
+            return _failed(back)
+        _score_production(first, production_url)
+        _summary([client.release(r["id"]) for r in (first, second, third, back)], production_url)
         console.print(f"\n[bold]approval page[/] (signed in as {approver}; one use within 10 minutes, "
                       f"`{cli_hint('ui')}` mints another):")  # fmt: skip
         print(login_url(settings, approver, first["id"]))
-        console.print(f"to put an earlier version back: `{cli_hint('rollback --to VERSION --comment WHY')}`")
+        console.print(f"to put an earlier version back yourself: `{cli_hint('rollback --to VERSION --comment WHY')}`")
         console.print(f"\n[dim]whole demo: {time.monotonic() - started:.0f} s[/]")
     finally:
         if not keep_running:
@@ -86,6 +95,28 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
     if keep_running:
         console.print(f"host and production endpoint still running; stop them with: {cli_hint('down')}")
     return 0
+
+
+def _approve_and_follow(
+    client: HostClient, release: dict[str, Any], signer: LocalSigner, approver: str, comment: str, timeout_s: float
+) -> dict[str, Any]:
+    """Approve over HTTP as the local user, then print the promotion's steps until it ends."""
+    approve_url = f"{client.base_url}{release_path(release['id'], 'approve')}"
+    console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} as {approver}, signed with "
+                  f"{key_path(Settings.from_env().home)} (requested by {CI_REQUESTER})")  # fmt: skip
+    answer = client.approve(release["id"], signer, comment)
+    console.print(f"approved by [bold]{(answer.get('approval') or {}).get('by') or approver}[/] (HTTP 202): the "
+                  "promotion goes on in the background: beside production, tested directly, then traffic")  # fmt: skip
+    return _follow(client, release["id"], timeout_s, printed=_count_before(answer, "approved"))
+
+
+def _roll_back_to(client: HostClient, target: dict[str, Any], signer: LocalSigner, timeout_s: float) -> dict[str, Any]:
+    version = target["candidate"]["model"]["version"]
+    console.rule(f"[bold]rollback to model version {version} ({target['id']})")
+    console.print(f"→ POST {client.base_url}/api/production/rollback (what `{cli_hint(f'rollback --to {version}')}` "
+                  "sends): a new release with that image and model, no retraining")  # fmt: skip
+    answer = client.rollback(signer, "demo: back to the first version", version)
+    return _follow(client, answer["id"], timeout_s)
 
 
 def _show_notifications(settings: Settings, release_id: str) -> None:
