@@ -38,8 +38,11 @@ from platforms.common.model_files import MODEL_FILE
 from platforms.local.notifier import NOTIFICATIONS_FILE, read_notifications
 
 AT_REST = {"awaiting_approval", "live", "rejected", "declined", "expired", "failed", "rolled_back", "superseded"}
+# A first model with heavy regularisation goes live (no champion yet); more of it is worse and the gate
+# rejects it; the default parameters are clearly better and go live; then production goes back to the first.
+FIRST_PARAMS = {"alpha": 3.0}
 WORSE_PARAMS = {"alpha": 5.0}
-NEWER_PARAMS = {"alpha": 0.3}  # within the demo host's gate (no worse than the champion): goes live
+NEWER_PARAMS: dict[str, Any] = {}
 ROWS_TO_SCORE = 3
 # The builds come from CI, the approval from a person: the default policy refuses self-approval.
 CI_REQUESTER = "ci-bot@mlops.local"
@@ -55,7 +58,7 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         return 1
     client = HostClient(settings.host_url)
     try:
-        first = _run_build(client, {}, "awaiting_approval", timeout_s)
+        first = _run_build(client, FIRST_PARAMS, "awaiting_approval", timeout_s)
         if first["state"] != "awaiting_approval":
             return _failed(first)
         approver = demo_approver()
@@ -226,7 +229,11 @@ def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
         )  # fmt: skip
     console.print(table)
     for release in releases:
-        console.print(f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}")
+        trigger = release["trigger"]
+        if trigger.get("kind") == "rollback":
+            console.print(f"{release['id']}: rollback to {trigger['to']} ({trigger['model']}): {trigger['reason']}")
+        else:
+            console.print(f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}")
     console.print(f"production URL: {production_url}")
     row = ", ".join(f"{v:.4f}" for v in _first_row())
     console.print(
