@@ -102,20 +102,10 @@ def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:
                 release = commands.approve(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
             else:
                 release = commands.decline(ctx, release_id, proof.principal, comment, before_recording=spend_the_link)
-    except AuthenticationFailed as exc:
-        return error(exc.status, str(exc))
     except ConcurrencyError:
         return error(409, "the release changed while deciding; look at it again and retry")
-    except NotFound as exc:
-        return error(404, str(exc))
-    except Conflict as exc:
-        return error(409, str(exc))
-    except Forbidden as exc:
-        return error(403, str(exc))
-    except Gone as exc:
-        return error(410, str(exc))
-    except Invalid as exc:
-        return error(400, str(exc))
+    except REFUSALS as exc:
+        return _refused(exc)
     # 202 when the promotion goes on after this response (the follow timer carries it), else 200.
     return json_response(release_view(release), 202 if release.state == State.PROMOTING else 200)
 
@@ -151,17 +141,24 @@ def rollback(req: func.HttpRequest) -> func.HttpResponse:
                 ctx, proof.principal, comment.strip(), to.strip() if to else None,
                 before_recording=lambda: proof.spend(ctx.ports.store),
             )  # fmt: skip
-        except AuthenticationFailed as exc:
-            return error(exc.status, str(exc))
-        except (ConcurrencyError, Conflict) as exc:
-            return error(409, str(exc))
-        except NotFound as exc:
-            return error(404, str(exc))
-        except Forbidden as exc:
-            return error(403, str(exc))
-        except Invalid as exc:
-            return error(400, str(exc))
+        except ConcurrencyError:
+            return error(409, "a release changed while rolling back; look at production again and retry")
+        except REFUSALS as exc:
+            return _refused(exc)
     return json_response(release_view(release), 202)
+
+
+# What the service (and the identity check) refuse with, and the status each answers.
+_STATUS: tuple[tuple[type[Exception], int], ...] = ((NotFound, 404), (Conflict, 409), (Forbidden, 403),
+                                                    (Gone, 410), (Invalid, 400))  # fmt: skip
+REFUSALS: tuple[type[Exception], ...] = (AuthenticationFailed, *(kind for kind, _ in _STATUS))
+
+
+def _refused(exc: Exception) -> func.HttpResponse:
+    if isinstance(exc, AuthenticationFailed):
+        return error(exc.status, str(exc))
+    status = next(code for kind, code in _STATUS if isinstance(exc, kind))
+    return error(status, str(exc))
 
 
 def _is_json(content_type: str | None) -> bool:
