@@ -14,7 +14,8 @@ keep one id across retries (derived from the work key) so subscribers can drop t
 Not covered: a host that dies between saving a release and adding its work item (two writes, no
 transaction across them) loses that item; the state change itself is kept.
 
-Async platform steps and rollout steps (issues to come) add kinds here instead of timers of their own.
+Kinds: notifications, events to publish, and putting production's traffic back after a failed
+promotion (begun and looked at once per attempt, never waited for).
 """
 
 from __future__ import annotations
@@ -111,11 +112,43 @@ def _publish(ctx: Context, item: WorkItem) -> None:
     )
 
 
+class NotYet(Exception):
+    """The work was begun but is not done: look again after the backoff (it counts as an attempt)."""
+
+
+def _restore_traffic(ctx: Context, item: WorkItem) -> None:
+    """Put production's traffic back to what served before a failed promotion: begin the change (again,
+    if it did not take: e.g. the endpoint was busy with the failed one), look once, and come back later
+    until production routes that way. A failed release has no follower, so the outbox is its retry."""
+    wanted = {str(key): int(share) for key, share in dict(item.payload["traffic"]).items() if share}
+    if ctx.ports.deployer.traffic() == wanted:
+        return
+    progress = ctx.ports.deployer.follow(ctx.ports.deployer.begin_traffic(dict(item.payload["traffic"])))
+    if progress.state != "succeeded":
+        raise NotYet(f"production traffic not back to {wanted} yet: {progress.state}: {progress.detail}"[:300])
+
+
+def _restore_outcome(ctx: Context, item: WorkItem, error: str | None, final: bool) -> None:
+    """The release that failed says when production is back, or that it could not be put back."""
+    wanted = ", ".join(f"{key} {share}%" for key, share in dict(item.payload["traffic"]).items())
+    if error is None:
+        step, detail = "production_restored", f"production traffic back to {wanted}"
+    elif final:
+        step = "production_restore_failed"
+        detail = f"production traffic could not be put back to {wanted} after {item.attempts} attempts: {error}"
+    else:
+        return
+    try:
+        command(ctx, item.release_id, lambda release: release.note(ctx.clock(), step, detail))
+    except Exception:  # the note is for people; the outbox carries on without it
+        log.exception("background %s: could not note %s on release %s", item.key, step, item.release_id)
+
+
 WorkHandler = Callable[[Context, WorkItem], "_Dropped | None"]
-WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish}
+WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish, "restore_traffic": _restore_traffic}
 # Told of each attempt's outcome (error None: it worked; final: given up), for kinds people should see.
 OutcomeHook = Callable[[Context, WorkItem, "str | None", bool], None]
-OUTCOME_HOOKS: dict[str, OutcomeHook] = {"notify": _notify_outcome}
+OUTCOME_HOOKS: dict[str, OutcomeHook] = {"notify": _notify_outcome, "restore_traffic": _restore_outcome}
 
 
 def enqueue(

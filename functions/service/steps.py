@@ -25,7 +25,7 @@ from functions.domain.notifications import Kind
 from functions.domain.refs import Endpoint, ModelRef, Progress
 from functions.domain.release import Release, State
 from functions.ports import ConcurrencyError
-from functions.service import candidates
+from functions.service import background, candidates
 from functions.service.announce import announce, publish, tell
 from functions.service.context import Context
 from functions.service.operations import begin
@@ -264,15 +264,16 @@ def fail(ctx: Context, release: Release, reason: str) -> None:
 
 def _undo_promotion(ctx: Context, release: Release) -> str:
     """Put production's traffic and champion back where they were before this promotion moved them
-    (the traffic change is begun, not awaited: a failed release is not followed), or remove the new
-    deployment that never had traffic."""
+    (the traffic change goes through the outbox: begun at once, looked at again until it is done,
+    dead-lettered if it never is), or remove the new deployment that never had traffic."""
     production = release.production or {}
     before = production.get("traffic_before") or {}
     said = ""
     try:
         if production.get("traffic_moved"):
             if before:
-                ctx.ports.deployer.begin_traffic(dict(before))
+                key = f"restore_traffic:{release.id}:v{release.version}"
+                background.enqueue(ctx, "restore_traffic", release.id, key, {"traffic": dict(before)}, run_now=True)
                 said = f"; production traffic is going back to {', '.join(before)}"
             else:
                 said = "; nothing served before it, so its traffic stays"

@@ -561,3 +561,22 @@ def test_what_served_before_is_saved_before_traffic_moves(world, monkeypatch):
     assert died and release.state == State.LIVE
     assert release.production["traffic_before"] == {RELEASE: 100}
     assert RELEASE in ports.deployer.deployments()  # the version before is kept for rollback, not removed
+
+
+def test_traffic_going_back_after_a_failed_promotion_is_retried_until_production_routes_there(world):
+    orchestrator, ports, _, clock = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    ports.deployer.failing.add("traffic")  # every traffic change fails to finish: the forward one and the undo
+    orchestrator.approve(second, person("bob"), "")
+    orchestrator.follow(passes=6)
+    release = ports.store.get(second)
+    assert release.state == State.FAILED and f"production traffic is going back to {RELEASE}" in release.error
+    [pending] = ports.store.pending_work(second)
+    assert pending.kind == "restore_traffic" and "not back to" in pending.last_error
+    assert "production_restored" not in [e["step"] for e in release.timeline]
+
+    ports.deployer.failing.clear()
+    clock.advance(seconds=31)  # past the outbox's first backoff
+    orchestrator.reconcile()  # the timer's pass: the work is due again, and production routes there now
+    assert ports.deployer.traffic() == {RELEASE: 100} and ports.store.pending_work(second) == []
+    assert ports.store.get(second).timeline[-1]["step"] == "production_restored"
