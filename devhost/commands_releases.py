@@ -93,8 +93,12 @@ def _followed(release: dict[str, Any], args: argparse.Namespace) -> int:
     def show(entry: dict[str, Any]) -> None:
         console.print(f"  {entry['at'][11:19]} {entry['step']}: {entry['detail']}")
 
-    with console.status("promoting: deployed beside production, tested, then given traffic…"):
-        done = HostClient().follow(release["id"], show, timeout_s=args.timeout)
+    try:
+        with console.status("promoting: deployed beside production, tested, then given traffic…"):
+            done = HostClient().follow(release["id"], show, timeout_s=args.timeout)
+    except HostError as exc:  # e.g. on Azure reading a release needs the function key this command lacks
+        console.print(f"the promotion goes on, but it cannot be followed from here ({exc}); see the release's page")
+        return 0
     console.print(f"{done['id']}: {state_label(done['state'])}" + (f" ({done['error']})" if done.get("error") else ""))
     if done["state"] == "promoting":
         console.print(f"still promoting after {args.timeout:.0f} s; `mlops show {done['id']}` follows it up")

@@ -271,3 +271,57 @@ def test_the_demo_approves_as_the_git_user_never_as_its_ci_requester(monkeypatch
     assert demo_approver(lambda: CI_REQUESTER.upper()) == DEFAULT_APPROVER
     git_answers(monkeypatch, "grace@example.com")
     assert demo_approver() == "grace@example.com"
+
+
+# --- rollback, and following a promotion ------------------------------------------------------------------
+@dataclass
+class ScriptedHost:
+    """Answers requests in order (the last one again once the script is used up)."""
+
+    answers: list[FakeResponse]
+    sent: list[Sent] = field(default_factory=list)
+
+    def request(self, method: str, url: str, *, data: bytes | None, timeout: float, headers: dict[str, str]) -> Any:
+        self.sent.append(Sent(method, url, data, dict(headers)))
+        return self.answers[min(len(self.sent), len(self.answers)) - 1]
+
+
+ROLLBACK: dict[str, Any] = {"id": "rel-rollback-1", "state": "promoting", "error": None, "timeline": [],
+            "trigger": {"kind": "rollback", "from": "rel-2", "to": "rel-1", "model": "m:1"}}  # fmt: skip
+
+
+def test_rollback_is_signed_and_followed_until_live(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = {"at": "2026-12-02T03:00:01+00:00", "step": "production_direct_passed", "detail": "tested"}
+    live = {**ROLLBACK, "state": "live", "timeline": [step]}
+    host = ScriptedHost([FakeResponse(202, ROLLBACK), FakeResponse(200, ROLLBACK), FakeResponse(200, live)])
+    monkeypatch.setattr(requests, "request", host.request)
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+
+    assert main(["rollback", "--to", "1", "--by", "ops@example.com", "--comment", "v2 drifts"]) == 0
+
+    posted = host.sent[0]
+    assert (posted.method, posted.url) == ("POST", f"{HOST}/api/production/rollback")
+    assert json.loads(posted.data or b"") == {"comment": "v2 drifts", "to": "1"}
+    assert verified(home, posted) == Signed("ops@example.com")
+    out = capsys.readouterr().out
+    assert "rollback from rel-2 to rel-1 (m:1)" in out and "production_direct_passed" in out and "live" in out
+
+
+def test_a_rollback_without_a_comment_is_refused_before_anything_is_sent(home: Path, fake_host: FakeHost) -> None:
+    assert main(["rollback", "--by", "ops@example.com", "--comment", "  "]) == 1
+    assert fake_host.sent == []
+
+
+def test_an_approval_whose_promotion_cannot_be_followed_says_so_and_succeeds(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    promoting = {"id": "rel-1", "state": "promoting", "timeline": []}
+    refused = FakeResponse(401, {"error": "function key required"})
+    host = ScriptedHost([FakeResponse(202, promoting), refused, FakeResponse(202, promoting)])
+    monkeypatch.setattr(requests, "request", host.request)
+    assert main(["approve", "rel-1", "--by", "alice@example.com"]) == 0
+    assert "cannot be followed from here" in capsys.readouterr().out
+    assert main(["approve", "rel-1", "--by", "alice@example.com", "--no-wait"]) == 0
+    assert [s.method for s in host.sent] == ["POST", "GET", "POST"]
