@@ -17,6 +17,8 @@ from functions.domain.approval import ApprovalPolicy
 from functions.domain.release import State
 from functions.entrypoints.identity import local_signature
 from functions.entrypoints.ui import sessions
+from functions.service import commands
+from functions.service.invocations import invocation
 from tests import payloads as p
 from tests.unit.test_http_api_decisions import LINK_SECRET, RELEASE, World, client_principal
 
@@ -452,3 +454,38 @@ def test_a_rollback_from_the_page_needs_a_comment_its_own_form_and_this_site(wor
     evil = rollback_post(world, "carol@example.com", token, "why", origin="https://evil.example")
     assert page(function_app.ui_rollback, evil)[0] == 403
     assert [r.trigger.get("kind") for r in world.orchestrator.list_releases(50)].count("rollback") == 0
+
+
+def test_the_page_renders_at_every_stage_of_a_promotion(world):
+    """Each state the follow timer leaves a promotion in (beside, tested, traffic moving, live, rolled
+    back) is a page, not a 500; while a step is in flight it says so and reloads itself."""
+    from functions.domain.approval import Principal
+
+    orchestrator, ports = world.orchestrator, world.orchestrator.ports
+    ports.deployer.hold = True
+    bob = Principal("bob@example.com", provider="local", method="cli")
+    commands.approve(orchestrator.ctx, RELEASE, bob, "")  # the service's approve: nothing followed yet
+    seen = []
+    for _ in range(3):  # beside in flight; tested, traffic moving; live
+        status, body, _ = open_release(world, "carol@example.com")
+        assert status == 200, body
+        seen.append((world.release().state.value, 'http-equiv="refresh"' in body, "Tests passed" in body))
+        ports.deployer.settle()
+        with invocation("follow_operations"):
+            orchestrator.follow()
+    status, body, _ = open_release(world, "carol@example.com")
+    seen.append((world.release().state.value, 'http-equiv="refresh"' in body, "live at" in body))
+    assert seen == [("promoting", True, False), ("promoting", True, True), ("live", False, True),
+                    ("live", False, True)]  # fmt: skip
+    assert 'role="status"' not in body and "(in follow_operations:" in body  # the timeline names the timer
+
+
+def test_a_rolled_back_release_page_says_no_traffic_moved(world):
+    from functions.domain.approval import Principal
+
+    orchestrator, ports = world.orchestrator, world.orchestrator.ports
+    ports.tester.failing_urls.add(f"production-{RELEASE}")
+    orchestrator.approve(RELEASE, Principal("bob@example.com", provider="local", method="cli"), "")
+    status, body, _ = open_release(world, "carol@example.com")
+    assert status == 200 and world.release().state == State.ROLLED_BACK
+    assert "Tests failed" in body and "No traffic moved: production kept serving what it served." in body
