@@ -17,8 +17,6 @@ This module begins and records; functions/service/following.py looks and carries
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from functions.domain.refs import Operation
 from functions.domain.release import Release
 from functions.service.context import Context
@@ -26,23 +24,11 @@ from functions.service.invocations import current, noted
 from functions.service.unit_of_work import update
 
 
-def begin(
-    ctx: Context,
-    release: Release,
-    operation: Operation,
-    what: str,
-    also: Callable[[Release], None] | None = None,
-) -> Release:
-    """Record that ``release``'s step began ``operation`` (``also`` records more in the same save)."""
+def begin(ctx: Context, release: Release, operation: Operation, what: str) -> Release:
+    """Record that ``release``'s step began ``operation`` (``what`` says which, for people)."""
     now = ctx.clock()
     deadline = now + ctx.timeouts.operation_max
     record = {"kind": operation.kind, "deployment": operation.deployment, "handle": operation.handle}
-
-    def started(r: Release) -> None:
-        if also is not None:
-            also(r)
-        r.operation_started(now, record, deadline, current(), what)
-
-    saved = update(ctx, release, release.state, started)
+    saved = update(ctx, release, release.state, lambda r: r.operation_started(now, record, deadline, current(), what))
     noted(f"began {what} of {release.id}")
     return saved

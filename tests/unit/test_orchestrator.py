@@ -550,11 +550,11 @@ def test_what_served_before_is_saved_before_traffic_moves(world, monkeypatch):
     real_begin = steps.begin
     died: list[str] = []
 
-    def dies_once_after_traffic(ctx, release, operation, what, also=None):
+    def dies_once_after_traffic(ctx, release, operation, what):
         if operation.kind == "traffic" and not died:
             died.append(what)
             raise RuntimeError("host died")
-        return real_begin(ctx, release, operation, what, also)
+        return real_begin(ctx, release, operation, what)
 
     monkeypatch.setattr(steps, "begin", dies_once_after_traffic)
     release = orchestrator.approve(second, person("bob"), "")
