@@ -260,8 +260,6 @@ class Release:
         number = 1 + sum(1 for entry in self.timeline if entry["step"] == "operation_started")
         self.operation = {**operation, "number": number, "started_at": _iso(now), "deadline": _iso(deadline),
                           "started_by": invocation, "what": what}  # fmt: skip
-        if operation["kind"] == "traffic":
-            self.production = {**(self.production or {}), "traffic_moved": True}
         self.step_started_at = _iso(now)  # reconcile's stuck-step clock counts from the last progress
         self._entry(now, "operation_started", f"{what}: started, followed by the timer", invocation)
 

@@ -67,7 +67,7 @@ def on_release_approved(ctx: Context, event: ev.ReleaseApproved) -> Result:
         why = f"approval of {release.id} arrived while {release.operation.get('what')} is in flight"
         return note(ctx, release, "stale_event", why, Outcome.STALE, event.id)
     release.mark_handled(event.id)
-    release.note(ctx.clock(), "promotion_started", "deploying to production")
+    release.note(ctx.clock(), "promotion_started", "deploying beside production, to be tested before any traffic")
     ctx.ports.store.save(release)  # a redelivery of the same event is now a duplicate
     advance(ctx, release)
     return Outcome.HANDLED

@@ -193,14 +193,16 @@ class LocalDeployer:
     def serve_now(self, deployment: str, image: ImageRef, model: ModelRef) -> Endpoint:
         """For the CLI (`mlops up` restoring production): deploy and route all traffic, waiting for both.
         The app never calls this; it begins operations and the follow timer looks at them."""
-        for operation in (self.begin_beside(deployment, image, model), None):
-            operation = operation or self.begin_traffic({deployment: 100})
-            deadline = time.monotonic() + self.startup_timeout_s + ROUTER_STARTUP_TIMEOUT_S
-            while not (progress := self.follow(operation)).finished and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if progress.state != "succeeded":
-                raise DeploymentError(f"could not serve {deployment}: {progress.detail}")
+        self._until_done(self.begin_beside(deployment, image, model), deployment)
+        self._until_done(self.begin_traffic({deployment: 100}), deployment)
         return self.production_endpoint()
+
+    def _until_done(self, operation: Operation, deployment: str) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s + ROUTER_STARTUP_TIMEOUT_S
+        while not (progress := self.follow(operation)).finished and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if progress.state != "succeeded":
+            raise DeploymentError(f"could not serve {deployment}: {progress.detail}")
 
     def request_counts(self) -> dict[str, int]:
         """How many scoring requests the router has sent each deployment since it started."""
