@@ -19,7 +19,17 @@ from typing import Any
 
 from functions.domain.ids import image_tag
 from functions.domain.notifications import Notification
-from functions.domain.refs import Endpoint, ImageRef, JobStatus, ModelRef, Operation, Progress, TestReport, WorkItem
+from functions.domain.refs import (
+    Endpoint,
+    Evidence,
+    ImageRef,
+    JobStatus,
+    ModelRef,
+    Operation,
+    Progress,
+    TestReport,
+    WorkItem,
+)
 from functions.domain.release import Release
 from functions.links import Links
 from functions.ports import ConcurrencyError
@@ -145,7 +155,10 @@ class NoopDeployer:
     def direct(self, deployment: str) -> Endpoint:
         return Endpoint(f"production-{deployment}", "http://127.0.0.1:9/score", deployment)
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+    def can_mirror(self) -> bool:
+        return True
+
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation:
         self.weights = {k: v for k, v in weights.items() if v}
         return Operation("traffic", max(weights, key=lambda k: weights[k]))
 
@@ -244,6 +257,14 @@ class CountingStore(SqliteReleaseStore):
         return claimed
 
 
+class NoopEvidence:
+    def mark(self) -> dict[str, Any]:
+        return {}
+
+    def since(self, mark: dict[str, Any], deployments: list[str]) -> Evidence:
+        return Evidence(source="noop")
+
+
 def noop_orchestrator(store: SqliteReleaseStore) -> tuple[Orchestrator, CallCounts]:
     """An orchestrator over ``store`` with no-op adapters and the fixed clock, and its call counters."""
     calls = CallCounts()
@@ -256,5 +277,6 @@ def noop_orchestrator(store: SqliteReleaseStore) -> tuple[Orchestrator, CallCoun
         tester=NoopTester(calls),
         notifier=NoopNotifier(),
         publisher=NoopPublisher(),
+        evidence=NoopEvidence(),
     )
     return Orchestrator(ports, links=Links(), clock=fixed_clock), calls

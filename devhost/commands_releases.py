@@ -54,6 +54,9 @@ def cmd_show(args: argparse.Namespace) -> int:
         console.print(f"gate: {release['gate']['reason']}")
     if release.get("error"):
         console.print(f"[red]error: {release['error']}[/]")
+    rollout = (release.get("production") or {}).get("rollout")
+    if rollout and rollout.get("steps"):
+        console.print(rollout_table(rollout))
     table = Table(title="Timeline")
     for column in ("at", "step", "detail", "invocation"):
         table.add_column(column)
@@ -61,6 +64,25 @@ def cmd_show(args: argparse.Namespace) -> int:
         table.add_row(entry["at"], entry["step"], entry["detail"], entry.get("invocation", ""))
     console.print(table)
     return 0
+
+
+def rollout_table(rollout: dict[str, Any]) -> Table:
+    """A release's rollout steps: what the new and the stable deployment served, and the verdict."""
+    table = Table(title=f"Rollout against {rollout.get('stable')}")
+    for column in ("step", "state", "requests new/stable", "5xx new/stable", "analysis"):
+        table.add_column(column)
+    for step in rollout["steps"]:
+        verdict = step.get("verdict") or {}
+        new, old = verdict.get("candidate") or {}, verdict.get("stable") or {}
+        summary = verdict.get("summary", "")
+        table.add_row(
+            f"{step.get('kind')} {step.get('share')}%",
+            step.get("state", "pending"),
+            f"{new.get('requests', '-')}/{old.get('requests', '-')}",
+            f"{new.get('errors', '-')}/{old.get('errors', '-')}",
+            summary.split(": ", 2)[-1] if summary else step.get("reason", ""),
+        )
+    return table
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -94,7 +116,7 @@ def _followed(release: dict[str, Any], args: argparse.Namespace) -> int:
         console.print(f"  {entry['at'][11:19]} {entry['step']}: {entry['detail']}")
 
     try:
-        with console.status("promoting: deployed beside production, tested, then given traffic…"):
+        with console.status("promoting: beside production, tested, then traffic by the rollout policy…"):
             done = HostClient().follow(release["id"], show, timeout_s=args.timeout)
     except HostError as exc:  # e.g. on Azure reading a release needs the function key this command lacks
         console.print(f"the promotion goes on, but it cannot be followed from here ({exc}); see the release's page")

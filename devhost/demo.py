@@ -3,9 +3,13 @@
 build event (from CI, requester ci-bot@mlops.local) -> retraining pipeline -> gate -> register ->
 image -> staging + tests -> approval requested -> approved over HTTP, signed as the local user
 (`git config user.email`, else demo-approver@mlops.local) the way `mlops approve` signs ->
-production beside the serving version, tested directly, then the traffic -> live; then a second
-build with worse training parameters, rejected by the gate with its evidence; a third, a little
-different, goes live the same way; and a rollback puts the first version back (tested before the
+production beside the serving version, tested directly -> live (nothing served before it, so all
+traffic at once); then a second build with worse training parameters, rejected by the gate with its
+evidence. From here live scoring traffic flows to production. A third build passes the gate and
+staging but its production deployment has an injected fault (MLOPS_LOCAL_FAULT: biased predictions
+on a share of rows): the rollout's shadow step sees its predictions diverge and rolls it back by
+itself. A fourth, the same parameters without the fault, goes shadow -> canary 10% -> 50% -> 100%
+-> live, a progress bar per step. Last, a rollback puts the first version back (tested before the
 traffic moves), after which production serves the first model's predictions again. On the way it
 shows what each notification target format received for the approval request, and at the end the
 approval page's one-time sign-in link. Starts from a clean $MLOPS_HOME and leaves the host and
@@ -15,9 +19,11 @@ production endpoint running (`mlops down` stops them) unless asked to stop.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
+import uuid
 from typing import Any
 
 import requests
@@ -29,8 +35,10 @@ from devhost.commands_host import cmd_down, settings_for_port, start_detached
 from devhost.commands_releases import state_label
 from devhost.commands_ui import describe_payloads, login_url
 from devhost.console import console
+from devhost.rollout_progress import follow_rollout, label
 from devhost.settings import REPO_ROOT
 from devhost.signing import GitEmail, LocalSigner, git_user_email
+from devhost.traffic import LiveTraffic
 from functions.domain.ids import release_id_for_build
 from functions.entrypoints.identity.local_signature import key_path
 from functions.settings import Settings
@@ -47,10 +55,21 @@ ROWS_TO_SCORE = 3
 # The builds come from CI, the approval from a person: the default policy refuses self-approval.
 CI_REQUESTER = "ci-bot@mlops.local"
 DEFAULT_APPROVER = "demo-approver@mlops.local"
+# The rollout in demo time (docs/rollout.md): the default policy's steps with windows of seconds, not
+# minutes. Latency is recorded, not deciding: a laptop running the whole loop is a noisy place to time.
+DEMO_ROLLOUT_POLICY = {"window_s": 4, "min_requests": 40, "max_wait_s": 90, "keep_previous_s": 600,
+                       "latency": {"decides": False}}  # fmt: skip
+# The faulty build: the local deployer's fault injection (off unless set) biases a third of the rows its
+# production deployment answers once the direct tests have passed; staging never gets it.
+FAULTY_SUFFIX = "-faulty"
+DEMO_FAULT = {"deployments": f"*{FAULTY_SUFFIX}", "bias": 150.0, "share": 0.3, "after_requests": 10}
+LIVE_TRAFFIC_RATE_PER_S = 40.0
 
 
 def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> int:
     started = time.monotonic()
+    os.environ.setdefault("MLOPS_ROLLOUT_POLICY", json.dumps(DEMO_ROLLOUT_POLICY))
+    os.environ["MLOPS_LOCAL_FAULT"] = json.dumps(DEMO_FAULT)
     settings = settings_for_port(port)
     console.rule("[bold]ML release loop, locally: build → train → gate → staging → approval → production")
     _reset_home(settings)
@@ -74,19 +93,35 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         if second["state"] != "rejected":
             return _failed(second)
 
-        third = _run_build(client, NEWER_PARAMS, "awaiting_approval", timeout_s)
-        if third["state"] != "awaiting_approval":
-            return _failed(third)
-        third = _approve_and_follow(client, third, signer, approver, "a little better regularised", timeout_s)
-        if third["state"] != "live":
-            return _failed(third)
+        with LiveTraffic(production_url, _rows(), rate_per_s=LIVE_TRAFFIC_RATE_PER_S) as traffic:
+            console.print(f"[bold]→ live traffic:[/] {LIVE_TRAFFIC_RATE_PER_S:g} scoring requests a second to "
+                          f"{production_url} from here on; rollout policy: {_policy_said(settings)}")  # fmt: skip
+            console.print(f"[bold]→ fault injection[/] (MLOPS_LOCAL_FAULT, docs/rollout.md): the next build's "
+                          f"production deployment adds {DEMO_FAULT['bias']:g} to {DEMO_FAULT['share']:.0%} of its "
+                          "predictions once its direct tests are done; it passes the gate and staging")  # fmt: skip
+            faulty = _run_build(client, NEWER_PARAMS, "awaiting_approval", timeout_s, suffix=FAULTY_SUFFIX)
+            if faulty["state"] != "awaiting_approval":
+                return _failed(faulty)
+            faulty = _approve_in_rollout(client, faulty, signer, approver, "looks better", traffic, timeout_s)
+            if faulty["state"] != "rolled_back":
+                return _failed(faulty)
+            _shares_seen(faulty)
+
+            third = _run_build(client, NEWER_PARAMS, "awaiting_approval", timeout_s)
+            if third["state"] != "awaiting_approval":
+                return _failed(third)
+            third = _approve_in_rollout(client, third, signer, approver, "a little better regularised", traffic,
+                                        timeout_s)  # fmt: skip
+            if third["state"] != "live":
+                return _failed(third)
+            _shares_seen(third)
         _score_production(third, production_url)
 
         back = _roll_back_to(client, first, signer, timeout_s)
         if back["state"] != "live":
             return _failed(back)
         _score_production(first, production_url)
-        _summary([client.release(r["id"]) for r in (first, second, third, back)], production_url)
+        _summary([client.release(r["id"]) for r in (first, second, faulty, third, back)], production_url)
         console.print(f"\n[bold]approval page[/] (signed in as {approver}; one use within 10 minutes, "
                       f"`{cli_hint('ui')}` mints another):")  # fmt: skip
         print(login_url(settings, approver, first["id"]))
@@ -98,6 +133,52 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
     if keep_running:
         console.print(f"host and production endpoint still running; stop them with: {cli_hint('down')}")
     return 0
+
+
+def _approve_in_rollout(
+    client: HostClient, release: dict[str, Any], signer: LocalSigner, approver: str, comment: str,
+    traffic: LiveTraffic, timeout_s: float,
+) -> dict[str, Any]:  # fmt: skip
+    """Approve, then draw the rollout's steps (a bar each) while the live traffic flows, until it ends."""
+    answer = client.approve(release["id"], signer, comment)
+    who = (answer.get("approval") or {}).get("by") or approver
+    console.print(f"approved by [bold]{who}[/] (HTTP 202): beside production, tested directly, then the traffic "
+                  "step by step, each step judged on what it served")  # fmt: skip
+    return follow_rollout(client, release["id"], traffic.production_url, _print_entry, timeout_s * 2,
+                          printed=_count_before(answer, "approved"))  # fmt: skip
+
+
+def _print_entry(entry: dict[str, Any]) -> None:
+    _print_timeline({"timeline": [entry]}, already=0)
+
+
+def _shares_seen(release: dict[str, Any]) -> None:
+    """How much of the live traffic the new deployment answered in each step it held, as the router
+    counted it for the step's analysis (smooth weighted round-robin: at most ceil(share x n) of n)."""
+    for step in ((release.get("production") or {}).get("rollout") or {}).get("steps") or []:
+        verdict = step.get("verdict")
+        if not verdict:
+            continue
+        new, old = verdict["candidate"], verdict["stable"]
+        if step["kind"] == "shadow":
+            said = f"0 live requests of {old['requests']}; {new['requests']} mirrored copies, answers discarded"
+        else:
+            n = new["requests"] + old["requests"]
+            said = f"{new['requests']} of {n} live requests (at most {math.ceil(step['share'] / 100 * n)})"
+        console.print(f"   {label(step):<12} {new['deployment']} answered {said}")
+
+
+def _policy_said(settings: Settings) -> str:
+    policy = settings.rollout_policy
+    first = policy.steps[0] if policy.steps else None
+    hold = f", each step {first.window_s:g} s and {first.min_requests} requests" if first else ""
+    return policy.describe() + hold
+
+
+def _rows() -> list[list[float]]:
+    from sklearn.datasets import load_diabetes
+
+    return [list(map(float, row)) for row in load_diabetes().data]
 
 
 def _approve_and_follow(
@@ -157,8 +238,11 @@ def _reset_home(settings: Settings) -> None:
     console.print(f"state in {settings.home} (reset)")
 
 
-def _run_build(client: HostClient, params: dict[str, Any], expected: str, timeout_s: float) -> dict[str, Any]:
-    event = build_completed_event(None, params, requester=CI_REQUESTER, requested_for=CI_REQUESTER)
+def _run_build(
+    client: HostClient, params: dict[str, Any], expected: str, timeout_s: float, suffix: str = ""
+) -> dict[str, Any]:
+    build_id = f"local-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}{suffix}"
+    event = build_completed_event(None, params, build_id, requester=CI_REQUESTER, requested_for=CI_REQUESTER)
     build_id = event["data"]["buildId"]
     release_id = release_id_for_build(build_id)
     shown = f" with parameters {json.dumps(params)}" if params else ""
@@ -232,6 +316,8 @@ def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
         trigger = release["trigger"]
         if trigger.get("kind") == "rollback":
             console.print(f"{release['id']}: rollback to {trigger['to']} ({trigger['model']}): {trigger['reason']}")
+        elif release["state"] == "rolled_back":
+            console.print(f"[red]{release['id']} rolled back by itself:[/] {release.get('error')}")
         else:
             console.print(f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}")
     console.print(f"production URL: {production_url}")

@@ -32,6 +32,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
             policy=settings.gate_policy,
             approval_policy=settings.approval_policy,
             timeouts=Timeouts(approval=settings.approval_timeout),
+            rollout_policy=settings.rollout_policy,
             clock=clock,
         )
     # The long Azure steps (an AKS rollout, an ACI group coming up) are operations the follow timer
@@ -43,6 +44,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         policy=settings.gate_policy,
         approval_policy=settings.approval_policy,
         timeouts=Timeouts(approval=settings.approval_timeout, claimed_step=timedelta(minutes=35)),
+        rollout_policy=settings.rollout_policy,
         promote_inline=False,
         clock=clock,
         trust_published_requester=False,
@@ -54,6 +56,7 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
     from platforms.common.endpoint_tests import HttpEndpointTester
     from platforms.local.deployer import LocalDeployer
     from platforms.local.events import LocalEventBus
+    from platforms.local.evidence import RouterEvidence
     from platforms.local.images import LocalImages
     from platforms.local.notifier import FILE_TARGET, NotificationFile
     from platforms.local.registry import LocalRegistry
@@ -68,10 +71,11 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
         training=LocalTraining(home, bus, data=settings.training_data),
         registry=LocalRegistry(home, bus),
         images=LocalImages(home, bus),
-        deployer=LocalDeployer(home, production_port=settings.production_port),
+        deployer=LocalDeployer(home, production_port=settings.production_port, fault=settings.local_fault),
         tester=HttpEndpointTester(data=settings.training_data),
         notifier=_notification_targets(settings, {FILE_TARGET: NotificationFile(home)}),
         publisher=bus,
+        evidence=RouterEvidence(f"http://127.0.0.1:{settings.production_port}"),
     )
 
 
@@ -93,6 +97,7 @@ def _azure_ports(settings: Settings) -> Ports:
 
     from platforms.azure.clients import build_ml_client
     from platforms.azure.deployer import AzureDeployer
+    from platforms.azure.evidence import AppInsightsEvidence
     from platforms.azure.images import AcrImages, AcrTasksClient
     from platforms.azure.models import download_model
     from platforms.azure.notifier import TOPIC_TARGET, TopicNotificationChannel
@@ -110,19 +115,19 @@ def _azure_ports(settings: Settings) -> Ports:
     ml_client = build_ml_client(azure, credential)
     model_files = partial(download_model, ml_client)
     publisher = EventGridPublisher.from_settings(azure, credential)
+    production = AksProduction(azure, ml_client)
     return Ports(
         store=TableReleaseStore.from_settings(azure, credential),
         training=AzureTraining(azure, ml_client, Path(tempfile.gettempdir()) / "mlops-azure"),
         registry=AzureRegistry(azure, ml_client),
         images=AcrImages(azure, AcrTasksClient.from_settings(azure, credential), model_files),
-        deployer=AzureDeployer(
-            AciStaging.from_settings(azure, credential),
-            AksProduction(azure, ml_client),
-        ),
+        deployer=AzureDeployer(AciStaging.from_settings(azure, credential), production),
         # The endpoint tests need rows of the training data's schema on local disk.
         tester=AzureEndpointTester(ml_client, azure, model_files, data=azure.test_data or azure.training_data),
         notifier=_notification_targets(settings, {TOPIC_TARGET: TopicNotificationChannel(publisher)}),
         publisher=publisher,
+        # The deployments' requests in the workspace's Application Insights (AZUREML_APP_INSIGHTS_ID).
+        evidence=AppInsightsEvidence.from_settings(azure, credential, production),
     )
 
 

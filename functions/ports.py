@@ -16,6 +16,7 @@ from functions.domain.notifications import Notification
 from functions.domain.refs import (
     DeadLetter,
     Endpoint,
+    Evidence,
     ImageRef,
     JobStatus,
     ModelRef,
@@ -108,9 +109,17 @@ class Deployer(Protocol):
         """The deployment itself, whatever its traffic share (AKS: the ``azureml-model-deployment``
         header; locally its own port): what the production tests call before traffic moves."""
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation:
         """Start routing production's traffic by ``weights`` (deployment -> percent, summing to 100;
-        deployments not named get none); followed, it succeeds once production routes that way."""
+        deployments not named get none); followed, it succeeds once production routes that way.
+
+        ``mirror`` (at most one deployment -> percent of live requests) also sends that share of live
+        requests to it as copies whose answers are discarded (shadow); None or {} mirrors nothing.
+        Raises for a mirror where ``can_mirror()`` is False."""
+
+    def can_mirror(self) -> bool:
+        """Whether production can mirror live requests to a deployment (local router: yes; an AKS
+        Kubernetes online endpoint: no, see docs/azure.md): a rollout's shadow step needs it."""
 
     def traffic(self) -> dict[str, int]:
         """Production's traffic now: deployment -> percent, only those with some."""
@@ -127,6 +136,17 @@ class Deployer(Protocol):
 
     def production_endpoint(self) -> Endpoint:
         """Production's stable URL, where live traffic goes."""
+
+
+class ProductionEvidence(Protocol):
+    """What production's deployments actually served: the evidence a rollout step's analysis decides on
+    (locally the production router's own records; on Azure the deployments' Application Insights)."""
+
+    def mark(self) -> dict[str, Any]:
+        """Where the evidence stands now, as plain JSON kept on the release: ``since`` reads on from it."""
+
+    def since(self, mark: dict[str, Any], deployments: builtins.list[str]) -> Evidence:
+        """What each of ``deployments`` served (live and mirrored) after ``mark``. One quick read, never a wait."""
 
 
 class EndpointTester(Protocol):

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from functions.domain.approval import ApprovalConfigError, ApprovalPolicy
 from functions.domain.gate import GateConfigError, GatePolicy
 from functions.domain.notifications import TARGET_FORMATS
+from functions.domain.rollout import RolloutConfigError, RolloutPolicy
 
 PLATFORMS = ("local", "azure")
 # The reconcile timer's NCRONTAB schedule is the app setting MLOPS_RECONCILE_SCHEDULE (function_app.py
@@ -72,6 +73,9 @@ class Settings:
     approval_timeout: timedelta = timedelta(hours=72)
     gate_policy: GatePolicy = field(default_factory=GatePolicy)
     approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    rollout_policy: RolloutPolicy = field(default_factory=RolloutPolicy)
+    # The local deployer's fault injection (MLOPS_LOCAL_FAULT, off when empty): docs/rollout.md.
+    local_fault: dict[str, Any] = field(default_factory=dict)
     # The environment the settings came from; secrets are read from it on every request (rotation).
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
 
@@ -130,6 +134,8 @@ class Settings:
             approval_timeout=timedelta(hours=approval_policy.deadline_hours),
             gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY")),
             approval_policy=approval_policy,
+            rollout_policy=_rollout_policy(env.get("MLOPS_ROLLOUT_POLICY")),
+            local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), platform),
             env=env,
         )
 
@@ -254,3 +260,63 @@ def _gate_policy(raw: str | None) -> GatePolicy:
         raise SettingsError(f"MLOPS_GATE_POLICY is not valid JSON: {exc}") from None
     except (GateConfigError, TypeError) as exc:
         raise SettingsError(f"MLOPS_GATE_POLICY: {exc}") from None
+
+
+def _rollout_policy(raw: str | None) -> RolloutPolicy:
+    """MLOPS_ROLLOUT_POLICY (JSON, docs/rollout.md); unset: shadow, then canary 10% -> 50% -> 100%."""
+    if not raw or not raw.strip():
+        return RolloutPolicy()
+    try:
+        document: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"MLOPS_ROLLOUT_POLICY is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SettingsError("MLOPS_ROLLOUT_POLICY must be a JSON object")
+    try:
+        return RolloutPolicy.from_mapping(document)
+    except RolloutConfigError as exc:
+        raise SettingsError(f"MLOPS_ROLLOUT_POLICY: {exc}") from None
+
+
+def _local_fault(raw: str | None, platform: str) -> dict[str, Any]:
+    """MLOPS_LOCAL_FAULT (JSON, docs/rollout.md): a fault the local deployer injects into the production
+    deployments whose key (release id) matches ``deployments`` (a shell pattern); off when unset. Staging
+    never gets it, so a faulty release passes its staging tests the way a fault only live traffic shows would."""
+    if not raw or not raw.strip():
+        return {}
+    if platform != "local":
+        raise SettingsError("MLOPS_LOCAL_FAULT is the local deployer's fault injection; unset it on Azure")
+    try:
+        document: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"MLOPS_LOCAL_FAULT is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SettingsError("MLOPS_LOCAL_FAULT must be a JSON object")
+    fields = {"deployments": str, "bias": float, "share": float, "error_share": float, "after_requests": int}
+    unknown = sorted(set(document) - set(fields))
+    if unknown:
+        raise SettingsError(f"MLOPS_LOCAL_FAULT: unknown field(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    pattern = document.get("deployments")
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise SettingsError("MLOPS_LOCAL_FAULT.deployments must name the deployments (a pattern of release ids)")
+    fault: dict[str, Any] = {"deployments": pattern.strip(), "bias": 0.0, "share": 1.0, "error_share": 0.0,
+                             "after_requests": 0}  # fmt: skip
+    for name, kind in fields.items():
+        value = document.get(name)
+        if name == "deployments" or value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (kind is int and not isinstance(value, int))
+        ):
+            raise SettingsError(f"MLOPS_LOCAL_FAULT.{name} must be a {'whole number' if kind is int else 'number'}")
+        fault[name] = kind(value)
+    for name in ("share", "error_share"):
+        if not 0.0 <= fault[name] <= 1.0:
+            raise SettingsError(f"MLOPS_LOCAL_FAULT.{name} must be between 0 and 1, got {fault[name]}")
+    if fault["after_requests"] < 0:
+        raise SettingsError("MLOPS_LOCAL_FAULT.after_requests must be >= 0")
+    if not fault["bias"] and not fault["error_share"]:
+        raise SettingsError("MLOPS_LOCAL_FAULT injects nothing: give a bias (with a share of rows) or an error_share")
+    return fault

@@ -4,7 +4,8 @@
 // registry (the app's AZURE_RESOURCE_GROUP), in two phases, because an Event Grid subscription
 // with an AzureFunction endpoint is refused until the function exists in the app:
 //
-//   1. az deployment group create -g <rg> -f infra/main.bicep -p workspaceName=... acrName=... aksComputeName=...
+//   1. az deployment group create -g <rg> -f infra/main.bicep -p workspaceName=... acrName=... aksComputeName=... \
+//        workspaceAppInsightsName=...
 //   2. func azure functionapp publish <functionAppName> --python
 //   3. the same command as 1 with -p deployEventSubscriptions=true
 //
@@ -25,6 +26,9 @@ param acrName string
 
 @description('Kubernetes compute attached to the workspace, as named in Azure ML (AZUREML_AKS_COMPUTE).')
 param aksComputeName string
+
+@description('Name of the workspace\'s own Application Insights, in this resource group (the last part of `az ml workspace show --query application_insights`). The production deployments log their requests to it (app_insights_enabled); the app reads them for a rollout step\'s analysis (AZUREML_APP_INSIGHTS_ID, with Log Analytics Reader on it). Not the app\'s own Application Insights below.')
+param workspaceAppInsightsName string
 
 @description('Optional: the AKS cluster behind aksComputeName. When set, its kubelet identity gets AcrPull on the registry.')
 param aksClusterName string = ''
@@ -100,6 +104,9 @@ param approvalTimeoutHours string = '72'
 
 @description('Promotion gate policy as JSON, e.g. {"mode": "non_inferiority", "margin": 50}; empty for the default policy.')
 param gatePolicy string = ''
+
+@description('Progressive rollout policy as JSON (MLOPS_ROLLOUT_POLICY, docs/rollout.md); empty for the default: shadow, then canary 10% -> 50% -> 100%. On AKS the shadow step is skipped: a Kubernetes online endpoint cannot mirror traffic (docs/azure.md, step 9).')
+param rolloutPolicy string = ''
 
 @description('Base URL in approval messages; empty for https://<functionAppName>.azurewebsites.net.')
 param publicUrl string = ''
@@ -204,6 +211,7 @@ var roles = {
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7' // integration: events/send/action
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // security: secrets/getSecret/action
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb' // monitor: Metrics/Write, Telemetry/Write
+  logAnalyticsReader: '73c42c96-874c-492b-b04d-ab87d138a893' // monitor: */read, workspaces/analytics/query/action, workspaces/search/action
 }
 
 var suffix = uniqueString(resourceGroup().id, namePrefix)
@@ -227,6 +235,11 @@ resource workspace 'Microsoft.MachineLearningServices/workspaces@2024-10-01' exi
 
 resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' existing = {
   name: acrName
+}
+
+// Where the production deployments' request telemetry lands (the workspace's, not the app's own below).
+resource workspaceAppInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: workspaceAppInsightsName
 }
 
 // ---- storage: host storage (identity-based), deployment package, release tables, dead letters -
@@ -536,6 +549,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           value: gatePolicy
         }
         {
+          name: 'MLOPS_ROLLOUT_POLICY'
+          value: rolloutPolicy
+        }
+        {
           name: 'MLOPS_RECONCILE_SCHEDULE' // function_app.py binds the reconcile timer to %MLOPS_RECONCILE_SCHEDULE%
           value: reconcileSchedule
         }
@@ -587,6 +604,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AZUREML_ENDPOINT'
           value: endpointName
+        }
+        {
+          name: 'AZUREML_APP_INSIGHTS_ID' // the production deployments' requests: a rollout's evidence
+          value: workspaceAppInsights.id
         }
         {
           name: 'ACR_NAME'
@@ -765,6 +786,18 @@ resource appSendsTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' 
   scope: appInsights
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.monitoringMetricsPublisher)
+    principalId: functionApp.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// Read the production deployments' requests (a rollout step's evidence, platforms/azure/evidence.py): one
+// resource-context query of the workspace's Application Insights, so the role is on that component only.
+resource appReadsProductionRequests 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(workspaceAppInsights.id, functionApp.id, roles.logAnalyticsReader)
+  scope: workspaceAppInsights
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.logAnalyticsReader)
     principalId: functionApp.identity.principalId
     principalType: 'ServicePrincipal'
   }
@@ -1038,6 +1071,7 @@ output settings object = {
   AZUREML_MODEL_NAME: modelName
   AZUREML_AKS_COMPUTE: aksComputeName
   AZUREML_ENDPOINT: endpointName
+  AZUREML_APP_INSIGHTS_ID: workspaceAppInsights.id
   ACR_NAME: acrName
   ACR_REPOSITORY: acrRepository
   ACI_LOCATION: stagingLocation

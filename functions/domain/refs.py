@@ -39,7 +39,8 @@ class Endpoint:
 class Operation:
     """A long platform step in flight (a deployment coming up, a traffic change), kept on the release.
 
-    ``kind`` is "staging", "beside" or "traffic"; ``deployment`` the key of the deployment it concerns
+    ``kind`` is "staging", "beside", "traffic" or "window" (a rollout step holding for its analysis window,
+    followed by the service itself, not the deployer); ``deployment`` the key of the deployment it concerns
     (a release id); ``handle`` is what the adapter follows it by (resource names, the traffic it waits
     for): plain JSON, so the timer that follows it may run in another process than the one that began it.
     """
@@ -61,6 +62,38 @@ class Progress:
     @property
     def finished(self) -> bool:
         return self.state != "running"
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one production deployment answered over a stretch of time: every request counted, samples kept.
+
+    ``errors`` are 5xx answers (and requests that got no answer); a 4xx is the caller's fault, not one.
+    ``latencies_ms`` and ``predictions`` are samples (the newest, bounded by the adapter): the
+    predictions are the ``result`` values of the answers, row by row (numbers, or labels for a classifier).
+    """
+
+    requests: int = 0
+    errors: int = 0
+    latencies_ms: tuple[float, ...] = ()
+    predictions: tuple[float | str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What production served since a mark (``ProductionEvidence.since``), per deployment.
+
+    ``served``: the live answers each deployment gave. ``mirrored``: the answers each deployment gave to
+    mirrored copies of live requests (discarded, never seen by callers). ``pairs``: per mirrored deployment,
+    (the live answer's prediction, its prediction) row by row for the same requests: the divergence
+    the analysis measures. ``note`` says what the adapter could not see (a restarted router, a clipped sample).
+    """
+
+    served: dict[str, Served] = field(default_factory=dict)
+    mirrored: dict[str, Served] = field(default_factory=dict)
+    pairs: dict[str, tuple[tuple[float | str, float | str], ...]] = field(default_factory=dict)
+    source: str = ""
+    note: str = ""
 
 
 @dataclass(frozen=True)

@@ -292,10 +292,74 @@ class Release:
         self.error = f"production tests failed before any traffic moved: {summary}"
         self._moved(now, "rolled_back", f"{self.error}; production unchanged", State.ROLLED_BACK)
 
+    # ---- rollout (functions/domain/rollout.py) --------------------------------------------
+    def rollout_planned(self, now: datetime, stable: str, policy: dict[str, Any], described: str) -> None:
+        """The steps this release takes production's traffic in, against the ``stable`` deployment."""
+        self._require(State.PROMOTING)
+        steps = [{**step, "state": "pending"} for step in policy.get("steps") or []]
+        rollout = {"stable": stable, "policy": policy, "steps": steps, "step": 0}
+        self.production = {**(self.production or {}), "rollout": rollout}
+        self.note(now, "rollout_planned", f"{described}, against {stable}")
+
+    @property
+    def rollout(self) -> dict[str, Any] | None:
+        return (self.production or {}).get("rollout")
+
+    def rollout_step_begun(self, now: datetime, index: int, detail: str) -> None:
+        """Step ``index``'s traffic change was begun (the timer follows it)."""
+        step = self._rollout_step(index)
+        step.update(state="moving", begun_at=_iso(now))
+        self.rollout_now(index)
+        self.note(now, "rollout_step_begun", f"{_step_label(step)}: {detail}")
+
+    def rollout_step_holding(self, now: datetime, index: int, mark: dict[str, Any]) -> None:
+        """Step ``index``'s traffic is in place: its window starts; ``mark`` is where its evidence starts."""
+        step = self._rollout_step(index)
+        step.update(state="holding", started_at=_iso(now), mark=mark)
+        self.note(now, "rollout_step_holding", f"{_step_label(step)}: holding {step['window_s']:g} s and until "
+                  f"{step['min_requests']} requests")  # fmt: skip
+
+    def rollout_step_skipped(self, now: datetime, index: int, why: str) -> None:
+        step = self._rollout_step(index)
+        step.update(state="skipped", reason=why)
+        self.note(now, "rollout_step_skipped", f"{_step_label(step)}: {why}")
+
+    def rollout_step_analysed(self, now: datetime, index: int, verdict: dict[str, Any]) -> None:
+        """The analysis of step ``index`` decided. Failing it rolls the release back: traffic goes back to
+        the stable deployment (the service begins that), the champion never changed."""
+        step = self._rollout_step(index)
+        passed = bool(verdict.get("passed"))
+        step.update(state="passed" if passed else "failed", ended_at=_iso(now), verdict=verdict)
+        if passed:
+            self.note(now, "rollout_step_passed", str(verdict.get("summary")))
+            return
+        stable = (self.rollout or {}).get("stable")
+        self.production = {**(self.production or {}), "rolled_back_to": stable}
+        self.error = f"rollout {verdict.get('summary')}"
+        self.operation = None
+        self._moved(now, "rolled_back", f"{self.error}; production traffic goes back to {stable}", State.ROLLED_BACK)
+
+    def rollout_now(self, index: int) -> None:
+        rollout = self.rollout
+        if rollout is not None:
+            rollout["step"] = index
+
+    def _rollout_step(self, index: int) -> dict[str, Any]:
+        self._require(State.PROMOTING)
+        steps = (self.rollout or {}).get("steps") or []
+        if not 0 <= index < len(steps):
+            raise InvalidTransition(f"release {self.id} has no rollout step {index + 1}")
+        step: dict[str, Any] = steps[index]
+        return step
+
     def went_live(self, now: datetime, endpoint: dict[str, Any], traffic: dict[str, int]) -> None:
         """Production's traffic moved to the deployment that passed its direct tests."""
         self._require(State.PROMOTING)
         self.production = {**(self.production or {}), "live_endpoint": endpoint, "traffic": traffic}
+        rollout = self.rollout
+        if rollout and rollout.get("steps"):  # the last step (all traffic) has nothing to hold for
+            rollout["steps"][-1].update(state="passed", ended_at=_iso(now))
+            rollout["step"] = len(rollout["steps"]) - 1
         summary = "; ".join(r["summary"] for r in (self.production.get("tests") or []))
         self._moved(now, "live", f"serving at {endpoint['scoring_url']}: {summary}", State.LIVE)
 
@@ -366,6 +430,10 @@ class Release:
         fields["state"] = State(fields["state"])
         fields.setdefault("operation", None)  # records from before operations were kept
         return cls(**fields)
+
+
+def _step_label(step: dict[str, Any]) -> str:
+    return f"step {step.get('kind')} {step.get('share')}%"
 
 
 def _who(record: dict[str, Any]) -> str:

@@ -121,11 +121,26 @@ def _restore_traffic(ctx: Context, item: WorkItem) -> None:
     if it did not take: e.g. the endpoint was busy with the failed one), look once, and come back later
     until production routes that way. A failed release has no follower, so the outbox is its retry."""
     wanted = {str(key): int(share) for key, share in dict(item.payload["traffic"]).items() if share}
-    if ctx.ports.deployer.traffic() == wanted:
-        return
+    # Begun even when the weights look right already: it also ends a mirror (a shadow step's). The
+    # adapters answer a change that is in place at once.
     progress = ctx.ports.deployer.follow(ctx.ports.deployer.begin_traffic(dict(item.payload["traffic"])))
     if progress.state != "succeeded":
         raise NotYet(f"production traffic not back to {wanted} yet: {progress.state}: {progress.detail}"[:300])
+    for key in item.payload.get("remove") or []:
+        if key not in wanted:
+            ctx.ports.deployer.remove(str(key))
+
+
+def _retire_deployments(ctx: Context, item: WorkItem) -> None:
+    """The deployments that served before a release went live were kept warm for an instant rollback
+    (RolloutPolicy.keep_previous_s); now they go, unless they serve again or a promotion is using one."""
+    serving = ctx.ports.deployer.traffic()
+    promoting = {r.deployment_key for r in ctx.ports.store.list(states=["promoting"])}
+    for key in item.payload.get("remove") or []:
+        if key in serving or key in promoting:
+            log.info("background %s: %s serves again or is being promoted: kept", item.key, key)
+            continue
+        ctx.ports.deployer.remove(str(key))
 
 
 def _restore_outcome(ctx: Context, item: WorkItem, error: str | None, final: bool) -> None:
@@ -145,20 +160,33 @@ def _restore_outcome(ctx: Context, item: WorkItem, error: str | None, final: boo
 
 
 WorkHandler = Callable[[Context, WorkItem], "_Dropped | None"]
-WORK_HANDLERS: dict[str, WorkHandler] = {"notify": _notify, "publish": _publish, "restore_traffic": _restore_traffic}
+WORK_HANDLERS: dict[str, WorkHandler] = {
+    "notify": _notify,
+    "publish": _publish,
+    "restore_traffic": _restore_traffic,
+    "retire_deployments": _retire_deployments,
+}
 # Told of each attempt's outcome (error None: it worked; final: given up), for kinds people should see.
 OutcomeHook = Callable[[Context, WorkItem, "str | None", bool], None]
 OUTCOME_HOOKS: dict[str, OutcomeHook] = {"notify": _notify_outcome, "restore_traffic": _restore_outcome}
 
 
 def enqueue(
-    ctx: Context, kind: str, release_id: str, key: str, payload: dict[str, Any], *, run_now: bool = False
+    ctx: Context,
+    kind: str,
+    release_id: str,
+    key: str,
+    payload: dict[str, Any],
+    *,
+    run_now: bool = False,
+    due_in: timedelta = timedelta(0),
 ) -> bool:
-    """Add work unless its ``key`` is pending (False then); with ``run_now`` claim it and try it here too."""
+    """Add work unless its ``key`` is pending (False then); with ``run_now`` claim it and try it here too;
+    ``due_in``: not before then (the timer's pass takes it once due)."""
     if kind not in WORK_HANDLERS:
         raise ValueError(f"no background handler for {kind!r}")
     now = ctx.clock()
-    item = WorkItem(key, kind, release_id, payload, _iso(now))
+    item = WorkItem(key, kind, release_id, payload, _iso(now + due_in))
     if not ctx.ports.store.add_work(item):
         log.info("background %s is pending already; not added again", key)
         return False

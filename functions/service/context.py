@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from functions.domain.approval import ApprovalPolicy
 from functions.domain.gate import GatePolicy
+from functions.domain.rollout import RolloutPolicy
 from functions.ports import (
     Clock,
     Deployer,
@@ -14,6 +15,7 @@ from functions.ports import (
     Images,
     LinkBuilder,
     Notifier,
+    ProductionEvidence,
     Publisher,
     Registry,
     ReleaseStore,
@@ -54,6 +56,8 @@ class Ports:
     tester: EndpointTester
     notifier: Notifier
     publisher: Publisher
+    # What production's deployments served: a rollout step's analysis reads it.
+    evidence: ProductionEvidence
 
 
 def utc_now() -> datetime:
@@ -67,6 +71,8 @@ class Context:
     policy: GatePolicy = field(default_factory=GatePolicy)
     approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # How a release takes production's traffic after its direct tests (service/rollout.py).
+    rollout_policy: RolloutPolicy = field(default_factory=RolloutPolicy)
     # Locally the approval request begins the promotion itself (a process start: quick); on Azure the
     # request only claims it and MLOps.ReleaseApproved carries it to on_build_event, so an approval
     # never waits on the SDK's first call. Either way the timer follows the operations it begins.

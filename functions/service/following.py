@@ -13,7 +13,7 @@ from datetime import datetime
 from functions.domain.refs import Operation, Progress
 from functions.domain.release import InvalidTransition, Release, State
 from functions.ports import ConcurrencyError
-from functions.service import steps
+from functions.service import rollout, steps
 from functions.service.context import Context
 from functions.service.invocations import current, noted
 from functions.service.unit_of_work import update
@@ -23,12 +23,22 @@ log = logging.getLogger("mlops.following")
 FOLLOWED_STATES = (State.DEPLOYING_STAGING, State.PROMOTING)
 MAX_DETAIL_CHARS = 500
 
+
 # What carries a step on once its operation succeeded, by operation kind.
+def _traffic_changed(ctx: Context, release: Release, progress: Progress) -> None:
+    """A rollout step's window starts, or (the last step, or no rollout) the release goes live."""
+    if not rollout.traffic_in_place(ctx, release):
+        steps.traffic_moved(ctx, release, progress)
+
+
 FINISHERS: dict[str, Callable[[Context, Release, Progress], None]] = {
     "staging": steps.staging_up,
     "beside": steps.beside_up,
-    "traffic": steps.traffic_moved,
+    "traffic": _traffic_changed,
+    rollout.WINDOW: rollout.window_ended,
 }
+# What looks at an operation, by kind: the deployer, except for what the service follows itself.
+LOOKS: dict[str, Callable[[Context, Release, Operation], Progress]] = {rollout.WINDOW: rollout.look}
 
 
 def follow_all(ctx: Context) -> dict[str, int]:
@@ -53,7 +63,8 @@ def follow(ctx: Context, release: Release) -> str:
     operation = Operation(str(record["kind"]), str(record["deployment"]), dict(record.get("handle") or {}))
     now = ctx.clock()
     try:
-        progress = ctx.ports.deployer.follow(operation)
+        looked = LOOKS.get(operation.kind)
+        progress = looked(ctx, release, operation) if looked else ctx.ports.deployer.follow(operation)
     except Exception as exc:  # a look that fails is not the operation failing: the deadline decides
         log.warning("release %s: could not look at %s: %s", release.id, record.get("what"), exc)
         progress = Progress("running", f"could not look: {type(exc).__name__}: {exc}")

@@ -17,6 +17,8 @@ This module begins and records; functions/service/following.py looks and carries
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from functions.domain.refs import Operation
 from functions.domain.release import Release
 from functions.service.context import Context
@@ -24,10 +26,11 @@ from functions.service.invocations import current, noted
 from functions.service.unit_of_work import update
 
 
-def begin(ctx: Context, release: Release, operation: Operation, what: str) -> Release:
-    """Record that ``release``'s step began ``operation`` (``what`` says which, for people)."""
+def begin(ctx: Context, release: Release, operation: Operation, what: str, deadline: datetime | None = None) -> Release:
+    """Record that ``release``'s step began ``operation`` (``what`` says which, for people); it fails
+    when still running at ``deadline`` (default: Timeouts.operation_max from now)."""
     now = ctx.clock()
-    deadline = now + ctx.timeouts.operation_max
+    deadline = deadline or now + ctx.timeouts.operation_max
     record = {"kind": operation.kind, "deployment": operation.deployment, "handle": operation.handle}
     saved = update(ctx, release, release.state, lambda r: r.operation_started(now, record, deadline, current(), what))
     noted(f"began {what} of {release.id}")

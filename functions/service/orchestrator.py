@@ -13,6 +13,7 @@ from functions.domain.approval import ApprovalPolicy, Principal
 from functions.domain.gate import GatePolicy
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release
+from functions.domain.rollout import RolloutPolicy
 from functions.ports import Clock, LinkBuilder
 from functions.service import commands, delivery
 from functions.service.context import Context, Ports, Timeouts, utc_now
@@ -30,6 +31,7 @@ class Orchestrator:
         policy: GatePolicy | None = None,
         approval_policy: ApprovalPolicy | None = None,
         timeouts: Timeouts | None = None,
+        rollout_policy: RolloutPolicy | None = None,
         promote_inline: bool = True,
         clock: Clock = utc_now,
         trust_published_requester: bool = True,
@@ -40,6 +42,7 @@ class Orchestrator:
             policy=policy or GatePolicy(),
             approval_policy=approval_policy or ApprovalPolicy(),
             timeouts=timeouts or Timeouts(),
+            rollout_policy=rollout_policy or RolloutPolicy(),
             promote_inline=promote_inline,
             clock=clock,
             trust_published_requester=trust_published_requester,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
 from functions.domain import events as ev
@@ -22,13 +23,14 @@ from functions.domain.approval import POLICY_PRINCIPAL
 from functions.domain.gate import decide
 from functions.domain.lineage import checks_summary, evaluation_summary, image_of, lineage_tags, model_of
 from functions.domain.notifications import Kind
-from functions.domain.refs import Endpoint, ModelRef, Progress
+from functions.domain.refs import Endpoint, Progress
 from functions.domain.release import Release, State
 from functions.ports import ConcurrencyError
-from functions.service import background, candidates
+from functions.service import background, candidates, rollout
 from functions.service.announce import announce, publish, tell
 from functions.service.context import Context
 from functions.service.operations import begin
+from functions.service.undo import undo_promotion
 from functions.service.unit_of_work import get, update
 
 log = logging.getLogger("mlops.steps")
@@ -124,7 +126,11 @@ def staging_up(ctx: Context, release: Release, progress: Progress) -> None:
 
 
 def promote(ctx: Context, release: Release) -> None:
-    """Begin the new production deployment beside the serving one, with no traffic (beside_up next)."""
+    """Begin the new production deployment beside the serving one, with no traffic (beside_up next); a
+    retry once its rollout began resumes the rollout at the step it had reached instead."""
+    if release.rollout:  # retried mid-rollout: the deployment came up and passed; carry on at its step
+        rollout.start(ctx, release)
+        return
     key = release.deployment_key
     operation = ctx.ports.deployer.begin_beside(key, image_of(release), model_of(release))
     begin(ctx, release, operation, f"production deployment {key} beside the serving one")
@@ -147,9 +153,7 @@ def beside_up(ctx: Context, release: Release, progress: Progress) -> None:
         _remove_quietly(ctx, key, tested.id)
         announce(ctx, tested)
         return
-    tested = _before_moving_traffic(ctx, tested)
-    operation = ctx.ports.deployer.begin_traffic({key: 100})
-    begin(ctx, tested, operation, f"production traffic to {key}")
+    rollout.start(ctx, _before_moving_traffic(ctx, tested))
 
 
 def _before_moving_traffic(ctx: Context, release: Release) -> Release:
@@ -183,15 +187,22 @@ def traffic_moved(ctx: Context, release: Release, progress: Progress) -> None:
 
 
 def _remove_older_deployments(ctx: Context, release: Release) -> None:
-    """Keep the new deployment and the one that served before it (an instant rollback); remove the rest."""
-    keep = {release.deployment_key, *((release.production or {}).get("traffic_before") or {})}
+    """Keep the new deployment and, for the rollout policy's keep_previous_s, the one that served before it
+    (an instant rollback: the outbox's retire_deployments removes it then); remove the rest now."""
+    previous = [key for key in (release.production or {}).get("traffic_before") or {} if key != release.deployment_key]
+    keep = {release.deployment_key, *previous}
     try:
         older = [key for key in ctx.ports.deployer.deployments() if key not in keep]
     except Exception:  # cleanup is best effort: the next promotion tries again
         log.exception("release %s: could not list the production deployments", release.id)
-        return
+        older = []
     for key in older:
         _remove_quietly(ctx, key, release.id)
+    if previous:
+        warm = timedelta(seconds=ctx.rollout_policy.keep_previous_s)
+        key = f"retire:{release.id}:v{release.version}"
+        background.enqueue(ctx, "retire_deployments", release.id, key, {"remove": previous}, due_in=warm,
+                           run_now=not warm)  # fmt: skip
 
 
 def _remove_quietly(ctx: Context, key: str, release_id: str) -> None:
@@ -257,31 +268,6 @@ def retry_or_fail(ctx: Context, release: Release, error: str) -> None:
 
 def fail(ctx: Context, release: Release, reason: str) -> None:
     if release.state == State.PROMOTING:  # do not leave a half-promoted model serving
-        reason += _undo_promotion(ctx, release)
+        reason += undo_promotion(ctx, release)
     updated = update(ctx, release, release.state, lambda r: r.fail(ctx.clock(), reason))
     announce(ctx, updated)
-
-
-def _undo_promotion(ctx: Context, release: Release) -> str:
-    """Put production's traffic and champion back where they were before this promotion moved them
-    (the traffic change goes through the outbox: begun at once, looked at again until it is done,
-    dead-lettered if it never is), or remove the new deployment that never had traffic."""
-    production = release.production or {}
-    before = production.get("traffic_before") or {}
-    said = ""
-    try:
-        if production.get("traffic_moved"):
-            if before:
-                key = f"restore_traffic:{release.id}:v{release.version}"
-                background.enqueue(ctx, "restore_traffic", release.id, key, {"traffic": dict(before)}, run_now=True)
-                said = f"; production traffic is going back to {', '.join(before)}"
-            else:
-                said = "; nothing served before it, so its traffic stays"
-            if production.get("champion_before"):
-                ctx.ports.registry.set_champion(ModelRef(**production["champion_before"]))
-        elif release.deployment_key not in ctx.ports.deployer.traffic():
-            ctx.ports.deployer.remove(release.deployment_key)
-    except Exception as exc:  # the release fails either way; say what could not be undone
-        log.exception("release %s: could not undo the promotion", release.id)
-        return f"{said}; could not undo the promotion: {type(exc).__name__}: {exc}"
-    return said

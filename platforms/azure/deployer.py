@@ -25,7 +25,9 @@ class Production(Protocol):
 
     def direct(self, deployment: str) -> Endpoint: ...
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation: ...
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation: ...
+
+    def can_mirror(self) -> bool: ...
 
     def traffic(self) -> dict[str, int]: ...
 
@@ -57,8 +59,11 @@ class AzureDeployer:
     def direct(self, deployment: str) -> Endpoint:
         return self.production.direct(deployment)
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation:
-        return self.production.begin_traffic(weights)
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation:
+        return self.production.begin_traffic(weights, mirror)
+
+    def can_mirror(self) -> bool:
+        return self.production.can_mirror()
 
     def traffic(self) -> dict[str, int]:
         return self.production.traffic()

@@ -13,7 +13,14 @@ and ``follow`` begins the deployment once the endpoint has succeeded.
 ``direct`` is the deployment on its own: the endpoint's URL, and the tester's
 ``azureml-model-deployment`` header naming it. ``begin_traffic`` sets the endpoint's traffic to
 exactly the weights given (deployments not named get none); ``remove`` deletes a deployment that
-has no traffic.
+has no traffic. A Kubernetes online endpoint cannot mirror traffic (Azure ML: "Mirror traffic isn't
+currently supported for Kubernetes online endpoints", MIRROR_DOC): ``can_mirror`` is False and a
+mirror is refused before anything is sent (a rollout then skips its shadow step).
+
+Each deployment sends its requests to the workspace's Application Insights (``app_insights_enabled``)
+under its own name (``SERVICE_NAME``, which azmlinfsrv writes as the "Service Name" of every request):
+what platforms/azure/evidence.py reads a rollout step's evidence from. ``telemetry_names`` gives the
+deployment names of keys exactly as the rest of this module resolves them.
 
 What served before is recorded on the endpoint's own tags (``current_deployment``,
 ``current_release``, ``previous_deployment``, ``previous_release``), so a restarted Function
@@ -63,6 +70,12 @@ BESIDE, TRAFFIC = "beside", "traffic"
 ENDPOINT_PHASE, DEPLOYMENT_PHASE = "endpoint", "deployment"
 PENDING_PHASE = "pending"  # a traffic change waiting for the endpoint to finish another update
 _NAME_PREFIX_MAX = 23  # + "-" + 8 hex = 32, Azure ML's limit for deployment names
+# Application Insights, per deployment: azmlinfsrv (scoring/requirements.txt) writes SERVICE_NAME as the
+# "Service Name" of each request it logs, and the response body as its "Response Value" (on by default;
+# set so that it stays on): platforms/azure/evidence.py reads both.
+SERVICE_NAME_VARIABLE = "SERVICE_NAME"
+LOG_RESPONSE_VARIABLE = "APP_INSIGHTS_LOG_RESPONSE_ENABLED"
+MIRROR_DOC = "https://learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints"
 # Provisioning states, lowercased. "" is an entity that reports none (one made by hand): taken as ready.
 _READY = ("succeeded", "")
 _FAILED = ("failed", "canceled")
@@ -159,8 +172,19 @@ class AksProduction:
             raise ProductionError(f"online endpoint {self.endpoint_name} does not exist, so neither does {deployment}")
         return self._endpoint(endpoint, deployment)
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+    def can_mirror(self) -> bool:
+        """A Kubernetes online endpoint has no mirrored traffic (MIRROR_DOC, "limitations")."""
+        return False
+
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation:
         _check_weights(weights)
+        mirrored = {key: share for key, share in (mirror or {}).items() if share}
+        if mirrored:
+            raise ProductionError(
+                f"cannot mirror traffic of {self.endpoint_name} to {', '.join(sorted(mirrored))}: Azure ML "
+                f"Kubernetes online endpoints do not support mirrored traffic (only managed online endpoints do; "
+                f"{MIRROR_DOC})"
+            )
         endpoint = self._get_endpoint()
         if endpoint is None:
             raise ProductionError(f"cannot route traffic: online endpoint {self.endpoint_name} does not exist")
@@ -256,6 +280,17 @@ class AksProduction:
         if operation.kind == TRAFFIC:
             return self._follow_traffic(operation)
         raise ProductionError(f"AKS production does not follow {operation.kind!r} operations")
+
+    def telemetry_names(self, keys: Iterable[str]) -> dict[str, tuple[str, bool]]:
+        """Key -> (its deployment's name, whether that deployment sends its requests to Application
+        Insights under that name), resolved as ``begin_traffic`` resolves keys (``_name_of``). A key with
+        no deployment (or no endpoint yet) gets the name it would have, and False."""
+        endpoint = self._get_endpoint()
+        if endpoint is None:
+            return {key: (deployment_name(key), False) for key in keys}
+        deployments, tags = self._deployments(), dict(endpoint.tags or {})
+        names = {key: _name_of(key, deployments, tags) for key in keys}
+        return {key: (name, _logs_requests(deployments.get(name), name)) for key, name in names.items()}
 
     def production_endpoint(self) -> Endpoint:
         endpoint = self._get_endpoint()
@@ -405,6 +440,9 @@ class AksProduction:
             instance_count=self.instance_count,
             resources=self.resources,
             tags=_build_tags(key, image, model),
+            # Its requests go to the workspace's Application Insights, named by the deployment: a rollout's evidence.
+            app_insights_enabled=True,
+            environment_variables={SERVICE_NAME_VARIABLE: name, LOG_RESPONSE_VARIABLE: "true"},
         )
 
     def _history(self, endpoint: Any, current: str, key: str, deployments: dict[str, Any]) -> dict[str, str]:
@@ -451,6 +489,15 @@ def _same_build(deployment: Any, key: str, image: ImageRef, model: ModelRef) -> 
     """Whether ``deployment`` was made for ``key`` from this image and model (by the tags ``_deployment`` writes)."""
     tags = dict(getattr(deployment, "tags", None) or {})
     return all(tags.get(tag) == value for tag, value in _build_tags(key, image, model).items())
+
+
+def _logs_requests(deployment: Any, name: str) -> bool:
+    """Whether ``deployment`` sends its requests to Application Insights as ``name`` (one made before
+    ``_deployment`` set app_insights_enabled, or by hand, does not)."""
+    if deployment is None or not getattr(deployment, "app_insights_enabled", False):
+        return False
+    variables = dict(getattr(deployment, "environment_variables", None) or {})
+    return str(variables.get(SERVICE_NAME_VARIABLE) or "").lower() == name.lower()
 
 
 def _state(entity: Any) -> str:

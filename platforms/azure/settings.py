@@ -16,6 +16,12 @@ SERVERLESS = "serverless"
 # The VM size training runs on: the cluster's nodes (`mlops azure bootstrap`), or each serverless step.
 TRAINING_VM_SIZE = "STANDARD_DS3_V2"
 
+# An Application Insights component's resource id (ARM spells the provider Microsoft.Insights or microsoft.insights).
+APP_INSIGHTS_ID = (
+    r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[\w.()-]{1,90}"
+    r"/providers/[Mm]icrosoft\.[Ii]nsights/components/[\w.()-]{1,260}"
+)
+
 # name -> (required, default, pattern the value must match, what it is)
 SETTINGS: dict[str, tuple[bool, str, str, str]] = {
     "AZURE_SUBSCRIPTION_ID": (True, "", r"[0-9a-fA-F-]{36}", "subscription of the workspace, registry and AKS"),
@@ -34,6 +40,14 @@ SETTINGS: dict[str, tuple[bool, str, str, str]] = {
     "AZUREML_MODEL_NAME": (False, "diabetes-model", r"[\w.-]{1,255}", "registered model name"),
     "AZUREML_AKS_COMPUTE": (True, "", r"[\w-]{2,24}", "Kubernetes compute attached to the workspace"),
     "AZUREML_ENDPOINT": (False, "diabetes-prod", r"[a-z][a-z0-9-]{2,31}", "Kubernetes online endpoint name"),
+    "AZUREML_APP_INSIGHTS_ID": (
+        True,
+        "",
+        APP_INSIGHTS_ID,
+        "resource id of the workspace's Application Insights, where the production deployments log their "
+        "requests (a rollout's evidence): /subscriptions/<id>/resourceGroups/<group>/providers/"
+        "Microsoft.Insights/components/<name>",
+    ),
     "ACR_NAME": (True, "", r"[a-zA-Z0-9]{5,50}", "container registry name (without .azurecr.io)"),
     "ACR_REPOSITORY": (False, "diabetes-scoring", r"[a-z0-9][a-z0-9._/-]*", "repository of the scoring image"),
     "ACI_LOCATION": (True, "", r"[a-z0-9]+", "Azure region of the staging container groups"),
@@ -63,6 +77,7 @@ class AzureSettings:
     model_name: str
     aks_compute: str
     endpoint: str
+    app_insights_id: str
     acr_name: str
     repository: str
     aci_location: str
@@ -113,6 +128,7 @@ class AzureSettings:
             model_name=values["AZUREML_MODEL_NAME"],
             aks_compute=values["AZUREML_AKS_COMPUTE"],
             endpoint=values["AZUREML_ENDPOINT"],
+            app_insights_id=values["AZUREML_APP_INSIGHTS_ID"],
             acr_name=values["ACR_NAME"],
             repository=values["ACR_REPOSITORY"],
             aci_location=values["ACI_LOCATION"],
@@ -131,6 +147,8 @@ def example_env() -> dict[str, str]:
         "AZURE_RESOURCE_GROUP": "rg-mlops",
         "AZUREML_WORKSPACE": "mlw-mlops",
         "AZUREML_AKS_COMPUTE": "aks-prod",
+        "AZUREML_APP_INSIGHTS_ID": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mlops/"
+        "providers/Microsoft.Insights/components/mlwmlopsinsights1a2b3c4d",
         "ACR_NAME": "crmlops",
         "ACI_LOCATION": "westeurope",
         "ACI_IDENTITY": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg-mlops/providers/"

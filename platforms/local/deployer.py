@@ -22,6 +22,8 @@ Logs are in ``<home>/logs/``.
 from __future__ import annotations
 
 import fcntl
+import fnmatch
+import json
 import logging
 import os
 import re
@@ -49,6 +51,7 @@ STATE_FILE = "deployments.json"
 LOCK_FILE = "deployments.lock"
 PRODUCTION_FILE = production_router.PRODUCTION_FILE
 ROUTER_SCRIPT = Path(production_router.__file__).resolve()
+FAULTY_ENTRY_SCRIPT = (Path(__file__).parent / "faulty_score.py").resolve()
 ROUTER_STARTUP_TIMEOUT_S = 15.0
 HEALTH_PROBE_TIMEOUT_S = 1.0
 
@@ -69,9 +72,15 @@ class LocalDeployer:
     """Deployer port; also ``ensure_router``, ``status``, ``serve_now`` and ``stop_all`` for the CLI."""
 
     def __init__(
-        self, home: Path, production_port: int = 5101, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S
+        self,
+        home: Path,
+        production_port: int = 5101,
+        startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
+        fault: dict[str, Any] | None = None,
     ) -> None:
         self.home = Path(home).resolve()
+        # MLOPS_LOCAL_FAULT (validated by the settings): injected into matching production deployments only.
+        self.fault = dict(fault or {})
         self.logs = self.home / "logs"
         self.production_port = production_port
         self.startup_timeout_s = startup_timeout_s
@@ -108,20 +117,33 @@ class LocalDeployer:
             raise DeploymentError(f"there is no production deployment {deployment}")
         return Endpoint(_server_name("production", deployment), f"{entry['url']}/score", deployment)
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation:
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation:
         with self._locked_state() as state:
             targets = []
             for key, weight in _checked_weights(weights).items():
-                entry = state["servers"].get(_server_name("production", key))
-                if entry is None:
-                    raise DeploymentError(f"cannot route traffic to {key}: there is no production deployment {key}")
+                entry = self._production_entry(state, key, "route traffic to")
                 targets.append({"release_id": key, "port": entry["port"], "url": entry["url"], "weight": weight})
+            mirrored = None
+            for key, share in _checked_mirror(mirror).items():
+                entry = self._production_entry(state, key, "mirror traffic to")
+                mirrored = {"release_id": key, "port": entry["port"], "share": share}
             self._start_router_unless_running(state)
-            write_json_atomic(self.home / PRODUCTION_FILE, {"targets": targets, "switched_at": utc_now()})
+            document = {"targets": targets, "mirror": mirrored, "switched_at": utc_now()}
+            write_json_atomic(self.home / PRODUCTION_FILE, document)
         expected = {t["release_id"]: t["weight"] for t in targets}
         ports = {t["release_id"]: t["port"] for t in targets}
-        logger.info("production traffic set to %s", expected)
-        return Operation("traffic", max(expected, key=lambda k: expected[k]), {"traffic": expected, "ports": ports})
+        logger.info("production traffic set to %s%s", expected, f", mirrored {mirrored}" if mirrored else "")
+        handle = {"traffic": expected, "ports": ports, "mirror": mirrored}
+        return Operation("traffic", max(expected, key=lambda k: expected[k]), handle)
+
+    def can_mirror(self) -> bool:
+        return True  # the production router copies a share of live requests (production_router.py)
+
+    def _production_entry(self, state: dict[str, Any], key: str, doing: str) -> dict[str, Any]:
+        entry: dict[str, Any] | None = state["servers"].get(_server_name("production", key))
+        if entry is None:
+            raise DeploymentError(f"cannot {doing} {key}: there is no production deployment {key}")
+        return entry
 
     def traffic(self) -> dict[str, int]:
         document = read_json(self.home / PRODUCTION_FILE) or {}
@@ -149,7 +171,9 @@ class LocalDeployer:
     def follow(self, operation: Operation) -> Progress:
         if operation.kind == "traffic":
             handle = operation.handle
-            return self._follow_traffic(dict(handle.get("traffic") or {}), dict(handle.get("ports") or {}))
+            return self._follow_traffic(
+                dict(handle.get("traffic") or {}), dict(handle.get("ports") or {}), handle.get("mirror")
+            )
         entry = self._read_state()["servers"].get(str(operation.handle.get("server")))
         if entry is None:
             return Progress("failed", f"{operation.handle.get('server')} is not deployed (removed meanwhile?)")
@@ -171,7 +195,9 @@ class LocalDeployer:
             return Progress("failed", f"{why}:\n{log_tail(Path(entry['log']))}")
         return Progress("running", f"{_described(entry)} is starting")
 
-    def _follow_traffic(self, expected: dict[str, int], ports: dict[str, int]) -> Progress:
+    def _follow_traffic(
+        self, expected: dict[str, int], ports: dict[str, int], mirror: dict[str, Any] | None = None
+    ) -> Progress:
         info = self._router_info()
         if info is None:
             router = self._read_state()["router"]
@@ -183,6 +209,8 @@ class LocalDeployer:
         routed_ports = {str(t["release_id"]): int(t["port"]) for t in targets}
         if routed != expected or (ports and routed_ports != ports):
             return Progress("running", f"the router routes {routed or 'nothing'}, not yet {expected}")
+        if _mirrored(info.get("mirror")) != _mirrored(mirror):
+            return Progress("running", f"the router mirrors {info.get('mirror')}, not yet {mirror}")
         serving = max(expected, key=lambda k: expected[k])
         return Progress(
             "succeeded",
@@ -290,7 +318,13 @@ class LocalDeployer:
             )
         port = free_port()
         log = self.logs / f"{role}-{_file_name_part(key)}-{port}.log"
-        server = InferenceServer(context / "score.py", context / "model", log, port=port).launch()
+        entry_script, env = context / "score.py", {}
+        if role == "production" and self.fault and fnmatch.fnmatchcase(key, self.fault["deployments"]):
+            # A documented test setting, never on by default: the image's score.py behind a faulty wrapper.
+            entry_script = FAULTY_ENTRY_SCRIPT
+            env = {"MLOPS_FAULT_SCORE_SCRIPT": str(context / "score.py"), "MLOPS_FAULT": json.dumps(self.fault)}
+            logger.warning("production deployment %s gets the injected fault %s (MLOPS_LOCAL_FAULT)", key, self.fault)
+        server = InferenceServer(entry_script, context / "model", log, port=port, env=env).launch()
         assert server.process is not None  # launch() started it
         self._children[server.process.pid] = server.process
         logger.info("%s server for %s starting on %s (pid %d)", role, key, server.url, server.process.pid)
@@ -310,6 +344,7 @@ class LocalDeployer:
                 "location": str(context),
             },
             "model": {"name": model.name, "version": model.version, "location": model.location},
+            "fault": entry_script == FAULTY_ENTRY_SCRIPT,
         }
 
     def _alive(self, entry: dict[str, Any]) -> bool:
@@ -410,6 +445,24 @@ def _checked_weights(weights: dict[str, int]) -> dict[str, int]:
     if sum(weights.values()) != 100:
         raise DeploymentError(f"traffic weights must sum to 100, not {sum(weights.values())}: {weights}")
     return {key: weight for key, weight in weights.items() if weight}
+
+
+def _checked_mirror(mirror: dict[str, int] | None) -> dict[str, int]:
+    """A mirror as the router takes it: at most one deployment, a whole percent 1..100 (0 or none: no mirror)."""
+    wanted = {key: share for key, share in (mirror or {}).items() if share}
+    if len(wanted) > 1:
+        raise DeploymentError(f"production mirrors to one deployment at most, not {sorted(wanted)}")
+    for key, share in wanted.items():
+        if isinstance(share, bool) or not isinstance(share, int) or not 0 < share <= 100:
+            raise DeploymentError(f"the mirrored share of {key} must be a whole percent 1..100, not {share!r}")
+    return wanted
+
+
+def _mirrored(mirror: Any) -> tuple[str, int] | None:
+    """Who gets which share of mirrored requests, as the router and the handle say it."""
+    if not isinstance(mirror, dict) or not mirror.get("release_id"):
+        return None
+    return str(mirror["release_id"]), int(mirror.get("share") or 0)
 
 
 def _described(entry: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from functions.domain.notifications import Notification
 from functions.domain.refs import (
     DeadLetter,
     Endpoint,
+    Evidence,
     ImageRef,
     JobStatus,
     ModelRef,
@@ -263,6 +264,8 @@ class FakeDeployer:
         self.calls = calls
         self.deployed: dict[str, ImageRef] = {}  # production deployments by key
         self.weights: dict[str, int] = {}
+        self.mirror: dict[str, int] = {}
+        self.mirrors = True  # can_mirror(): False plays an AKS endpoint
         self.hold = False
         self.settled: set[int] = set()
         self.failing: set[str] = set()
@@ -283,13 +286,20 @@ class FakeDeployer:
     def direct(self, deployment: str) -> Endpoint:
         return Endpoint(f"production-{deployment}", f"http://127.0.0.1:9/{deployment}/score", deployment)
 
-    def begin_traffic(self, weights: dict[str, int]) -> Operation:
-        self.calls.add("begin_traffic", ",".join(f"{k}={v}" for k, v in sorted(weights.items())))
-        unknown = set(weights) - set(self.deployed)
+    def begin_traffic(self, weights: dict[str, int], mirror: dict[str, int] | None = None) -> Operation:
+        shown = ",".join(f"{k}={v}" for k, v in sorted(weights.items()))
+        self.calls.add("begin_traffic", shown + "".join(f" mirror {k}={v}" for k, v in (mirror or {}).items()))
+        unknown = (set(weights) | set(mirror or {})) - set(self.deployed)
         if unknown or sum(weights.values()) != 100:
             raise ValueError(f"bad traffic {weights} (unknown: {sorted(unknown)})")
+        if mirror and not self.mirrors:
+            raise ValueError("this production cannot mirror")
         self.weights = {k: v for k, v in weights.items() if v}
+        self.mirror = dict(mirror or {})
         return self._begun_op("traffic", max(weights, key=lambda k: weights[k]))
+
+    def can_mirror(self) -> bool:
+        return self.mirrors
 
     def traffic(self) -> dict[str, int]:
         return dict(self.weights)
@@ -329,6 +339,29 @@ class FakeDeployer:
         operation = Operation(kind, key, {"n": len(self._begun) + 1})
         self._begun.append(operation)
         return operation
+
+
+class FakeEvidence:
+    """ProductionEvidence from what a test says each deployment served (``serve``); marks count reads."""
+
+    def __init__(self) -> None:
+        self.evidence = Evidence(source="fake")
+        self.marks = 0
+        self.reads: list[tuple[dict[str, Any], list[str]]] = []
+        self.broken = False
+
+    def serve(self, evidence: Evidence) -> None:
+        self.evidence = evidence
+
+    def mark(self) -> dict[str, Any]:
+        self.marks += 1
+        return {"n": self.marks}
+
+    def since(self, mark: dict[str, Any], deployments: list[str]) -> Evidence:
+        if self.broken:
+            raise RuntimeError("evidence store unreachable")
+        self.reads.append((mark, list(deployments)))
+        return self.evidence
 
 
 class FakeTester:
@@ -400,4 +433,5 @@ def fake_ports(calls: Calls) -> Ports:
         tester=FakeTester(calls),
         notifier=FakeNotifier(),
         publisher=FakePublisher(),
+        evidence=FakeEvidence(),
     )

@@ -29,6 +29,7 @@ from platforms.local.inference_server import free_port
 
 REQUESTER = "ci-e2e@example.com"  # who "started" the builds the tests send
 APPROVER = "e2e-approver@example.com"  # who approves them: someone else
+AT_ONCE = '{"steps": []}'  # MLOPS_ROLLOUT_POLICY without steps
 
 
 class RunningHost(HostClient):
@@ -88,7 +89,9 @@ def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterato
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
     # Non-inferiority with a 50-mse margin: a retrain with near-default parameters is promoted whatever
     # the champion, so tests reach approval in any order; alpha=5 (about +1,000 mse) is still rejected.
-    policy = {"MLOPS_GATE_POLICY": '{"mode": "non_inferiority", "margin": 50}'}
+    # Traffic moves at once after the direct tests: these tests send no live traffic for rollout steps
+    # to judge (tests/e2e/test_progressive_rollout.py runs its own host with steps and traffic).
+    policy = {"MLOPS_GATE_POLICY": '{"mode": "non_inferiority", "margin": 50}', "MLOPS_ROLLOUT_POLICY": AT_ONCE}
     with running_host(tmp_path_factory.mktemp("mlops-home"), policy) as client:
         yield client
 
@@ -131,9 +134,11 @@ def signed(host: RunningHost, identity: str) -> LocalSigner:
     return LocalSigner.for_home(host.home, identity)
 
 
-def trigger_build(host: HostClient, params: dict | None = None, requester: str = REQUESTER) -> str:
+def trigger_build(
+    host: HostClient, params: dict | None = None, requester: str = REQUESTER, build_id: str | None = None
+) -> str:
     """Deliver a succeeded MLOps.BuildCompleted requested by ``requester``; the release id."""
-    event = build_completed_event("0123456789abcdef", params or {}, requester=requester)
+    event = build_completed_event("0123456789abcdef", params or {}, build_id, requester=requester)
     host.deliver("on_build_event", [event])
     return release_id_for_build(event["data"]["buildId"])
 

@@ -26,6 +26,7 @@ from tests.doubles.azure_ml import FakeMLClient
 from tests.doubles.followed import Followed
 from tests.doubles.ports import (
     Calls,
+    FakeEvidence,
     FakeNotifier,
     FakePublisher,
     FakeTester,
@@ -82,6 +83,7 @@ def loop(tmp_path: Path):
         tester=tester,
         notifier=FakeNotifier(),
         publisher=FakePublisher(),
+        evidence=FakeEvidence(),
     )
     return Followed(ports, links=Links(), promote_inline=False), ports, ml, log
 

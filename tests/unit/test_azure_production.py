@@ -218,6 +218,11 @@ def test_the_deployment_it_sends_carries_the_image_the_model_and_the_key(
     assert rest["properties"]["model"] == "azureml:diabetes-model:1"
     assert rest["sku"]["capacity"] == 1
     assert rest["tags"]["release_id"] == "rel-1"
+    # Its requests go to the workspace's Application Insights under its own name (platforms/azure/evidence.py).
+    assert deployment.app_insights_enabled is True
+    assert deployment.environment_variables == {"SERVICE_NAME": D1, "APP_INSIGHTS_LOG_RESPONSE_ENABLED": "true"}
+    assert rest["properties"]["appInsightsEnabled"] is True
+    assert rest["properties"]["environmentVariables"] == deployment.environment_variables
 
 
 def test_an_endpoint_being_updated_defers_the_deployment(production: AksProduction, client: FakeMLClient) -> None:
@@ -410,6 +415,50 @@ def test_begin_traffic_sends_exactly_the_weights_and_waits_for_nothing(
     assert sent._to_rest_online_endpoint(location="westeurope").as_dict()["properties"]["traffic"] == {D2: 10, D1: 90}
     assert client.waited() == []
     assert routed(client) == {D1: 100}  # until the update settles
+
+
+def test_a_kubernetes_endpoint_cannot_mirror_so_a_mirror_is_refused_before_anything_is_sent(
+    production: AksProduction, client: FakeMLClient
+) -> None:
+    live(production, client, 1)
+    up(production, 2)
+    client.calls.clear()
+
+    assert production.can_mirror() is False
+    with pytest.raises(ProductionError) as refused:
+        production.begin_traffic({"rel-1": 100}, mirror={"rel-2": 10})
+
+    message = str(refused.value)
+    assert f"cannot mirror traffic of {ENDPOINT} to rel-2" in message
+    assert "Kubernetes online endpoints do not support mirrored traffic" in message
+    assert "https://learn.microsoft.com/azure/machine-learning/how-to-safely-rollout-online-endpoints" in message
+    assert client.operations() == []  # refused before a single call
+    assert routed(client) == {D1: 100}
+
+
+@pytest.mark.parametrize("mirror", [None, {}, {"rel-2": 0}])
+def test_no_mirror_is_no_mirror(production: AksProduction, client: FakeMLClient, mirror: dict[str, int] | None) -> None:
+    live(production, client, 1)
+    up(production, 2)
+
+    operation = production.begin_traffic({"rel-1": 90, "rel-2": 10}, mirror=mirror)
+
+    assert production.follow(operation).state == "succeeded"
+    assert client.sent("online_endpoints.begin_create_or_update")[-1].mirror_traffic == {}
+    assert routed(client) == {D1: 90, D2: 10}
+
+
+def test_telemetry_names_resolve_keys_as_traffic_does(production: AksProduction, client: FakeMLClient) -> None:
+    assert production.telemetry_names(["rel-1"]) == {"rel-1": (D1, False)}  # no endpoint yet
+    live(production, client, 1)
+    client.add_deployment(ENDPOINT, KubernetesOnlineDeployment(name="blue", endpoint_name=ENDPOINT))  # by hand
+    client.endpoints[ENDPOINT].tags |= {"previous_deployment": "blue", "previous_release": "rel-0"}
+
+    assert production.telemetry_names(["rel-1", "rel-0", "rel-7"]) == {
+        "rel-1": (D1, True),  # made here: it logs as D1
+        "rel-0": ("blue", False),  # found by the history tags, as begin_traffic would; it does not log
+        "rel-7": (deployment_name("rel-7"), False),  # no such deployment
+    }
 
 
 def test_deployments_not_named_get_no_traffic_and_the_history_moves(
@@ -689,6 +738,9 @@ def test_the_azure_deployer_hands_each_operation_to_the_half_that_began_it(
     assert deployer.follow(beside).state == "running"  # the endpoint was created: now the deployment begins
     came_up = deployer.follow(beside)
     moved = deployer.follow(deployer.begin_traffic({key: 100}))
+    assert deployer.can_mirror() is False
+    with pytest.raises(ProductionError, match="do not support mirrored traffic"):
+        deployer.begin_traffic({key: 100}, {key: 10})
 
     assert staged.endpoint is not None and staged.endpoint.name == group_name(key)
     assert came_up.endpoint == deployer.direct(key) == Endpoint(ENDPOINT, SCORING_URI, key)

@@ -34,6 +34,7 @@ SCANNED = (ROOT / "functions", ROOT / "platforms" / "azure")
 NOT_APP_SETTINGS = {
     "EVENTGRID_TOPIC_KEY": "CLI only (mlops publish); the app sends events with its managed identity",
     "WEBSITE_AUTH_ENABLED": "set by App Service when Easy Auth is on; an app setting would claim it without it",
+    "MLOPS_LOCAL_FAULT": "the local deployer's fault injection; the settings refuse it on Azure",
 }
 # App settings the Functions host or platform reads rather than this code.
 HOST_SETTINGS = {

@@ -10,7 +10,7 @@ from functions.domain.ids import image_tag, release_id_for_build
 from functions.domain.refs import JobStatus, ModelRef, TestReport
 from functions.domain.release import Release, State
 from functions.links import Links
-from functions.service import delivery, steps
+from functions.service import delivery, rollout
 from functions.service.context import Ports, Timeouts
 from functions.service.orchestrator import Orchestrator
 from functions.service.results import Conflict, NotFound, Outcome
@@ -547,16 +547,16 @@ def test_what_served_before_is_saved_before_traffic_moves(world, monkeypatch):
     """A host that dies between the traffic change and recording it: the retry keeps the real before."""
     orchestrator, ports, _, _ = world
     second = second_release_awaiting_approval(orchestrator, ports)
-    real_begin = steps.begin
+    real_begin = rollout.begin  # the traffic change is begun by the rollout (all at once here)
     died: list[str] = []
 
-    def dies_once_after_traffic(ctx, release, operation, what):
+    def dies_once_after_traffic(ctx, release, operation, what, deadline=None):
         if operation.kind == "traffic" and not died:
             died.append(what)
             raise RuntimeError("host died")
-        return real_begin(ctx, release, operation, what)
+        return real_begin(ctx, release, operation, what, deadline)
 
-    monkeypatch.setattr(steps, "begin", dies_once_after_traffic)
+    monkeypatch.setattr(rollout, "begin", dies_once_after_traffic)
     release = orchestrator.approve(second, person("bob"), "")
     assert died and release.state == State.LIVE
     assert release.production["traffic_before"] == {RELEASE: 100}

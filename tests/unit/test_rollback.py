@@ -17,6 +17,7 @@ from tests import payloads as p
 from tests.doubles.clock import Clock
 from tests.doubles.followed import Followed
 from tests.doubles.ports import Calls, FakeDeployer, FakeImages, FakeRegistry, evaluation_report, fake_ports
+from tests.unit.test_rollout_steps import POLICY
 
 FIRST, SECOND = release_id_for_build("1"), release_id_for_build("2")
 BOB = Principal("bob@example.com", provider="local", method="cli")
@@ -173,3 +174,12 @@ def test_a_release_that_never_reached_a_pushed_image_is_no_target(world):
     ports.store.create(rejected)
     with pytest.raises(Invalid, match="never had a registered model"):
         orchestrator.rollback(OPS, "why", to="rel-rejected")
+
+
+def test_a_rollback_takes_all_traffic_at_once_whatever_the_rollout_policy(world):
+    orchestrator, ports, _ = world
+    orchestrator.ctx.rollout_policy = POLICY  # shadow and canary steps for new versions
+    release = orchestrator.rollback(OPS, "v2 is drifting on Mondays")
+    assert release.state == State.LIVE and release.rollout is None
+    assert deployer_of(ports).traffic() == {FIRST: 100}
+    assert "a rollback goes back" in next(e["detail"] for e in release.timeline if e["step"] == "rollout_skipped")

@@ -489,3 +489,34 @@ def test_a_rolled_back_release_page_says_no_traffic_moved(world):
     status, body, _ = open_release(world, "carol@example.com")
     assert status == 200 and world.release().state == State.ROLLED_BACK
     assert "Tests failed" in body and "No traffic moved: production kept serving what it served." in body
+
+
+def test_a_rollout_shows_each_step_with_what_it_served_and_its_analysis(world):
+    from functions.domain.analysis import analyse
+    from functions.domain.approval import Principal
+    from functions.domain.refs import Evidence, Served
+    from functions.domain.rollout import RolloutPolicy
+    from functions.service.unit_of_work import update
+
+    orchestrator, ports = world.orchestrator, world.orchestrator.ports
+    ports.deployer.hold = True
+    commands.approve(orchestrator.ctx, RELEASE, Principal("bob@example.com", provider="local", method="cli"), "")
+    policy = RolloutPolicy.from_mapping({"window_s": 1, "min_requests": 5})
+    pairs = tuple((100.0, 100.0 + (400.0 if i % 2 else 0.0)) for i in range(10))
+    served = Served(10, 0, (4.0,) * 10, ())
+    evidence = Evidence({"rel-old": Served(30, 0, (4.0,) * 30)}, {RELEASE: served}, {RELEASE: pairs}, "test")
+    verdict = analyse(policy.steps[0], evidence, RELEASE, "rel-old", policy, waited_out=False)
+    now = orchestrator.ctx.clock()
+
+    def rolled_back(release):
+        release.rollout_planned(now, "rel-old", policy.to_json(), policy.describe())
+        release.rollout_step_begun(now, 0, "mirrored")
+        release.rollout_step_holding(now, 0, {"seq": 1})
+        release.rollout_step_analysed(now, 0, verdict)
+
+    update(orchestrator.ctx, world.release(), State.PROMOTING, rolled_back)
+    status, body, _ = open_release(world, "carol@example.com")
+    assert status == 200 and world.release().state == State.ROLLED_BACK
+    assert "The rollout against rel-old" in body and "shadow 50%" in body and "canary 100%" in body
+    assert "5/10 mirrored rows diverge (50.0%" in body and '<span class="fail">failed</span>' in body
+    assert body.count("<td>pending</td>") == 3

@@ -69,6 +69,7 @@ def release_page(release: Release, policy: ApprovalPolicy, reader: Principal | N
         "gate": _gate(release),
         "staging": release.staging,
         "production": release.production,
+        "rollout": rollout_rows(release),
         "timeline": list(reversed(release.timeline)),  # newest first: what happened last is what people look for
         "approval": {
             "approvals": approvals,
@@ -188,3 +189,29 @@ def label(state: State) -> str:
 
 def _past(moment: str | None, now: datetime) -> bool:
     return bool(moment) and now >= datetime.fromisoformat(str(moment))
+
+
+def rollout_rows(release: Release) -> dict[str, Any] | None:
+    """The rollout's steps as the page shows them: what each served and what its analysis said."""
+    rollout = release.rollout
+    if not rollout or not rollout.get("steps"):
+        return None
+    rows = []
+    for step in rollout["steps"]:
+        verdict = step.get("verdict") or {}
+        checks = {check.get("name"): check for check in verdict.get("checks") or []}
+        checked = [
+            {"name": name, "passed": bool(check.get("passed")), "decides": bool(check.get("decides")),
+             "summary": check.get("summary", "")}
+            for name, check in checks.items()
+        ]  # fmt: skip
+        row = {
+            "label": f"{step.get('kind')} {step.get('share')}%",
+            "state": step.get("state", "pending"),
+            "candidate": verdict.get("candidate") or {},
+            "stable": verdict.get("stable") or {},
+            "checks": checked,
+            "window": f"{step.get('window_s', 0):g} s, {step.get('min_requests', 0)} requests",
+        }
+        rows.append(row)
+    return {"stable": rollout.get("stable"), "steps": rows}
