@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.events
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.invocations
+	$(PY) -m benchmarks.router
 
 clean:
 	-$(VENV)/bin/mlops down

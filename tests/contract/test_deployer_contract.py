@@ -167,3 +167,32 @@ def test_staging_comes_up_and_is_removed_twice_without_error(under_test):
     assert progress.endpoint.scoring_url.endswith("/score") and progress.endpoint.version == "rel-s"
     under_test.deployer.remove_staging("rel-s")
     under_test.deployer.remove_staging("rel-s")
+
+
+def test_a_mirror_is_set_and_ended_by_a_traffic_change_where_production_can_mirror(under_test):
+    """Shadow: where ``can_mirror()`` says so, a traffic change with a mirror succeeds with the weights as
+    asked (the mirror takes none of them) and a later change without one ends it; elsewhere a mirror is
+    refused before anything is sent, naming why, and the weights stay as they were."""
+    deployer = under_test.deployer
+    deployed_beside(under_test, "rel-a")
+    routed(under_test, {"rel-a": 100})
+    deployed_beside(under_test, "rel-b")
+    if not deployer.can_mirror():
+        with pytest.raises(RuntimeError, match="mirror"):
+            deployer.begin_traffic({"rel-a": 100}, {"rel-b": 50})
+        assert deployer.traffic() == {"rel-a": 100}
+        return
+    progress = until_done(under_test, deployer.begin_traffic({"rel-a": 100}, {"rel-b": 50}))
+    assert progress.state == "succeeded", progress.detail
+    assert deployer.traffic() == {"rel-a": 100}
+    routed(under_test, {"rel-a": 90, "rel-b": 10})
+    assert deployer.traffic() == {"rel-a": 90, "rel-b": 10}
+
+
+@pytest.mark.parametrize("mirror", [{"rel-b": 50, "rel-c": 10}, {"rel-b": 101}, {"rel-nope": 50}])
+def test_a_bad_mirror_is_refused_before_anything_moves(under_test, mirror):
+    deployed_beside(under_test, "rel-a")
+    deployed_beside(under_test, "rel-b")
+    with pytest.raises(RuntimeError, match=r"mirror|deployment"):
+        under_test.deployer.begin_traffic({"rel-a": 100}, mirror)
+    assert under_test.deployer.traffic() == {}

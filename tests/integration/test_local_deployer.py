@@ -185,3 +185,31 @@ def test_stop_all_from_another_process_stops_everything(env):
     assert all(port_closed(port) for port in ports)
     assert env.deployer.status()["servers"] == []
     assert not (env.home / "production.json").exists()
+
+
+def test_an_injected_fault_reaches_matching_production_deployments_only(tmp_path, trained_dir, rows):
+    """MLOPS_LOCAL_FAULT: after ``after_requests`` good answers, a matching production deployment biases a
+    share of the rows (picked by counting) and answers a share of requests with 500; staging never has it."""
+    images = LocalImages(tmp_path, RecordingPublisher())
+    model = ModelRef("diabetes-model", "1", str(trained_dir))
+    fault = {"deployments": "rel-*-faulty", "bias": 1000.0, "share": 0.5, "error_share": 0.5, "after_requests": 2}
+    deployer = LocalDeployer(tmp_path, production_port=free_port(), fault=fault)
+    try:
+        staged = up(deployer, deployer.begin_staging("rel-x-faulty", images.build("rel-x-faulty", model), model))
+        faulty = up(deployer, deployer.begin_beside("rel-x-faulty", images.build("rel-x-faulty", model), model))
+        healthy = up(deployer, deployer.begin_beside("rel-y", images.build("rel-y", model), model))
+        expected = predictions(model, rows)
+        assert staged.endpoint and faulty.endpoint and healthy.endpoint
+        for _ in range(4):
+            assert score(staged.endpoint, rows).json()["result"] == expected
+            assert score(healthy.endpoint, rows).json()["result"] == expected
+        url = faulty.endpoint.scoring_url
+        answers = [requests.post(url, json={"data": rows.tolist()}, timeout=30) for _ in range(6)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 500, 200, 500]
+        assert all(a.json()["result"] == expected for a in answers[:2])  # the direct tests' share
+        biased = [b - e for a in answers[2::2] for b, e in zip(a.json()["result"], expected, strict=True)]
+        assert sorted(round(d) for d in biased) == [0] * 5 + [1000] * 5  # half the rows, by counting
+        assert "injected fault" in answers[3].json()["error"]
+        assert servers(deployer)["production-rel-x-faulty"]["fault"] is True
+    finally:
+        deployer.stop_all()
