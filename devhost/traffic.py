@@ -2,8 +2,7 @@
 
 One background thread posts rows of the training data (1-5 per request) to the production router at
 a steady rate, for at most ``max_requests`` requests or until stopped, and counts who answered each
-one (the router's ``x-mlops-release`` header) per rollout step (``step(name)`` starts a new count),
-so a caller can check how much of the live traffic a new deployment served in each step.
+one (the router's ``x-mlops-release`` header, ``answered()``), so a caller can check who served it.
 """
 
 from __future__ import annotations

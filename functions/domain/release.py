@@ -322,6 +322,7 @@ class Release:
     def rollout_step_skipped(self, now: datetime, index: int, why: str) -> None:
         step = self._rollout_step(index)
         step.update(state="skipped", reason=why)
+        self.rollout_now(index + 1)
         self.note(now, "rollout_step_skipped", f"{_step_label(step)}: {why}")
 
     def rollout_step_analysed(self, now: datetime, index: int, verdict: dict[str, Any]) -> None:
@@ -330,19 +331,20 @@ class Release:
         step = self._rollout_step(index)
         passed = bool(verdict.get("passed"))
         step.update(state="passed" if passed else "failed", ended_at=_iso(now), verdict=verdict)
-        if passed:
+        if passed:  # a retry from here on begins the next step, not this one again
+            self.rollout_now(index + 1)
             self.note(now, "rollout_step_passed", str(verdict.get("summary")))
             return
         stable = (self.rollout or {}).get("stable")
         self.production = {**(self.production or {}), "rolled_back_to": stable}
         self.error = f"rollout {verdict.get('summary')}"
-        self.operation = None
         self._moved(now, "rolled_back", f"{self.error}; production traffic goes back to {stable}", State.ROLLED_BACK)
 
     def rollout_now(self, index: int) -> None:
+        """The step the rollout is at (or goes on with): kept within the steps."""
         rollout = self.rollout
         if rollout is not None:
-            rollout["step"] = index
+            rollout["step"] = min(index, len(rollout.get("steps") or [1]) - 1)
 
     def _rollout_step(self, index: int) -> dict[str, Any]:
         self._require(State.PROMOTING)

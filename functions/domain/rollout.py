@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 KINDS = ("shadow", "canary")
+# Rule fields that are probabilities or shares: 0..1.
+FRACTIONS = {"alpha", "baseline_rate", "max_share", "max_shift"}
 
 
 class RolloutConfigError(ValueError):
@@ -116,13 +118,17 @@ class RolloutPolicy:
         else:
             raise RolloutConfigError("steps must be a list of {kind, share[, window_s, min_requests]}")
         _check_plan(steps)
+        max_wait = _number(settings, "max_wait_s", 3600.0, low=1.0)
+        too_long = [step.label for step in steps if step.window_s > max_wait and not step.final]
+        if too_long:
+            raise RolloutConfigError(f"the window of {', '.join(too_long)} is longer than max_wait_s ({max_wait:g} s)")
         return cls(
             steps=steps,
             errors=_rule(ErrorRule, settings.get("errors"), "errors"),
             latency=_rule(LatencyRule, settings.get("latency"), "latency"),
             divergence=_rule(DivergenceRule, settings.get("divergence"), "divergence"),
             keep_previous_s=_number(settings, "keep_previous_s", 3600.0, low=0.0),
-            max_wait_s=_number(settings, "max_wait_s", 3600.0, low=1.0),
+            max_wait_s=max_wait,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -174,7 +180,7 @@ def _check_plan(steps: tuple[RolloutStep, ...]) -> None:
     if not steps:
         return
     canaries = [step.share for step in steps if step.kind == "canary"]
-    if not canaries or steps[-1].kind != "canary" or steps[-1].share != 100:
+    if steps[-1].kind != "canary" or steps[-1].share != 100:
         raise RolloutConfigError('the last step must be {"kind": "canary", "share": 100} (or give no steps)')
     if canaries != sorted(set(canaries)):
         raise RolloutConfigError(f"canary shares must rise step by step, got {canaries}")
@@ -195,11 +201,17 @@ def _rule(kind: type[Any], raw: Any, name: str) -> Any:
         if item.name not in raw:
             continue
         value, default = raw[item.name], getattr(defaults, item.name)
+        where = f"{name}.{item.name}"
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise RolloutConfigError(f"{name}.{item.name} must be true or false, not {value!r}")
+                raise RolloutConfigError(f"{where} must be true or false, not {value!r}")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise RolloutConfigError(f"{where} must be a whole number >= 1, not {value!r}")
         elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise RolloutConfigError(f"{name}.{item.name} must be a number >= 0, not {value!r}")
+            raise RolloutConfigError(f"{where} must be a number >= 0, not {value!r}")
+        elif item.name in FRACTIONS and value > 1:  # 5 meant as 5% would switch the check off
+            raise RolloutConfigError(f"{where} is a fraction 0..1 (0.05 for 5%), not {value!r}")
         values[item.name] = type(default)(value)
     return kind(**values)
 

@@ -134,10 +134,10 @@ def _restore_traffic(ctx: Context, item: WorkItem) -> None:
 def _retire_deployments(ctx: Context, item: WorkItem) -> None:
     """The deployments that served before a release went live were kept warm for an instant rollback
     (RolloutPolicy.keep_previous_s); now they go, unless they serve again or a promotion is using one."""
-    serving = ctx.ports.deployer.traffic()
-    promoting = {r.deployment_key for r in ctx.ports.store.list(states=["promoting"])}
     for key in item.payload.get("remove") or []:
-        if key in serving or key in promoting:
+        # Looked at again for each: a rollback to it may have begun meanwhile (it reuses a warm one).
+        promoting = {r.deployment_key for r in ctx.ports.store.list(states=["promoting"])}
+        if key in ctx.ports.deployer.traffic() or key in promoting:
             log.info("background %s: %s serves again or is being promoted: kept", item.key, key)
             continue
         ctx.ports.deployer.remove(str(key))

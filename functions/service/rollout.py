@@ -111,9 +111,7 @@ def traffic_in_place(ctx: Context, release: Release) -> bool:
     mark = ctx.ports.evidence.mark()
     now = ctx.clock()
     holding = update(ctx, release, State.PROMOTING, lambda r: r.rollout_step_holding(now, index, mark))
-    deadline = now + timedelta(seconds=policy_from_json(rollout["policy"]).max_wait_s) + ctx.timeouts.operation_max
-    window = Operation(WINDOW, release.deployment_key, {"step": index})
-    begin(ctx, holding, window, f"rollout {step.label} window", deadline=deadline)
+    _hold(ctx, holding, index, step, (holding.rollout or {})["steps"][index])
     return True
 
 
@@ -137,20 +135,42 @@ def window_ended(ctx: Context, release: Release, progress: Progress) -> None:
     rollout = release.rollout or {}
     index = int(rollout.get("step") or 0)
     step, record, policy = _holding(release, index)
-    evidence = _evidence(ctx, release, record)
+    try:
+        evidence = _evidence(ctx, release, record)
+    except Exception as exc:  # a read that fails is not a verdict: look again, from the same mark
+        log.warning("release %s: could not read the evidence of %s: %s", release.id, step.label, exc)
+        _hold(ctx, release, index, step, record)
+        return
     elapsed = (ctx.clock() - datetime.fromisoformat(str(record["started_at"]))).total_seconds()
     key, stable = release.deployment_key, str(rollout["stable"])
     verdict = analyse(step, evidence, key, stable, policy, waited_out=elapsed >= policy.max_wait_s)
-    now = ctx.clock()
-    analysed = update(ctx, release, State.PROMOTING, lambda r: r.rollout_step_analysed(now, index, verdict))
     log.info("release %s: %s", release.id, verdict["summary"])
-    if analysed.state == State.ROLLED_BACK:
-        said = undo_promotion(ctx, analysed).removeprefix("; ")
+    said = ""
+    if not verdict["passed"]:
+        # Production goes back before the verdict is saved: a final release has no follower, so a host
+        # that died in between must not leave traffic (or a mirror) on the new deployment.
+        said = undo_promotion(ctx, release, strict=True).removeprefix("; ")
+    now = ctx.clock()
+
+    def record_verdict(r: Release) -> None:
+        r.rollout_step_analysed(now, index, verdict)
         if said:
-            analysed = update(ctx, analysed, State.ROLLED_BACK, lambda r: r.note(ctx.clock(), "rollback_begun", said))
+            r.note(now, "rollback_begun", said)
+
+    analysed = update(ctx, release, State.PROMOTING, record_verdict)
+    if analysed.state == State.ROLLED_BACK:
         announce(ctx, analysed)
         return
     begin_step(ctx, analysed, index + 1)
+
+
+def _hold(ctx: Context, release: Release, index: int, step: RolloutStep, record: dict[str, Any]) -> None:
+    """(Again) follow step ``index``'s window, its evidence read from the mark it has."""
+    policy = policy_from_json((release.rollout or {})["policy"])
+    started = datetime.fromisoformat(str(record["started_at"]))
+    deadline = started + timedelta(seconds=policy.max_wait_s) + ctx.timeouts.operation_max
+    window = Operation(WINDOW, release.deployment_key, {"step": index})
+    begin(ctx, release, window, f"rollout {step.label} window", deadline=deadline)
 
 
 def _holding(release: Release, index: int) -> tuple[RolloutStep, dict[str, Any], Any]:

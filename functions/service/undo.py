@@ -17,10 +17,11 @@ from functions.service.context import Context
 log = logging.getLogger("mlops.undo")
 
 
-def undo_promotion(ctx: Context, release: Release) -> str:
+def undo_promotion(ctx: Context, release: Release, *, strict: bool = False) -> str:
     """Put production's traffic and champion back where they were before this promotion moved them
     (the traffic change goes through the outbox: begun at once, looked at again until it is done,
-    dead-lettered if it never is), or remove the new deployment that never had traffic."""
+    dead-lettered if it never is), or remove the new deployment that never had traffic. What could not
+    be undone is said in the answer, or with ``strict`` raised (the caller's step is then retried)."""
     production = release.production or {}
     before = production.get("traffic_before") or {}
     said = ""
@@ -40,6 +41,8 @@ def undo_promotion(ctx: Context, release: Release) -> str:
         elif release.deployment_key not in ctx.ports.deployer.traffic():
             ctx.ports.deployer.remove(release.deployment_key)
     except Exception as exc:  # the release fails either way; say what could not be undone
+        if strict:
+            raise
         log.exception("release %s: could not undo the promotion", release.id)
         return f"{said}; could not undo the promotion: {type(exc).__name__}: {exc}"
     return said

@@ -60,6 +60,9 @@ def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterato
         "MLOPS_HOME": str(home),
         "MLOPS_HOST_URL": f"http://127.0.0.1:{port}",
         "MLOPS_PRODUCTION_PORT": str(production_port),
+        # Traffic moves at once after the direct tests unless a test sets a rollout policy: most tests
+        # send no live traffic for rollout steps to judge (tests/e2e/test_progressive_rollout.py does).
+        "MLOPS_ROLLOUT_POLICY": AT_ONCE,
         **(extra_env or {}),
     }
     apply_app_setting_defaults(env)  # what `mlops up` does too: MLOPS_RECONCILE_SCHEDULE unless set
@@ -89,9 +92,7 @@ def running_host(home: Path, extra_env: dict[str, str] | None = None) -> Iterato
 def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost]:
     # Non-inferiority with a 50-mse margin: a retrain with near-default parameters is promoted whatever
     # the champion, so tests reach approval in any order; alpha=5 (about +1,000 mse) is still rejected.
-    # Traffic moves at once after the direct tests: these tests send no live traffic for rollout steps
-    # to judge (tests/e2e/test_progressive_rollout.py runs its own host with steps and traffic).
-    policy = {"MLOPS_GATE_POLICY": '{"mode": "non_inferiority", "margin": 50}', "MLOPS_ROLLOUT_POLICY": AT_ONCE}
+    policy = {"MLOPS_GATE_POLICY": '{"mode": "non_inferiority", "margin": 50}'}
     with running_host(tmp_path_factory.mktemp("mlops-home"), policy) as client:
         yield client
 

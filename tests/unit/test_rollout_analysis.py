@@ -87,6 +87,10 @@ def test_window_and_minimum_apply_to_every_step_unless_a_step_says_otherwise():
         ({"latency": {"decides": "no"}}, "latency.decides must be true or false"),
         ({"errors": {"alpha": "small"}}, "errors.alpha must be a number"),
         ({"divergence": {"tolerance": 1}}, "unknown field(s) in divergence: tolerance"),
+        ({"divergence": {"max_share": 5}}, "divergence.max_share is a fraction 0..1 (0.05 for 5%)"),
+        ({"errors": {"alpha": 5}}, "errors.alpha is a fraction 0..1"),
+        ({"latency": {"min_samples": 2.5}}, "latency.min_samples must be a whole number >= 1"),
+        ({"window_s": 900, "max_wait_s": 600}, "the window of shadow 50%, canary 10%, canary 50% is longer"),
     ],
 )
 def test_a_bad_policy_is_refused_naming_the_field(document, named):

@@ -229,3 +229,68 @@ def test_a_step_error_mid_rollout_resumes_the_step_without_deploying_or_testing_
     assert [name for name, _ in calls.log].count("integration") == 4  # two staging, two direct: no re-test
     window_over(orchestrator, clock)
     assert ports.store.get(second).rollout["steps"][0]["state"] == "passed"
+
+
+def test_a_retry_after_a_step_passed_begins_the_next_step_not_that_one_again(world):
+    orchestrator, ports, _, clock = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    ports.evidence.serve(healthy(second))
+    orchestrator.approve(second, person("bob"), "")
+    window_over(orchestrator, clock)  # shadow passes, canary 10% holding
+    real_begin = ports.deployer.begin_traffic
+
+    def busy_once(weights, mirror=None):
+        ports.deployer.begin_traffic = real_begin
+        raise RuntimeError("endpoint busy")
+
+    ports.deployer.begin_traffic = busy_once
+    window_over(orchestrator, clock)  # canary 10% passes; beginning canary 50% fails once, then is retried
+    release = ports.store.get(second)
+    assert [s["state"] for s in release.rollout["steps"]] == ["passed", "passed", "holding", "pending"]
+    assert [e["step"] for e in release.timeline].count("rollout_step_passed") == 2
+    assert ports.deployer.weights == {RELEASE: 50, second: 50}
+
+
+def test_a_failed_read_at_the_window_s_end_looks_again_from_the_same_mark(world):
+    orchestrator, ports, _, clock = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    ports.evidence.serve(healthy(second))
+    orchestrator.approve(second, person("bob"), "")
+    mark = ports.store.get(second).rollout["steps"][0]["mark"]
+    real_since = ports.evidence.since
+    reads = []
+
+    def fails_on_the_second_read(at, deployments):
+        reads.append(at)
+        if len(reads) == 2:
+            raise RuntimeError("timed out")
+        return real_since(at, deployments)
+
+    ports.evidence.since = fails_on_the_second_read
+    window_over(orchestrator, clock)
+    release = ports.store.get(second)
+    assert release.step_attempts == 0 and release.rollout["steps"][0]["state"] == "passed"
+    assert all(at == mark for at in reads[:3])
+
+
+def test_a_rollout_that_says_no_sends_production_back_before_it_saves_the_verdict(world, monkeypatch):
+    """A host that dies right after the verdict must not leave the new deployment with traffic: the
+    restore is in the outbox before the release is final."""
+    from functions.domain.release import Release
+
+    orchestrator, ports, _, clock = world
+    second = second_release_awaiting_approval(orchestrator, ports)
+    ports.evidence.serve(biased(second))
+    orchestrator.approve(second, person("bob"), "")
+    pending_at_verdict: list[object] = []
+    real = Release.rollout_step_analysed
+
+    def watched(self, now, index, verdict):
+        pending_at_verdict.extend(item.kind for item in ports.store.pending_work(second))
+        pending_at_verdict.append(ports.deployer.weights == {RELEASE: 100} and not ports.deployer.mirror)
+        real(self, now, index, verdict)
+
+    monkeypatch.setattr(Release, "rollout_step_analysed", watched)
+    window_over(orchestrator, clock)
+    assert ports.store.get(second).state == State.ROLLED_BACK
+    assert True in pending_at_verdict  # production was back on the stable deployment already
