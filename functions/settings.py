@@ -266,12 +266,7 @@ def _rollout_policy(raw: str | None) -> RolloutPolicy:
     """MLOPS_ROLLOUT_POLICY (JSON, docs/rollout.md); unset: shadow, then canary 10% -> 50% -> 100%."""
     if not raw or not raw.strip():
         return RolloutPolicy()
-    try:
-        document: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"MLOPS_ROLLOUT_POLICY is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise SettingsError("MLOPS_ROLLOUT_POLICY must be a JSON object")
+    document = _json_object(raw, "MLOPS_ROLLOUT_POLICY")
     try:
         return RolloutPolicy.from_mapping(document)
     except RolloutConfigError as exc:
@@ -286,12 +281,7 @@ def _local_fault(raw: str | None, platform: str) -> dict[str, Any]:
         return {}
     if platform != "local":
         raise SettingsError("MLOPS_LOCAL_FAULT is the local deployer's fault injection; unset it on Azure")
-    try:
-        document: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise SettingsError(f"MLOPS_LOCAL_FAULT is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise SettingsError("MLOPS_LOCAL_FAULT must be a JSON object")
+    document = _json_object(raw, "MLOPS_LOCAL_FAULT")
     fields = {"deployments": str, "bias": float, "share": float, "error_share": float, "after_requests": int}
     unknown = sorted(set(document) - set(fields))
     if unknown:
@@ -320,3 +310,13 @@ def _local_fault(raw: str | None, platform: str) -> dict[str, Any]:
     if not fault["bias"] and not fault["error_share"]:
         raise SettingsError("MLOPS_LOCAL_FAULT injects nothing: give a bias (with a share of rows) or an error_share")
     return fault
+
+
+def _json_object(raw: str, name: str) -> dict[str, Any]:
+    try:
+        document: Any = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"{name} must be a JSON object")
+    return document

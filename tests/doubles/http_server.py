@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import HTTPServer
+from typing import TypeVar
+
+Served = TypeVar("Served", bound=socketserver.BaseServer)
 
 
 @contextmanager
-def serving(server: HTTPServer) -> Iterator[HTTPServer]:
+def serving(server: Served) -> Iterator[Served]:
+    """Serve ``server`` (any socketserver) in a thread; shut it down and close it afterwards."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

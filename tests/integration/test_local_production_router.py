@@ -10,10 +10,9 @@ import socketserver
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -146,21 +145,6 @@ def test_deployer_reports_a_router_that_cannot_listen(tmp_path):
 
 # ---------------------------------------------------------------- smooth round-robin, mirroring, evidence
 
-Served = TypeVar("Served", bound=socketserver.BaseServer)
-
-
-@contextmanager
-def running(server: Served) -> Iterator[Served]:
-    """tests.doubles.http_server.serving for any socketserver, typed as the server it is given."""
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
 
 class Scorer(ThreadingHTTPServer):
     """Answers {"result": [first value of each row * factor]}, as azmlinfsrv would; counts what it got.
@@ -212,7 +196,7 @@ class _Score(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def router_server(tmp_path: Path) -> Iterator[RouterServer]:
-    with running(RouterServer(free_port(), tmp_path)) as server:
+    with serving(RouterServer(free_port(), tmp_path)) as server:
         yield server
 
 
@@ -245,7 +229,7 @@ def settled(server: RouterServer) -> None:
 
 def test_round_robin_is_deterministic_and_starts_afresh_when_the_weights_change(router_server, tmp_path):
     url = url_of(router_server)
-    with running(Scorer()) as a, running(Scorer()) as b:
+    with serving(Scorer()) as a, serving(Scorer()) as b:
         write_targets(tmp_path, {"targets": [target("A", a, 70), target("B", b, 30)]})
         releases = [score(url, [[1]]).headers["x-mlops-release"] for _ in range(10)]
         assert "".join(releases) == "ABAAABAABA"
@@ -261,7 +245,7 @@ def test_round_robin_is_deterministic_and_starts_afresh_when_the_weights_change(
 
 def test_a_mirror_gets_exactly_its_share_and_its_answers_never_reach_the_caller(router_server, tmp_path):
     url = url_of(router_server)
-    with running(Scorer(1.0)) as a, running(Scorer(10.0)) as b:
+    with serving(Scorer(1.0)) as a, serving(Scorer(10.0)) as b:
         write_targets(tmp_path, {"targets": [target("A", a)], "mirror": mirror("B", b, 30), "switched_at": "t"})
         answers = [score(url, [[k], [k + 0.5]], request_id=f"r-{k}") for k in range(1, 11)]
         assert [r.json() for r in answers] == [{"result": [k, k + 0.5]} for k in range(1, 11)]
@@ -289,7 +273,7 @@ def test_a_mirror_gets_exactly_its_share_and_its_answers_never_reach_the_caller(
 
 def test_the_mirror_may_also_be_a_primary_target(router_server, tmp_path):
     url = url_of(router_server)
-    with running(Scorer(1.0)) as a, running(Scorer(2.0)) as b:
+    with serving(Scorer(1.0)) as a, serving(Scorer(2.0)) as b:
         write_targets(tmp_path, {"targets": [target("A", a, 50), target("B", b, 50)], "mirror": mirror("B", b, 100)})
         answers = [score(url, [[3]]) for _ in range(4)]
         assert [(r.headers["x-mlops-release"], r.json()["result"]) for r in answers] == [
@@ -310,7 +294,7 @@ def test_evidence_has_the_agreed_shape_and_filters_by_sequence_number(router_ser
                      "pairs": {}, "mirror_dropped": 0}  # fmt: skip
     assert str(uuid.UUID(empty["router_id"], version=4)) == empty["router_id"]
     assert requests.get(url + "/router", timeout=5).json()["router_id"] == empty["router_id"]
-    with running(Scorer(1.0)) as a, running(Scorer(2.0)) as b:
+    with serving(Scorer(1.0)) as a, serving(Scorer(2.0)) as b:
         write_targets(tmp_path, {"targets": [target("A", a)], "mirror": mirror("B", b, 100)})
         for k in range(1, 4):
             score(url, [[k]])
@@ -347,7 +331,7 @@ def test_a_bad_after_is_a_400(router, after):
 
 def test_server_errors_and_unreachable_upstreams_are_counted_as_errors(router_server, tmp_path):
     url = url_of(router_server)
-    with running(Scorer(status=500)) as failing, running(Scorer(status=400)) as refusing:
+    with serving(Scorer(status=500)) as failing, serving(Scorer(status=400)) as refusing:
         write_targets(tmp_path, {"targets": [target("bad", failing)]})
         assert score(url, [[1]]).status_code == 500
         write_targets(tmp_path, {"targets": [target("picky", refusing)]})
@@ -364,7 +348,7 @@ def test_server_errors_and_unreachable_upstreams_are_counted_as_errors(router_se
 
 def test_what_is_kept_is_bounded(tmp_path):
     small = Evidence(records=10, window=4)
-    with running(RouterServer(free_port(), tmp_path, evidence=small)) as server, running(Scorer()) as a:
+    with serving(RouterServer(free_port(), tmp_path, evidence=small)) as server, serving(Scorer()) as a:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         write_targets(tmp_path, {"targets": [target("A", a)]})
         sixty = score(url, [[k] for k in range(60)])
@@ -382,7 +366,7 @@ def test_what_is_kept_is_bounded(tmp_path):
 
 def test_only_the_first_fifty_rows_of_an_answer_are_kept(router_server, tmp_path):
     url = url_of(router_server)
-    with running(Scorer()) as a:
+    with serving(Scorer()) as a:
         write_targets(tmp_path, {"targets": [target("A", a)]})
         assert len(score(url, [[k] for k in range(60)]).json()["result"]) == 60
         assert evidence(url)["served"]["A"]["predictions"] == list(range(50))
@@ -391,9 +375,9 @@ def test_only_the_first_fifty_rows_of_an_answer_are_kept(router_server, tmp_path
 def test_copies_beyond_the_limit_are_dropped_and_the_caller_never_waits_for_one(tmp_path):
     gate = threading.Event()
     with (
-        running(RouterServer(free_port(), tmp_path, mirror_limit=1)) as server,
-        running(Scorer(1.0)) as a,
-        running(Scorer(2.0, gate=gate)) as slow,
+        serving(RouterServer(free_port(), tmp_path, mirror_limit=1)) as server,
+        serving(Scorer(1.0)) as a,
+        serving(Scorer(2.0, gate=gate)) as slow,
     ):
         url = url_of(server)
         write_targets(tmp_path, {"targets": [target("A", a)], "mirror": mirror("B", slow, 100)})
@@ -416,7 +400,7 @@ def test_copies_beyond_the_limit_are_dropped_and_the_caller_never_waits_for_one(
 def test_a_body_too_large_to_copy_is_dropped(router_server, tmp_path, monkeypatch):
     monkeypatch.setattr(production_router, "MIRROR_MAX_BODY_BYTES", 20)
     url = url_of(router_server)
-    with running(Scorer()) as a, running(Scorer()) as b:
+    with serving(Scorer()) as a, serving(Scorer()) as b:
         write_targets(tmp_path, {"targets": [target("A", a)], "mirror": mirror("B", b, 100)})
         assert score(url, [[1]]).status_code == 200  # {"data": [[1]]}: 15 bytes, copied
         assert score(url, [[1.0] * 10]).status_code == 200  # too large: answered, not copied
@@ -427,7 +411,7 @@ def test_a_body_too_large_to_copy_is_dropped(router_server, tmp_path, monkeypatc
 
 def test_a_bad_mirror_entry_is_ignored_and_the_targets_still_serve(router_server, tmp_path):
     url = url_of(router_server)
-    with running(Scorer()) as a:
+    with serving(Scorer()) as a:
         write_targets(tmp_path, {"targets": [target("A", a)], "mirror": {"release_id": "B", "share": 50}})
         assert score(url, [[1]]).status_code == 200
         write_targets(tmp_path, {"targets": [target("A", a)], "mirror": {"release_id": "B", "port": 1, "share": 0}})
@@ -476,7 +460,7 @@ class _Raw(socketserver.BaseRequestHandler):
 )
 def test_upstream_answers_framed_every_way_are_relayed(router_server, tmp_path, answer):
     url = url_of(router_server)
-    with running(RawUpstream(answer)) as upstream:
+    with serving(RawUpstream(answer)) as upstream:
         write_targets(tmp_path, {"targets": [{"release_id": "A", "port": upstream.server_address[1], "weight": 100}]})
         response = score(url, [[1]])
         assert (response.status_code, response.json(), response.headers["content-type"]) == (
@@ -492,7 +476,7 @@ def test_upstream_answers_framed_every_way_are_relayed(router_server, tmp_path, 
 )
 def test_an_upstream_that_does_not_answer_http_is_a_502(router_server, tmp_path, answer):
     url = url_of(router_server)
-    with running(RawUpstream(answer)) as upstream:
+    with serving(RawUpstream(answer)) as upstream:
         write_targets(tmp_path, {"targets": [{"release_id": "A", "port": upstream.server_address[1], "weight": 100}]})
         response = score(url, [[1]])
         assert response.status_code == 502
@@ -503,7 +487,7 @@ def test_an_upstream_that_does_not_answer_http_is_a_502(router_server, tmp_path,
 def test_client_connections_are_kept_alive(router_server, tmp_path):
     url = url_of(router_server)
     connection = http.client.HTTPConnection("127.0.0.1", router_server.server_address[1], timeout=5)
-    with running(Scorer()) as a:
+    with serving(Scorer()) as a:
         write_targets(tmp_path, {"targets": [target("A", a)]})
         try:
             connection.connect()
