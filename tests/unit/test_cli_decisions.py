@@ -325,3 +325,29 @@ def test_an_approval_whose_promotion_cannot_be_followed_says_so_and_succeeds(
     assert "cannot be followed from here" in capsys.readouterr().out
     assert main(["approve", "rel-1", "--by", "alice@example.com", "--no-wait"]) == 0
     assert [s.method for s in host.sent] == ["POST", "GET", "POST"]
+
+
+def test_show_draws_the_rollout_with_what_each_step_served_and_its_verdict() -> None:
+    from rich.console import Console
+
+    from devhost.commands_releases import rollout_table
+
+    rollout = {
+        "stable": "rel-old",
+        "steps": [
+            {"kind": "shadow", "share": 50, "state": "passed",
+             "verdict": {"summary": "shadow 50%: passed: 60 mirrored requests (min 40); errors 0/60 vs 0/120",
+                         "candidate": {"requests": 60, "errors": 0}, "stable": {"requests": 120, "errors": 0}}},
+            {"kind": "canary", "share": 10, "state": "failed",
+             "verdict": {"summary": "canary 10%: failed (errors): errors 9/40 vs 0/360",
+                         "candidate": {"requests": 40, "errors": 9}, "stable": {"requests": 360, "errors": 0}}},
+            {"kind": "canary", "share": 100, "state": "pending"},
+        ],
+    }  # fmt: skip
+    console = Console(width=200, record=True)
+    console.print(rollout_table(rollout))
+    text = console.export_text()
+    assert "Rollout against rel-old" in text
+    assert "shadow 50%" in text and "60/120" in text and "errors 0/60 vs 0/120" in text
+    assert "failed" in text and "40/360" in text and "9/0" in text and "errors 9/40 vs 0/360" in text
+    assert "canary 100%" in text and "pending" in text
