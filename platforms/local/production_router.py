@@ -79,6 +79,9 @@ MAX_TEXT = 200  # characters kept of a string prediction (a class label)
 MIRROR_LIMIT = 32
 MIRROR_WORKERS = 4
 MIRROR_MAX_BODY_BYTES = 1 << 20
+# A scoring body larger than this is refused (413) before it is read: the router holds each body in
+# memory. score.py's own limit (SCORING_MAX_ROWS, 10,000 rows) is about 2.5 MB of JSON for our models.
+MAX_BODY_BYTES = 32 << 20
 
 SERVED, MIRRORED, DROPPED = 0, 1, 2  # record kinds
 
@@ -644,6 +647,9 @@ class RouterHandler(BaseHTTPRequestHandler):
                 raise ValueError(length)
         except ValueError:
             self._reply_json(400, {"error": "Content-Length is not a number"}, close=True)
+            return
+        if length > MAX_BODY_BYTES:  # not read: the connection cannot carry another request
+            self._reply_json(413, {"error": f"the body is larger than {MAX_BODY_BYTES >> 20} MiB"}, close=True)
             return
         body = self.rfile.read(length)
         path = urlsplit(self.path).path

@@ -133,6 +133,16 @@ def test_unknown_routes_and_an_unreadable_target_file(router, tmp_path):
     assert requests.post(router + "/score", data=b"{}", timeout=5).status_code == 503
 
 
+def test_a_body_over_the_limit_is_refused_unread_and_nothing_is_routed(router, tmp_path):
+    point_at(tmp_path, "rel-9", free_port())
+    with socket.create_connection(("127.0.0.1", int(router.rsplit(":", 1)[1]))) as raw:
+        size = production_router.MAX_BODY_BYTES + 1
+        raw.sendall(f"POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n".encode())
+        answer = raw.recv(65536).decode()
+    assert answer.startswith("HTTP/1.1 413") and "larger than 32 MiB" in answer
+    assert requests.get(router + "/router", timeout=5).json()["counts"] == {}
+
+
 def test_deployer_reports_a_router_that_cannot_listen(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
