@@ -18,6 +18,7 @@ from rich.table import Table
 from devhost.client import HostClient, HostError
 from devhost.console import console
 from devhost.signing import GitEmail, LinkToken, LocalSigner, Proof, local_identity
+from functions.domain.rollout import step_from_json
 from functions.settings import Settings, SettingsError
 
 
@@ -76,7 +77,7 @@ def rollout_table(rollout: dict[str, Any]) -> Table:
         new, old = verdict.get("candidate") or {}, verdict.get("stable") or {}
         summary = verdict.get("summary", "")
         table.add_row(
-            f"{step.get('kind')} {step.get('share')}%",
+            step_from_json(step).label,
             step.get("state", "pending"),
             f"{new.get('requests', '-')}/{old.get('requests', '-')}",
             f"{new.get('errors', '-')}/{old.get('errors', '-')}",

@@ -35,11 +35,12 @@ from devhost.commands_host import cmd_down, settings_for_port, start_detached
 from devhost.commands_releases import state_label
 from devhost.commands_ui import describe_payloads, login_url
 from devhost.console import console
-from devhost.rollout_progress import follow_rollout, label
+from devhost.rollout_progress import follow_rollout
 from devhost.settings import REPO_ROOT
 from devhost.signing import GitEmail, LocalSigner, git_user_email
 from devhost.traffic import LiveTraffic
 from functions.domain.ids import release_id_for_build
+from functions.domain.rollout import step_from_json
 from functions.entrypoints.identity.local_signature import key_path
 from functions.settings import Settings
 from platforms.common.model_files import MODEL_FILE
@@ -165,7 +166,7 @@ def _shares_seen(release: dict[str, Any]) -> None:
         else:
             n = new["requests"] + old["requests"]
             said = f"{new['requests']} of {n} live requests (at most {math.ceil(step['share'] / 100 * n)})"
-        console.print(f"   {label(step):<12} {new['deployment']} answered {said}")
+        console.print(f"   {step_from_json(step).label:<12} {new['deployment']} answered {said}")
 
 
 def _policy_said(settings: Settings) -> str:

@@ -15,11 +15,10 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from devhost.client import HostClient
+from devhost.client import FOLLOWED_STATES, HostClient
 from devhost.console import console
+from functions.domain.rollout import step_from_json
 from platforms.local.evidence import EvidenceError, RouterEvidence
-
-AT_REST = {"live", "rolled_back", "failed", "declined", "expired", "superseded"}
 
 
 def follow_rollout(
@@ -45,13 +44,9 @@ def follow_rollout(
             rollout = (release.get("production") or {}).get("rollout") or {}
             for index, step in enumerate(rollout.get("steps") or []):
                 _draw(progress, bars, index, step, release, evidence)
-            if release["state"] in AT_REST or time.monotonic() > deadline:
+            if release["state"] not in FOLLOWED_STATES or time.monotonic() > deadline:
                 return release
             time.sleep(0.3)
-
-
-def label(step: dict[str, Any]) -> str:
-    return f"{step.get('kind')} {step.get('share')}%"
 
 
 def _draw(
@@ -65,7 +60,7 @@ def _draw(
     state = step.get("state", "pending")
     if state == "pending":
         return
-    name = label(step)
+    name = step_from_json(step).label
     if index not in bars:
         total = int(step.get("min_requests") or 1) if step.get("share") != 100 else 1
         bars[index] = progress.add_task(name, total=total, said="moving traffic…")

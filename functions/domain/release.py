@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from functions.domain.approval import same_person
+from functions.domain.rollout import step_from_json
 
 
 class State(StrEnum):
@@ -309,7 +310,7 @@ class Release:
         """Step ``index``'s traffic change was begun (the timer follows it)."""
         step = self._rollout_step(index)
         step.update(state="moving", begun_at=_iso(now))
-        self.rollout_now(index)
+        self._rollout_at(index)
         self.note(now, "rollout_step_begun", f"{_step_label(step)}: {detail}")
 
     def rollout_step_holding(self, now: datetime, index: int, mark: dict[str, Any]) -> None:
@@ -322,7 +323,7 @@ class Release:
     def rollout_step_skipped(self, now: datetime, index: int, why: str) -> None:
         step = self._rollout_step(index)
         step.update(state="skipped", reason=why)
-        self.rollout_now(index + 1)
+        self._rollout_at(index + 1)
         self.note(now, "rollout_step_skipped", f"{_step_label(step)}: {why}")
 
     def rollout_step_analysed(self, now: datetime, index: int, verdict: dict[str, Any]) -> None:
@@ -332,7 +333,7 @@ class Release:
         passed = bool(verdict.get("passed"))
         step.update(state="passed" if passed else "failed", ended_at=_iso(now), verdict=verdict)
         if passed:  # a retry from here on begins the next step, not this one again
-            self.rollout_now(index + 1)
+            self._rollout_at(index + 1)
             self.note(now, "rollout_step_passed", str(verdict.get("summary")))
             return
         stable = (self.rollout or {}).get("stable")
@@ -340,7 +341,7 @@ class Release:
         self.error = f"rollout {verdict.get('summary')}"
         self._moved(now, "rolled_back", f"{self.error}; production traffic goes back to {stable}", State.ROLLED_BACK)
 
-    def rollout_now(self, index: int) -> None:
+    def _rollout_at(self, index: int) -> None:
         """The step the rollout is at (or goes on with): kept within the steps."""
         rollout = self.rollout
         if rollout is not None:
@@ -435,7 +436,7 @@ class Release:
 
 
 def _step_label(step: dict[str, Any]) -> str:
-    return f"step {step.get('kind')} {step.get('share')}%"
+    return f"step {step_from_json(step).label}"
 
 
 def _who(record: dict[str, Any]) -> str:

@@ -43,10 +43,6 @@ def start(ctx: Context, release: Release) -> None:
     """Take production's traffic by the rollout policy (steps.beside_up calls this once the direct tests
     passed and what served before is saved)."""
     key = release.deployment_key
-    rollout = release.rollout
-    if rollout and rollout.get("steps"):  # a retry mid-rollout: the step it had reached, again
-        begin_step(ctx, release, int(rollout.get("step") or 0))
-        return
     before = (release.production or {}).get("traffic_before") or {}
     stable = max(before, key=lambda k: before[k]) if before else ""
     policy = ctx.rollout_policy
@@ -60,6 +56,12 @@ def start(ctx: Context, release: Release) -> None:
         ctx, release, State.PROMOTING, lambda r: r.rollout_planned(now, stable, policy.to_json(), policy.describe())
     )
     begin_step(ctx, planned, 0)
+
+
+def resume(ctx: Context, release: Release) -> None:
+    """A promotion retried once its rollout began: the step it had reached, begun again (the deployment
+    came up and passed its direct tests already)."""
+    begin_step(ctx, release, int((release.rollout or {}).get("step") or 0))
 
 
 def _why_at_once(release: Release, stable: str, key: str, immediate: bool) -> str:

@@ -128,8 +128,8 @@ def staging_up(ctx: Context, release: Release, progress: Progress) -> None:
 def promote(ctx: Context, release: Release) -> None:
     """Begin the new production deployment beside the serving one, with no traffic (beside_up next); a
     retry once its rollout began resumes the rollout at the step it had reached instead."""
-    if release.rollout:  # retried mid-rollout: the deployment came up and passed; carry on at its step
-        rollout.start(ctx, release)
+    if release.rollout:
+        rollout.resume(ctx, release)
         return
     key = release.deployment_key
     operation = ctx.ports.deployer.begin_beside(key, image_of(release), model_of(release))

@@ -61,9 +61,18 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def router(tmp_path: Path) -> Iterator[str]:
+def router_server(tmp_path: Path) -> Iterator[RouterServer]:
     with serving(RouterServer(free_port(), tmp_path)) as server:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield server
+
+
+@pytest.fixture
+def router(router_server: RouterServer) -> str:
+    return url_of(router_server)
+
+
+def url_of(server: RouterServer) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def point_at(home: Path, release_id: str, port: int) -> None:
@@ -202,16 +211,6 @@ class _Score(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
-
-
-@pytest.fixture
-def router_server(tmp_path: Path) -> Iterator[RouterServer]:
-    with serving(RouterServer(free_port(), tmp_path)) as server:
-        yield server
-
-
-def url_of(server: RouterServer) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def target(release_id: str, server: Scorer | Upstream, weight: int = 100) -> dict[str, Any]:

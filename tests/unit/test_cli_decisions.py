@@ -335,13 +335,13 @@ def test_show_draws_the_rollout_with_what_each_step_served_and_its_verdict() -> 
     rollout = {
         "stable": "rel-old",
         "steps": [
-            {"kind": "shadow", "share": 50, "state": "passed",
+            {"kind": "shadow", "share": 50, "window_s": 60.0, "min_requests": 40, "state": "passed",
              "verdict": {"summary": "shadow 50%: passed: 60 mirrored requests (min 40); errors 0/60 vs 0/120",
                          "candidate": {"requests": 60, "errors": 0}, "stable": {"requests": 120, "errors": 0}}},
-            {"kind": "canary", "share": 10, "state": "failed",
+            {"kind": "canary", "share": 10, "window_s": 60.0, "min_requests": 40, "state": "failed",
              "verdict": {"summary": "canary 10%: failed (errors): errors 9/40 vs 0/360",
                          "candidate": {"requests": 40, "errors": 9}, "stable": {"requests": 360, "errors": 0}}},
-            {"kind": "canary", "share": 100, "state": "pending"},
+            {"kind": "canary", "share": 100, "window_s": 60.0, "min_requests": 40, "state": "pending"},
         ],
     }  # fmt: skip
     console = Console(width=200, record=True)

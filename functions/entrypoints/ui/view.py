@@ -13,6 +13,7 @@ from functions.domain.approval import ApprovalPolicy, Principal, requester_of, s
 from functions.domain.lineage import gate_evidence, release_lineage
 from functions.domain.notifications import TONES, kind_for
 from functions.domain.release import Release, State
+from functions.domain.rollout import step_from_json
 from functions.entrypoints.ui import charts
 
 
@@ -206,7 +207,7 @@ def rollout_rows(release: Release) -> dict[str, Any] | None:
             for name, check in checks.items()
         ]  # fmt: skip
         row = {
-            "label": f"{step.get('kind')} {step.get('share')}%",
+            "label": step_from_json(step).label,
             "state": step.get("state", "pending"),
             "candidate": verdict.get("candidate") or {},
             "stable": verdict.get("stable") or {},
