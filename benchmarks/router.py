@@ -50,7 +50,7 @@ import requests
 from rich.table import Table
 
 from benchmarks.common import git_revision, load_average, machine_summary, verdict, wide_console
-from benchmarks.scoring import SCORE_SCRIPT, diabetes_features, process_tree_cpu_seconds, request_body, train_model
+from benchmarks.scoring import SCORE_SCRIPT, process_tree_cpu_seconds, request_body, train_model
 from platforms.local import production_router
 from platforms.local.inference_server import InferenceServer, free_port
 
@@ -431,11 +431,11 @@ def main(argv: list[str] | None = None) -> int:
         console.print("aiohttp is not importable: skipped (pip install --target DIR aiohttp==3.14.5; PYTHONPATH=DIR)")
         wanted.remove("aiohttp")
     console.print(f"[bold]router overhead[/] · {machine_summary()} · {git_revision()}")
-    body = request_body(diabetes_features(), args.rows, np.random.default_rng(SEED))
     with tempfile.TemporaryDirectory(prefix="bench-router-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            model_dir = train_model(workdir)
+            model_dir, features = train_model(workdir, "regressor")
+        body = request_body(features, args.rows, np.random.default_rng(SEED))
         primary = stack.enter_context(InferenceServer(SCORE_SCRIPT, model_dir, workdir / "a.log"))
         shadow = stack.enter_context(InferenceServer(SCORE_SCRIPT, model_dir, workdir / "b.log"))
         stub_port = None

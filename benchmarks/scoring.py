@@ -1,12 +1,14 @@
 """Scoring overhead: scoring/score.py against the least work any scorer must do, in-process and over HTTP.
 
     python -m benchmarks.scoring [--seconds 2] [--http-seconds 3] [--http-rounds 4] [--threads 2]
-                                 [--client http.client|requests] [--skip-http]
+                                 [--client http.client|requests] [--kinds regressor,classifier] [--skip-http]
 
-In-process: ``score.run(body)`` versus json.loads + np.asarray(float64) + model.predict + {"result": tolist()}
-for 1, 100 and 10,000 rows, median per call. Over HTTP: azmlinfsrv serving score.py versus azmlinfsrv
-serving a no-op entry script (and, for reference, the minimal path as an entry script), same client
-load, alternated. Prints figures and PASS/MISS against the targets; always exits 0.
+For each estimator kind (a regressor: Ridge on the diabetes data, trained by ml_pipeline.train; a
+classifier: LogisticRegression on the breast-cancer data), after checking that both answer exactly
+the same: in-process, ``score.run(body)`` versus json.loads + np.asarray(float64) + model.predict +
+{"result": tolist()} for 1, 100 and 10,000 rows, median per call; over HTTP, azmlinfsrv serving
+score.py versus the minimal path as an entry script (the target) and a no-op entry script (the
+server's own cost), same client load, alternated. Prints figures and PASS/MISS; always exits 0.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ SCORE_SCRIPT = REPO / "scoring" / "score.py"
 BATCH_SIZES = (1, 100, 10_000)
 # Max ratio score.run / minimal path, per batch size (no target at 100 rows).
 IN_PROCESS_TARGETS = {1: 1.5, 10_000: 1.1}
-HTTP_THROUGHPUT_TARGET = 0.85  # min requests/s of score.py relative to the no-op script
+HTTP_THROUGHPUT_TARGET = 0.95  # min requests/s of score.py relative to the minimal predict-only script
+KINDS = ("regressor", "classifier")
 CHUNK_SECONDS = 0.02  # time one chunk of calls, not one call: perf_counter resolution and overhead
 MAX_ROUNDS = 500
 HTTP_MAX_REQUESTS = 50_000  # per load run, in case the server is far faster than expected
@@ -61,8 +64,7 @@ def run(raw_data, request_headers=None):
     return {"result": [0.0]}
 '''
 
-# Reference, not a target: the in-process "minimal path" as an entry script, to split the HTTP gap into
-# what any sklearn scorer pays and what score.py adds on top.
+# The target's baseline: the in-process "minimal path" as an entry script (predict only, no checks, no log).
 MINIMAL_SCRIPT = '''"""Minimal entry script: parse, convert, predict, respond; no validation, no logging."""
 
 import json
@@ -90,15 +92,21 @@ console = wide_console()
 # ---------------------------------------------------------------- set-up
 
 
-def train_model(directory: Path) -> Path:
-    model_dir = directory / "model"
-    train(BUILTIN_DIABETES, model_dir)
-    return model_dir
+def train_model(directory: Path, kind: str) -> tuple[Path, np.ndarray]:
+    """A model directory of the given kind and the feature rows requests are drawn from."""
+    model_dir = directory / kind
+    if kind == "regressor":
+        train(BUILTIN_DIABETES, model_dir)
+        frame = load_dataset(BUILTIN_DIABETES)
+        return model_dir, frame[feature_columns(frame, DEFAULT_TARGET)].to_numpy(dtype=np.float64)
+    import joblib
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
 
-
-def diabetes_features() -> np.ndarray:
-    frame = load_dataset(BUILTIN_DIABETES)
-    return frame[feature_columns(frame, DEFAULT_TARGET)].to_numpy(dtype=np.float64)
+    features, labels = load_breast_cancer(return_X_y=True)
+    model_dir.mkdir(parents=True)
+    joblib.dump(LogisticRegression(max_iter=10_000).fit(features, labels), model_dir / "model.joblib")
+    return model_dir, features
 
 
 def request_body(features: np.ndarray, rows: int, rng: np.random.Generator) -> str:
@@ -120,9 +128,13 @@ def loaded_score_module(model_dir: Path) -> Iterator[ModuleType]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with open(os.devnull, "w") as devnull:
+        scoring_logger = logging.getLogger("scoring")
+        for handler in scoring_logger.handlers:  # a handler an earlier import left (another kind)
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(devnull)
         with contextlib.redirect_stdout(devnull):
             module.init()  # its init line, too, goes to devnull
-        handlers = [h for h in logging.getLogger("scoring").handlers if isinstance(h, logging.StreamHandler)]
+        handlers = [h for h in scoring_logger.handlers if isinstance(h, logging.StreamHandler)]
         for handler in handlers:
             handler.setStream(devnull)
         try:
@@ -179,9 +191,9 @@ def compare_in_process(
 
 
 def check_same_result(score: ModuleType, baseline: Callable[[str], Any], body: str) -> None:
-    """A benchmark of a scorer that answers differently would be meaningless."""
+    """A benchmark of a scorer that answers differently would be meaningless: equal, value for value."""
     ours, theirs = score.run(body), baseline(body)
-    if not isinstance(ours, dict) or not np.allclose(ours["result"], theirs["result"]):
+    if not isinstance(ours, dict) or ours["result"] != theirs["result"]:
         raise SystemExit(f"score.run and the minimal path disagree on {body[:80]}...")
 
 
@@ -383,9 +395,9 @@ def format_seconds(value: float) -> str:
     return f"{value * 1e6:,.1f} µs" if value < 1e-3 else f"{value * 1e3:,.2f} ms"
 
 
-def run_in_process(model_dir: Path, features: np.ndarray, budget_s: float) -> None:
+def run_in_process(kind: str, model_dir: Path, features: np.ndarray, budget_s: float) -> None:
     rng = np.random.default_rng(SEED)
-    table = Table(title="In-process: score.run(body) vs minimal path (median per call)")
+    table = Table(title=f"{kind}, in-process: score.run(body) vs minimal path (median per call)")
     for column in ("rows", "score.run", "minimal", "ratio", "target", "", "calls each"):
         table.add_column(column, justify="right")
     with loaded_score_module(model_dir) as score:
@@ -408,31 +420,29 @@ def run_in_process(model_dir: Path, features: np.ndarray, budget_s: float) -> No
     console.print(table)
 
 
-def run_over_http(model_dir: Path, features: np.ndarray, workdir: Path, args: argparse.Namespace) -> None:
+def run_over_http(kind: str, model_dir: Path, features: np.ndarray, workdir: Path, args: argparse.Namespace) -> None:
     body = request_body(features, 1, np.random.default_rng(SEED + 1))
     console.print(
-        f"HTTP: {args.threads} {args.client} client threads, 1-row requests, {args.http_rounds} × "
+        f"{kind}, HTTP: {args.threads} {args.client} client threads, 1-row requests, {args.http_rounds} × "
         f"{args.http_seconds:g} s per server, alternated; azmlinfsrv with its default worker count"
     )
+    servers_dir = workdir / f"{kind}-servers"
+    servers_dir.mkdir()
     results = compare_over_http(
-        workdir, model_dir, body, args.http_seconds, args.http_rounds, args.threads, args.client
+        servers_dir, model_dir, body, args.http_seconds, args.http_rounds, args.threads, args.client
     )
-    console.print(http_table(results))
-    noop = results["no-op"]
-    ratio = results["score.py"].rps / noop.rps if noop.rps else float("nan")
-    per_round = [a / b for a, b in zip(results["score.py"].round_rps, noop.round_rps, strict=True) if b]
+    console.print(http_table(kind, results))
+    minimal = results["minimal"]
+    ratio = results["score.py"].rps / minimal.rps if minimal.rps else float("nan")
+    per_round = [a / b for a, b in zip(results["score.py"].round_rps, minimal.round_rps, strict=True) if b]
     console.print(
-        f"throughput ratio score.py / no-op: {ratio:.3f} (target ≥ {HTTP_THROUGHPUT_TARGET}) "
+        f"{kind}: throughput ratio score.py / minimal: {ratio:.3f} (target ≥ {HTTP_THROUGHPUT_TARGET}) "
         f"{verdict(ratio >= HTTP_THROUGHPUT_TARGET)}; per round {', '.join(f'{r:.2f}' for r in per_round)}"
     )
-    console.print(
-        "'minimal' is a reference (json + numpy + predict only). 'server CPU' is the gunicorn processes' CPU per "
-        "request; 'CPU vs no-op' = no-op's / this one's: the throughput ratio if the server's core were the limit."
-    )
 
 
-def http_table(results: dict[str, LoadResult]) -> Table:
-    table = Table(title="Over HTTP: azmlinfsrv + entry script, 1-row requests")
+def http_table(kind: str, results: dict[str, LoadResult]) -> Table:
+    table = Table(title=f"{kind}, over HTTP: azmlinfsrv + entry script, 1-row requests")
     columns = ("entry script", "requests", "errors", "req/s", "vs no-op", "p50", "p99")
     for column in (*columns, "server CPU/req", "CPU vs no-op", "client CPU/req"):
         table.add_column(column, justify="right")
@@ -461,18 +471,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http-rounds", type=int, default=4, help="load runs per server")
     parser.add_argument("--threads", type=int, default=2, help="concurrent HTTP clients")
     parser.add_argument("--client", choices=("http.client", "requests"), default="http.client")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="estimator kinds, comma-separated")
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args(argv)
+    kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        parser.error(f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
 
     console.print(machine_summary())
-    features = diabetes_features()
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         workdir = Path(tmp)
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            model_dir = train_model(workdir)
-        run_in_process(model_dir, features, args.seconds)
-        if not args.skip_http:
-            run_over_http(model_dir, features, workdir, args)
+        for kind in kinds:
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                model_dir, features = train_model(workdir, kind)
+            run_in_process(kind, model_dir, features, args.seconds)
+            if not args.skip_http:
+                run_over_http(kind, model_dir, features, workdir, args)
+    console.print(
+        "'minimal' is json + numpy + predict only (the target's baseline); 'no-op' is the server's own cost. "
+        "'server CPU' is the gunicorn processes' CPU per request; 'CPU vs no-op' = no-op's / this one's."
+    )
     console.print(f"load average at the end: {load_average()}")
     return 0  # figures, not a test: a MISS is reported, never an exit status
 

@@ -1,8 +1,16 @@
 """Entry script for the Azure ML inference server (azmlinfsrv): init() once, run() per request.
 
 Request:  {"data": [[10 numbers], ...]}      Response: {"result": [prediction, ...]}
+A classifier's predictions are its class labels. With "probabilities": true in the request it
+also answers {"classes": [label, ...], "probabilities": [[p per class, in that order], ...]};
+a regressor refuses that field with a 400.
 Bad input gets HTTP 400 with {"error": "..."} saying what is wrong; each request logs one
 JSON line (request id, rows, milliseconds, status).
+
+score.py validates every request itself (shape, numbers only, finite). For scikit-learn's linear
+models it then computes the prediction the way their predict() does, without predict()'s second
+validation of the same rows, which costs more than the arithmetic (docs/decisions.md). Any other
+estimator is called through predict() as before.
 
 Settings (environment): AZUREML_MODEL_DIR (set by Azure ML; the model may sit at its root
 or under <name>/<version>/), SCORING_MAX_ROWS (default 10000).
@@ -29,7 +37,12 @@ MODEL_FILE = "model.joblib"
 DEFAULT_MAX_ROWS = 10_000
 
 logger = logging.getLogger("scoring")
+# A probe batch at init: the fast path must give exactly what predict() gives, or it is not used.
+PROBE_ROWS = 64
+PROBE_SEED = 20261202
+
 model: Any = None
+predict: Any = None  # model.predict, or the same computation without its validation (fast_predictor)
 n_features: int = 0
 max_rows: int = DEFAULT_MAX_ROWS
 
@@ -60,30 +73,92 @@ def _configure_logging() -> None:
         logger.propagate = False
 
 
+def fast_predictor(estimator: Any) -> Optional[Any]:
+    """The arithmetic of a linear model's predict() without its input validation, or None.
+
+    Only for scikit-learn's own linear models (classes of sklearn.linear_model, predict() defined
+    there too): their predict() is input validation, then the arithmetic below. Rows reaching it are
+    already a finite 2-D float64 array. init() still compares it with predict() before using it.
+    """
+    try:
+        from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
+    except ImportError:  # another scikit-learn layout: keep predict()
+        return None
+    kind = type(estimator)
+    if not all(_in_linear_models(c) for c in (kind, _defining_class(kind, "predict"))):
+        return None
+    coef, intercept = getattr(estimator, "coef_", None), getattr(estimator, "intercept_", None)
+    if not isinstance(coef, np.ndarray) or coef.dtype != np.float64 or intercept is None:
+        return None
+    if issubclass(kind, LinearModel) and not issubclass(kind, LinearClassifierMixin):
+        weights = coef if coef.ndim == 1 else coef.T
+        return lambda rows: rows @ weights + intercept
+    if issubclass(kind, LinearClassifierMixin) and _defining_class(kind, "predict") is LinearClassifierMixin:
+        weights, classes = coef.T, estimator.classes_
+        if coef.shape[0] == 1:  # binary: one score, the second class where it is > 0
+            return lambda rows: classes.take(((rows @ weights + intercept).reshape(-1) > 0).astype(np.intp))
+        return lambda rows: classes.take((rows @ weights + intercept).argmax(axis=1))
+    return None
+
+
+def _defining_class(kind: type, name: str) -> type:
+    return next((c for c in kind.__mro__ if name in c.__dict__), object)
+
+
+def _in_linear_models(kind: type) -> bool:
+    return kind.__module__.startswith("sklearn.linear_model.")
+
+
+def _same_as_predict(fast: Any, estimator: Any, width: int) -> bool:
+    """The fast path against predict() on seeded probe rows: equal, bit for bit."""
+    probe = np.random.default_rng(PROBE_SEED).normal(size=(PROBE_ROWS, width))
+    try:
+        return bool(np.array_equal(fast(probe), estimator.predict(probe)))
+    except Exception:  # any doubt keeps predict()
+        return False
+
+
 def init() -> None:
-    global model, n_features, max_rows
+    global model, predict, n_features, max_rows
     _configure_logging()
     model_dir = Path(os.environ.get("AZUREML_MODEL_DIR", "."))
     model_path = find_model_file(model_dir)
     model = joblib.load(model_path)
     n_features = int(getattr(model, "n_features_in_", 0))
+    fast = fast_predictor(model) if n_features and getattr(model, "feature_names_in_", None) is None else None
+    fast_path = fast is not None and _same_as_predict(fast, model, n_features)
+    predict = fast if fast_path else model.predict
     raw_max = os.environ.get("SCORING_MAX_ROWS", str(DEFAULT_MAX_ROWS))
     try:
         max_rows = int(raw_max)
     except ValueError:
         raise ValueError(f"SCORING_MAX_ROWS must be an integer, got {raw_max!r}") from None
-    logger.info(json.dumps({"event": "init", "model": str(model_path), "features": n_features, "max_rows": max_rows}))
+    path = "linear, without repeated validation" if fast_path else "predict()"
+    logger.info(
+        json.dumps(
+            {"event": "init", "model": str(model_path), "features": n_features, "max_rows": max_rows, "path": path}
+        )
+    )
 
 
-def parse_rows(raw_data: str) -> np.ndarray:
-    """The request body as a 2-D float array, or BadRequest naming what is wrong."""
+def parse_request(raw_data: str) -> tuple[np.ndarray, bool]:
+    """The rows as a 2-D float array and whether class probabilities were asked for, or BadRequest."""
     try:
         body = json.loads(raw_data)
     except (ValueError, TypeError):
         raise BadRequest('request body is not valid JSON; expected {"data": [[...], ...]}') from None
     if not isinstance(body, dict) or "data" not in body:
         raise BadRequest('expected a JSON object with a "data" field: {"data": [[...], ...]}')
-    data = body["data"]
+    wants_probabilities = body.get("probabilities", False)
+    if not isinstance(wants_probabilities, bool):
+        raise BadRequest('"probabilities" must be true or false')
+    if wants_probabilities and not hasattr(model, "predict_proba"):
+        raise BadRequest('"probabilities": this model is not a classifier; it predicts numbers, not classes')
+    return parse_rows(body["data"], raw_data), wants_probabilities
+
+
+def parse_rows(data: Any, raw_data: str) -> np.ndarray:
+    """The "data" field as a 2-D float array, or BadRequest naming what is wrong."""
     if not isinstance(data, list) or not data:
         raise BadRequest('"data" must be a non-empty list of rows')
     if len(data) > max_rows:
@@ -135,9 +210,12 @@ def run(raw_data: str, request_headers: Optional[dict] = None) -> Any:
     request_id = headers.get("X-Request-Id") or headers.get("x-request-id") or _server_request_id()
     rows = 0
     try:
-        features = parse_rows(raw_data)
+        features, wants_probabilities = parse_request(raw_data)
         rows = len(features)
-        result = {"result": model.predict(features).tolist()}
+        result = {"result": predict(features).tolist()}
+        if wants_probabilities:
+            result["classes"] = model.classes_.tolist()
+            result["probabilities"] = model.predict_proba(features).tolist()
         status = 200
     except BadRequest as exc:
         result = AMLResponse({"error": str(exc)}, 400, json_str=True)
