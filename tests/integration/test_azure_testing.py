@@ -2,7 +2,7 @@
 
 The server does what the cluster's router and azmlinfsrv do for these tests: it refuses a
 request without ``Authorization: Bearer <key>`` (401), routes on ``azureml-model-deployment``
-(404 for an unknown deployment), validates the body with score.py's own ``parse_rows`` (400)
+(404 for an unknown deployment), validates the body with score.py's own ``parse_request`` (400)
 and scores with the trained model. The control plane is the fake MLClient. The tester's own
 decisions, without a socket: tests/unit/test_azure_testing.py.
 """
@@ -99,7 +99,7 @@ class StandInServer:
                     self._reply(404, {"error": f"no route to {self.path} ({deployment})"})
                     return
                 try:
-                    rows = score.parse_rows(body.decode())
+                    rows = score.parse_request(body.decode())[0]
                 except score.BadRequest as exc:
                     self._reply(400, {"error": str(exc)})
                     return

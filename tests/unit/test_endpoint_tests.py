@@ -38,7 +38,7 @@ def scores(trained_dir: Path) -> Callable[..., Answer]:
             if sent.method == "GET":
                 return 200, "Healthy"
             try:
-                rows = score.parse_rows(sent.body.decode())
+                rows = score.parse_request(sent.body.decode())[0]
             except score.BadRequest:
                 return malformed
             return 200, {"result": model.predict(rows).tolist()}
