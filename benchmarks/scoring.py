@@ -133,10 +133,8 @@ def loaded_score_module(model_dir: Path) -> Iterator[ModuleType]:
             if isinstance(handler, logging.StreamHandler):
                 handler.setStream(devnull)
         with contextlib.redirect_stdout(devnull):
-            module.init()  # its init line, too, goes to devnull
+            module.init()  # a handler it adds binds sys.stdout now: devnull, like its init line
         handlers = [h for h in scoring_logger.handlers if isinstance(h, logging.StreamHandler)]
-        for handler in handlers:
-            handler.setStream(devnull)
         try:
             yield module
         finally:

@@ -85,7 +85,8 @@ def fast_predictor(estimator: Any) -> Optional[Any]:
     except ImportError:  # another scikit-learn layout: keep predict()
         return None
     kind = type(estimator)
-    if not all(_in_linear_models(c) for c in (kind, _defining_class(kind, "predict"))):
+    predict_owner = next((c for c in kind.__mro__ if "predict" in c.__dict__), object)
+    if not (_in_linear_models(kind) and _in_linear_models(predict_owner)):
         return None
     coef, intercept = getattr(estimator, "coef_", None), getattr(estimator, "intercept_", None)
     if not isinstance(coef, np.ndarray) or coef.dtype != np.float64 or intercept is None:
@@ -93,16 +94,12 @@ def fast_predictor(estimator: Any) -> Optional[Any]:
     if issubclass(kind, LinearModel) and not issubclass(kind, LinearClassifierMixin):
         weights = coef if coef.ndim == 1 else coef.T
         return lambda rows: rows @ weights + intercept
-    if issubclass(kind, LinearClassifierMixin) and _defining_class(kind, "predict") is LinearClassifierMixin:
+    if issubclass(kind, LinearClassifierMixin) and predict_owner is LinearClassifierMixin:
         weights, classes = coef.T, estimator.classes_
         if coef.shape[0] == 1:  # binary: one score, the second class where it is > 0
             return lambda rows: classes.take(((rows @ weights + intercept).reshape(-1) > 0).astype(np.intp))
         return lambda rows: classes.take((rows @ weights + intercept).argmax(axis=1))
     return None
-
-
-def _defining_class(kind: type, name: str) -> type:
-    return next((c for c in kind.__mro__ if name in c.__dict__), object)
 
 
 def _in_linear_models(kind: type) -> bool:
