@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 
 NODE_STAMP := node_modules/.package-lock.json
 
-.PHONY: demo test test-fast lint bench clean worker iac
+.PHONY: demo demo-classifier test test-fast lint bench clean worker iac
 
 # The real Functions Python worker library (its loader checks the app in the tests and in `mlops up`).
 # It declares Python 3.13 but runs on 3.11, so it is installed without its metadata checks; a requirements
@@ -27,6 +27,10 @@ worker: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/mlops demo
+
+# The same loop with a classifier (scikit-learn's breast_cancer data, gated on log loss).
+demo-classifier: $(STAMP)
+	$(VENV)/bin/mlops demo --data breast_cancer
 
 # Azurite (the Table Storage emulator the store contract tests run against) comes from npm.
 $(NODE_STAMP): package.json package-lock.json

@@ -2,7 +2,7 @@
 
 mlops up [--port 7071] [--detach]    serve function_app.py like Core Tools (127.0.0.1)
 mlops down                           stop the host and every process it started
-mlops demo                           the whole release loop, end to end
+mlops demo [--data breast_cancer]    the whole release loop, end to end (a regressor, or a classifier)
 mlops trigger build [--commit SHA] [--param key=value ...] [--requester IDENTITY]
 mlops publish build-completed --build-id ID --result succeeded [...]   what CI sends to the custom topic
 mlops releases [--json] | show ID [--json] | dead-letters [--json]
@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="the whole release loop, end to end")
     demo.add_argument("--port", type=int, default=DEFAULT_PORT)
     demo.add_argument("--stop", action="store_true", help="stop the host and endpoints at the end")
+    demo.add_argument(
+        "--data",
+        choices=("diabetes", "breast_cancer"),
+        default="diabetes",
+        help="diabetes: a regressor (the default); breast_cancer: a classifier, gated on log loss",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     trigger = commands.add_parser("trigger", help="send an event as CI would")

@@ -197,8 +197,12 @@ def _stop_deployments(settings: Settings) -> list[str]:
 
 # ---- demo --------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    """`mlops demo [--port N] [--stop]`: devhost/demo.py against a fresh detached host."""
+    """`mlops demo [--port N] [--stop] [--data breast_cancer]`: devhost/demo.py (or demo_classifier.py)
+    against a fresh detached host."""
     from devhost.demo import run_demo
+    from devhost.demo_classifier import DATA, run_classifier_demo
 
     apply_app_setting_defaults()  # the demo's host is `mlops up --detach`: it inherits them
+    if args.data == DATA:
+        return run_classifier_demo(port=args.port, keep_running=not args.stop)
     return run_demo(port=args.port, keep_running=not args.stop)

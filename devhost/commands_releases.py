@@ -29,19 +29,29 @@ def cmd_releases(args: argparse.Namespace) -> int:
         print(json.dumps(releases, indent=2))
         return 0
     table = Table(title="Releases")
-    for column in ("id", "state", "trigger", "candidate mse", "gate", "updated"):
+    for column in ("id", "state", "trigger", "candidate", "gate", "updated"):
         table.add_column(column)
     for release in releases:
-        metrics = (release.get("candidate") or {}).get("metrics") or {}
         gate = release.get("gate") or {}
         table.add_row(
             release["id"], state_label(release["state"]), _trigger(release["trigger"]),
-            f"{metrics['mse']:.1f}" if "mse" in metrics else "",
+            _candidate_metric(release),
             ("promote" if gate.get("promote") else "reject") if gate else "",
             release.get("updated_at", "")[:16].replace("T", " "),
         )  # fmt: skip
     console.print(table)
     return 0
+
+
+def _candidate_metric(release: dict[str, Any]) -> str:
+    """The gate's metric for the candidate (``mse 3547.9``, ``log_loss 0.0852``), else its mse or log loss."""
+    evidence = (release.get("gate") or {}).get("evidence") or {}
+    metrics = (release.get("candidate") or {}).get("metrics") or {}
+    name = evidence.get("metric") or next((m for m in ("mse", "log_loss") if m in metrics), None)
+    value = evidence.get("candidate") if evidence.get("metric") else metrics.get(name) if name else None
+    if name is None or not isinstance(value, int | float):
+        return ""
+    return f"{name} {value:.1f}" if name == "mse" else f"{name} {value:.4f}"
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -176,10 +176,15 @@ def _policy_said(settings: Settings) -> str:
     return policy.describe() + hold
 
 
-def _rows() -> list[list[float]]:
-    from sklearn.datasets import load_diabetes
+def _rows(data: str = "diabetes") -> list[list[float]]:
+    """The data set's feature rows, columns in the data's order: what live traffic sends."""
+    import numpy as np
 
-    return [list(map(float, row)) for row in load_diabetes().data]
+    from ml_pipeline.dataset import DEFAULT_TARGET, feature_columns, load_dataset
+
+    frame = load_dataset(data)
+    rows: list[list[float]] = frame[feature_columns(frame, DEFAULT_TARGET)].to_numpy(dtype=np.float64).tolist()
+    return rows
 
 
 def _approve_and_follow(
@@ -296,20 +301,28 @@ def _score_production(release: dict[str, Any], production_url: str) -> None:
                   f"({same} the registered model's predictions)")  # fmt: skip
 
 
-def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
+def _summary(
+    releases: list[dict[str, Any]], production_url: str, metric: str = "mse", first_row: list[float] | None = None
+) -> None:
+    places = ".1f" if metric == "mse" else ".4f"  # mse is in squared target units; the rest are near 0..1
     table = Table(title="Releases")
-    for column in ("release", "state", "challenger mse", "champion mse", "difference, 95% CI", "production URL"):
+    for column in ("release", "state", f"challenger {metric}", f"champion {metric}", "difference, 95% CI",
+                   "production URL"):  # fmt: skip
         table.add_column(column)
     for release in releases:
         gate = release.get("gate") or {}
         evidence = gate.get("evidence") or {}
-        difference = ((gate.get("evaluation") or {}).get("differences") or {}).get("mse") or {}
+        difference = ((gate.get("evaluation") or {}).get("differences") or {}).get(metric) or {}
         interval = (difference.get("intervals") or {}).get("0.95")
-        diff_text = f"{difference['estimate']:+.1f} [{interval[0]:+.1f}, {interval[1]:+.1f}]" if interval else "—"
+        diff_text = (
+            f"{difference['estimate']:+{places}} [{interval[0]:+{places}}, {interval[1]:+{places}}]"
+            if interval
+            else "—"
+        )
         champion = evidence.get("champion")
         table.add_row(
-            release["id"], state_label(release["state"]), f"{evidence.get('candidate', float('nan')):.1f}",
-            f"{champion:.1f}" if champion is not None else "none", diff_text,
+            release["id"], state_label(release["state"]), f"{evidence.get('candidate', float('nan')):{places}}",
+            f"{champion:{places}}" if champion is not None else "none", diff_text,
             production_url if release["state"] == "live" else "",
         )  # fmt: skip
     console.print(table)
@@ -322,7 +335,7 @@ def _summary(releases: list[dict[str, Any]], production_url: str) -> None:
         else:
             console.print(f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}")
     console.print(f"production URL: {production_url}")
-    row = ", ".join(f"{v:.4f}" for v in _first_row())
+    row = ", ".join(f"{v:.4f}" for v in (first_row or _first_row()))
     console.print(
         f"try it: curl -s -X POST {production_url} -H 'Content-Type: application/json' -d '{{\"data\": [[{row}]]}}'"
     )

@@ -54,6 +54,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
 def _local_ports(settings: Settings, clock: Clock) -> Ports:
     # Imported here so the Azure platform never loads local-only modules, and the reverse.
     from platforms.common.endpoint_tests import HttpEndpointTester
+    from platforms.common.model_spec import ModelSpec
     from platforms.local.deployer import LocalDeployer
     from platforms.local.events import LocalEventBus
     from platforms.local.evidence import RouterEvidence
@@ -68,7 +69,9 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
     bus = LocalEventBus(home, settings.host_url, clock=clock)
     return Ports(
         store=SqliteReleaseStore(home / "releases.db"),
-        training=LocalTraining(home, bus, data=settings.training_data),
+        training=LocalTraining(
+            home, bus, data=settings.training_data, model=ModelSpec.from_settings(settings.task, settings.estimator)
+        ),
         registry=LocalRegistry(home, bus),
         images=LocalImages(home, bus),
         deployer=LocalDeployer(home, production_port=settings.production_port, fault=settings.local_fault),
@@ -109,6 +112,7 @@ def _azure_ports(settings: Settings) -> Ports:
     from platforms.azure.table_store import TableReleaseStore
     from platforms.azure.testing import AzureEndpointTester
     from platforms.azure.training import AzureTraining
+    from platforms.common.model_spec import ModelSpec
 
     azure = AzureSettings.from_env()  # fails here, naming every missing or malformed setting
     credential = DefaultAzureCredential()
@@ -118,7 +122,12 @@ def _azure_ports(settings: Settings) -> Ports:
     production = AksProduction(azure, ml_client)
     return Ports(
         store=TableReleaseStore.from_settings(azure, credential),
-        training=AzureTraining(azure, ml_client, Path(tempfile.gettempdir()) / "mlops-azure"),
+        training=AzureTraining(
+            azure,
+            ml_client,
+            Path(tempfile.gettempdir()) / "mlops-azure",
+            model=ModelSpec.from_settings(settings.task, settings.estimator),
+        ),
         registry=AzureRegistry(azure, ml_client),
         images=AcrImages(azure, AcrTasksClient.from_settings(azure, credential), model_files),
         deployer=AzureDeployer(AciStaging.from_settings(azure, credential), production),

@@ -16,6 +16,7 @@ from functions.domain.approval import ApprovalConfigError, ApprovalPolicy
 from functions.domain.gate import GateConfigError, GatePolicy
 from functions.domain.notifications import TARGET_FORMATS
 from functions.domain.rollout import RolloutConfigError, RolloutPolicy
+from ml_pipeline.dataset import TASKS, default_task
 
 PLATFORMS = ("local", "azure")
 # The reconcile timer's NCRONTAB schedule is the app setting MLOPS_RECONCILE_SCHEDULE (function_app.py
@@ -70,6 +71,10 @@ class Settings:
     public_url: str = "http://127.0.0.1:7071"
     production_port: int = 5101
     training_data: str = "diabetes"
+    # regression or classification (MLOPS_TASK; unset: the built-in data set's task, else regression).
+    task: str = "regression"
+    # MLOPS_ESTIMATOR: {"estimator": "sklearn.x.Y", "params": {...}}; {} trains the task's default.
+    estimator: Mapping[str, Any] = field(default_factory=dict)
     approval_timeout: timedelta = timedelta(hours=72)
     gate_policy: GatePolicy = field(default_factory=GatePolicy)
     approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
@@ -124,15 +129,21 @@ class Settings:
         host_url = _url(env, "MLOPS_HOST_URL", "http://127.0.0.1:7071")
         approval_policy = _approval_policy(env.get("MLOPS_APPROVAL_POLICY"), env)
         _notification_targets(_secret(env, "MLOPS_NOTIFICATION_TARGETS"), platform)  # fail at start, not per send
+        training_data = env.get("MLOPS_TRAINING_DATA") or "diabetes"
+        # On Azure the pipeline trains on AZUREML_TRAINING_DATA: its built-in name implies the task.
+        trained_on = (env.get("AZUREML_TRAINING_DATA") or "diabetes") if platform == "azure" else training_data
+        task = _task(env.get("MLOPS_TASK"), trained_on)
         return cls(
             platform=platform,
             home=Path(env.get("MLOPS_HOME") or ".mlops").resolve(),
             host_url=host_url,
             public_url=_url(env, "MLOPS_PUBLIC_URL", host_url),
             production_port=_int(env, "MLOPS_PRODUCTION_PORT", 5101, 1, 65535),
-            training_data=env.get("MLOPS_TRAINING_DATA") or "diabetes",
+            training_data=training_data,
+            task=task,
+            estimator=_estimator(env.get("MLOPS_ESTIMATOR")),
             approval_timeout=timedelta(hours=approval_policy.deadline_hours),
-            gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY")),
+            gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY"), task),
             approval_policy=approval_policy,
             rollout_policy=_rollout_policy(env.get("MLOPS_ROLLOUT_POLICY")),
             local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), platform),
@@ -248,14 +259,40 @@ def _approval_policy(raw: str | None, env: Mapping[str, str]) -> ApprovalPolicy:
         raise SettingsError(f"MLOPS_APPROVAL_POLICY: {exc}") from None
 
 
-def _gate_policy(raw: str | None) -> GatePolicy:
-    if not raw:
-        return GatePolicy()
+def _task(raw: str | None, training_data: str) -> str:
+    task = (raw or "").strip().lower() or default_task(training_data)
+    if task not in TASKS:
+        raise SettingsError(f"MLOPS_TASK must be one of {', '.join(TASKS)}, got {raw!r}")
+    return task
+
+
+PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _estimator(raw: str | None) -> dict[str, Any]:
+    """MLOPS_ESTIMATOR's shape; whether the class exists and fits the task is the train step's to say
+    (checking here would import scikit-learn into every cold start)."""
+    if not raw or not raw.strip():
+        return {}
+    document = _json_object(raw, "MLOPS_ESTIMATOR")
+    unknown = sorted(set(document) - {"estimator", "params"})
+    if unknown:
+        raise SettingsError(f"MLOPS_ESTIMATOR has unknown keys: {', '.join(unknown)} (it takes estimator, params)")
+    name = document.get("estimator")
+    if not isinstance(name, str) or not re.fullmatch(r"sklearn(\.[A-Za-z_][A-Za-z0-9_]*){2,}", name):
+        raise SettingsError(f"MLOPS_ESTIMATOR: estimator must be a scikit-learn class path, got {name!r}")
+    params = document.get("params", {})
+    if not isinstance(params, dict) or not all(isinstance(k, str) and PARAMETER_NAME.fullmatch(k) for k in params):
+        raise SettingsError("MLOPS_ESTIMATOR: params must be an object of parameter names to values")
+    return {"estimator": name, "params": dict(params)}
+
+
+def _gate_policy(raw: str | None, task: str = "regression") -> GatePolicy:
     try:
-        document: Any = json.loads(raw)
+        document: Any = json.loads(raw) if raw else {}
         if not isinstance(document, dict):
             raise SettingsError("MLOPS_GATE_POLICY must be a JSON object")
-        return GatePolicy.from_mapping(document)
+        return GatePolicy.for_task(document, task)
     except json.JSONDecodeError as exc:
         raise SettingsError(f"MLOPS_GATE_POLICY is not valid JSON: {exc}") from None
     except (GateConfigError, TypeError) as exc:

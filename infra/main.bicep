@@ -105,6 +105,13 @@ param approvalTimeoutHours string = '72'
 @description('Promotion gate policy as JSON, e.g. {"mode": "non_inferiority", "margin": 50}; empty for the default policy.')
 param gatePolicy string = ''
 
+@description('MLOPS_TASK: regression or classification; empty: the training data\'s (breast_cancer is classification, else regression).')
+@allowed(['', 'regression', 'classification'])
+param task string = ''
+
+@description('MLOPS_ESTIMATOR (JSON): {"estimator": "sklearn.linear_model.LogisticRegression", "params": {...}}; empty: the task\'s default estimator.')
+param estimator string = ''
+
 @description('Progressive rollout policy as JSON (MLOPS_ROLLOUT_POLICY, docs/rollout.md); empty for the default: shadow, then canary 10% -> 50% -> 100%. On AKS the shadow step is skipped: a Kubernetes online endpoint cannot mirror traffic (docs/azure.md, step 9).')
 param rolloutPolicy string = ''
 
@@ -543,6 +550,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_APPROVAL_TIMEOUT_HOURS'
           value: approvalTimeoutHours
+        }
+        {
+          name: 'MLOPS_TASK'
+          value: task
+        }
+        {
+          name: 'MLOPS_ESTIMATOR'
+          value: estimator
         }
         {
           name: 'MLOPS_GATE_POLICY'

@@ -1,6 +1,11 @@
 """Data sanity checks run before training.
 
-    python -m ml_pipeline.data_checks --data diabetes|PATH.csv [--reference PROFILE.json] --report OUT.json
+    python -m ml_pipeline.data_checks --data diabetes|breast_cancer|PATH.csv [--task regression|classification]
+        [--reference PROFILE.json] --report OUT.json
+
+A classification target is checked as class labels (at least two classes, none below the
+balance limit, no class the reference profile lacks, class proportions against the
+reference's); a regression target as numbers.
 
 Every check records its name, pass/fail and the numbers behind it. Exit codes: 0 all
 checks pass, 1 at least one failed (each failure is named on stdout), 2 the input could
@@ -17,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ml_pipeline.dataset import DEFAULT_TARGET, load_dataset
+from ml_pipeline.dataset import DEFAULT_TARGET, TASKS, default_task, load_dataset
 from ml_pipeline.errors import PipelineInputError
 from ml_pipeline.jsonio import read_json, write_json
-from ml_pipeline.profile import current_proportions, population_stability_index
+from ml_pipeline.profile import current_proportions, json_label, population_stability_index
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +43,8 @@ class Thresholds:
     min_std_ratio: float = 0.5
     max_std_ratio: float = 2.0
     max_psi: float = 0.25
+    # Classification: the rarest class must make up at least this share of the rows.
+    min_class_ratio: float = 0.01
 
 
 @dataclass
@@ -55,21 +62,27 @@ class CheckResult:
         return {"name": self.name, "passed": self.passed, **asdict(self)}
 
 
-def _numeric_columns(frame: pd.DataFrame) -> list[str]:
+def _numeric_columns(frame: pd.DataFrame, skip: str | None = None) -> list[str]:
+    """Numeric columns, without ``skip`` (a classification target: labels, not values to range-check)."""
     import pandas as pd
 
     return [
         str(c)
         for c in frame.columns
-        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        if c != skip and pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
     ]
 
 
-def check_schema(frame: pd.DataFrame, target: str, reference: dict | None) -> CheckResult:
+def _label_column(target: str, task: str) -> str | None:
+    return target if task == "classification" else None
+
+
+def check_schema(frame: pd.DataFrame, target: str, reference: dict | None, task: str = "regression") -> CheckResult:
     columns = [str(c) for c in frame.columns]
     numeric = set(_numeric_columns(frame))
     problems: list[str] = []
-    non_numeric = [c for c in columns if c not in numeric]
+    # A classification target may hold strings ("churned", "stayed"); every feature must be numeric.
+    non_numeric = [c for c in columns if c not in numeric and c != _label_column(target, task)]
     if non_numeric:
         problems.append(f"non-numeric columns: {', '.join(non_numeric)}")
     duplicated_names = sorted({c for c in columns if columns.count(c) > 1})
@@ -91,7 +104,7 @@ def check_schema(frame: pd.DataFrame, target: str, reference: dict | None) -> Ch
         details.update(expected_columns=expected, missing=missing, unexpected=unexpected)
     if problems:
         return CheckResult("schema", "failed", "; ".join(problems), details)
-    return CheckResult("schema", "passed", f"{len(columns)} numeric columns as expected", details)
+    return CheckResult("schema", "passed", f"{len(columns)} columns as expected", details)
 
 
 def check_missing_values(frame: pd.DataFrame, thresholds: Thresholds) -> CheckResult:
@@ -113,10 +126,12 @@ def check_row_count(frame: pd.DataFrame, thresholds: Thresholds) -> CheckResult:
     return CheckResult("row_count", "passed", f"{n} rows", details)
 
 
-def check_value_ranges(frame: pd.DataFrame, reference: dict | None, thresholds: Thresholds) -> CheckResult:
+def check_value_ranges(
+    frame: pd.DataFrame, reference: dict | None, thresholds: Thresholds, labels: str | None = None
+) -> CheckResult:
     per_column: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
-    for column in _numeric_columns(frame):
+    for column in _numeric_columns(frame, skip=labels):
         values = frame[column].to_numpy(dtype=float)
         present = values[~np.isnan(values)]
         infinite = int(np.isinf(present).sum())
@@ -160,11 +175,20 @@ def check_duplicates(frame: pd.DataFrame, thresholds: Thresholds) -> CheckResult
     return CheckResult("duplicates", "passed", f"{duplicated} duplicate rows ({ratio:.1%})", details)
 
 
-def check_target(frame: pd.DataFrame, target: str) -> CheckResult:
+def check_target(
+    frame: pd.DataFrame,
+    target: str,
+    task: str = "regression",
+    reference: dict | None = None,
+    thresholds: Thresholds | None = None,
+) -> CheckResult:
     import pandas as pd
 
     if target not in frame.columns:
         return CheckResult("target", "failed", f"target column {target!r} is missing", {})
+    if task == "classification":
+        reference_labels = (reference or {}).get("columns", {}).get(target)
+        return _check_labels(frame[target], reference_labels, thresholds or Thresholds())
     series = frame[target]
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return CheckResult("target", "failed", f"target {target!r} is not numeric", {"dtype": str(series.dtype)})
@@ -193,14 +217,60 @@ def check_target(frame: pd.DataFrame, target: str) -> CheckResult:
     return CheckResult("target", "passed", f"{distinct} distinct values, std {std:.4g}", details)
 
 
-def check_distribution_shift(frame: pd.DataFrame, reference: dict | None, thresholds: Thresholds) -> CheckResult:
+def _check_labels(labels: pd.Series, ref: dict | None, thresholds: Thresholds) -> CheckResult:
+    """A categorical target: two or more classes, balance above the limit, no class the reference lacks."""
+    missing = int(labels.isna().sum())
+    counts = labels.dropna().value_counts()
+    total = max(int(counts.sum()), 1)
+    proportions = {json_label(label): int(n) / total for label, n in counts.items()}
+    details: dict[str, Any] = {
+        "missing": missing,
+        "classes": [str(label) for label in proportions],
+        "counts": {str(label): int(n) for label, n in counts.items()},
+        "proportions": {str(label): share for label, share in proportions.items()},
+        "min_class_ratio": thresholds.min_class_ratio,
+    }
+    problems = []
+    if missing:
+        problems.append(f"{missing} missing target labels")
+    if len(proportions) < 2:
+        problems.append(f"{len(proportions)} class(es): a classifier needs at least two")
+    rare = {label: share for label, share in proportions.items() if share < thresholds.min_class_ratio}
+    if rare and len(proportions) >= 2:
+        listed = ", ".join(f"{label} ({share:.2%})" for label, share in rare.items())
+        problems.append(f"class balance: {listed} below {thresholds.min_class_ratio:.2%} of the rows")
+    if ref is not None and ref.get("kind") == "label":
+        known = list(ref["classes"])
+        unseen = [label for label in proportions if label not in known]
+        absent = [label for label in known if label not in proportions]
+        current = np.asarray([proportions.get(label, 0.0) for label in known] + [sum(proportions[u] for u in unseen)])
+        psi = population_stability_index(np.asarray(ref["proportions"]), current)
+        details.update(
+            reference_classes=[str(c) for c in known],
+            unseen=[str(u) for u in unseen],
+            absent=[str(a) for a in absent],
+            psi=psi,
+        )
+        if unseen:
+            problems.append(f"classes the reference never had: {', '.join(map(str, unseen))}")
+        if psi > thresholds.max_psi:
+            problems.append(f"class proportions moved from the reference's (PSI {psi:.3f})")
+    if problems:
+        return CheckResult("target", "failed", "; ".join(problems), details)
+    shares = ", ".join(f"{label}: {share:.1%}" for label, share in sorted(proportions.items(), key=lambda x: str(x[0])))
+    return CheckResult("target", "passed", f"{len(proportions)} classes ({shares})", details)
+
+
+def check_distribution_shift(
+    frame: pd.DataFrame, reference: dict | None, thresholds: Thresholds, labels: str | None = None
+) -> CheckResult:
     if reference is None:
         return CheckResult("distribution_shift", "skipped", "no reference profile given (--reference)", {})
     per_column: dict[str, dict[str, float]] = {}
     problems: list[str] = []
-    for column in _numeric_columns(frame):
+    for column in _numeric_columns(frame, skip=labels):
         ref = reference["columns"].get(column)
-        if ref is None:
+        if ref is None or ref.get("kind") == "label":
             continue
         values = frame[column].to_numpy(dtype=float)
         values = values[np.isfinite(values)]
@@ -232,16 +302,18 @@ def run_checks(
     target: str = DEFAULT_TARGET,
     reference: dict | None = None,
     thresholds: Thresholds | None = None,
+    task: str = "regression",
 ) -> list[CheckResult]:
     thresholds = thresholds or Thresholds()
+    labels = _label_column(target, task)
     return [
-        check_schema(frame, target, reference),
+        check_schema(frame, target, reference, task),
         check_missing_values(frame, thresholds),
         check_row_count(frame, thresholds),
-        check_value_ranges(frame, reference, thresholds),
+        check_value_ranges(frame, reference, thresholds, labels),
         check_duplicates(frame, thresholds),
-        check_target(frame, target),
-        check_distribution_shift(frame, reference, thresholds),
+        check_target(frame, target, task, reference, thresholds),
+        check_distribution_shift(frame, reference, thresholds, labels),
     ]
 
 
@@ -262,26 +334,33 @@ def build_report(
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m ml_pipeline.data_checks", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="'diabetes' or a CSV path")
+    parser.add_argument("--data", required=True, help="'diabetes', 'breast_cancer' or a CSV path")
     parser.add_argument("--target", default=DEFAULT_TARGET, help="target column (default: target)")
+    parser.add_argument("--task", choices=TASKS, help="default: the built-in data set's task, else regression")
     parser.add_argument("--reference", help="profile.json written by training, for ranges and shift")
     parser.add_argument("--report", required=True, help="where to write the JSON report")
     parser.add_argument("--min-rows", type=int, default=Thresholds.min_rows)
     parser.add_argument("--max-duplicate-ratio", type=float, default=Thresholds.max_duplicate_ratio)
     parser.add_argument("--max-psi", type=float, default=Thresholds.max_psi)
+    parser.add_argument("--min-class-ratio", type=float, default=Thresholds.min_class_ratio)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    thresholds = Thresholds(min_rows=args.min_rows, max_duplicate_ratio=args.max_duplicate_ratio, max_psi=args.max_psi)
+    thresholds = Thresholds(
+        min_rows=args.min_rows,
+        max_duplicate_ratio=args.max_duplicate_ratio,
+        max_psi=args.max_psi,
+        min_class_ratio=args.min_class_ratio,
+    )
     try:
         frame = load_dataset(args.data)
         reference = read_json(args.reference, what="reference profile") if args.reference else None
     except PipelineInputError as exc:
         print(f"data_checks: error: {exc}", file=sys.stderr)
         return 2
-    results = run_checks(frame, args.target, reference, thresholds)
+    results = run_checks(frame, args.target, reference, thresholds, args.task or default_task(args.data))
     report = build_report(results, args.data, args.reference, thresholds, len(frame))
     write_json(Path(args.report), report)
     for result in results:

@@ -1,4 +1,4 @@
-"""Loading a dataset: the built-in diabetes data or a CSV with one row per example."""
+"""Loading a dataset: a built-in scikit-learn data set or a CSV with one row per example."""
 
 from __future__ import annotations
 
@@ -12,17 +12,30 @@ if TYPE_CHECKING:
     import pandas as pd
 
 BUILTIN_DIABETES = "diabetes"
+BUILTIN_BREAST_CANCER = "breast_cancer"
+# Built-in data sets (they ship inside scikit-learn: no download) and the task each one poses.
+BUILTIN_DATASETS = {BUILTIN_DIABETES: "regression", BUILTIN_BREAST_CANCER: "classification"}
+TASKS = ("regression", "classification")
 DEFAULT_TARGET = "target"
 
 
+def default_task(source: str) -> str:
+    """The task a data source poses when nobody says: the built-in set's own, else regression."""
+    return BUILTIN_DATASETS.get(source, "regression")
+
+
 def load_dataset(source: str) -> pd.DataFrame:
-    """Return the dataset named by ``source``: ``diabetes`` or a path to a CSV file."""
+    """Return the dataset named by ``source``: a built-in name (``diabetes``, ``breast_cancer``) or a CSV path."""
     import pandas as pd
 
     if source == BUILTIN_DIABETES:
         from sklearn.datasets import load_diabetes
 
         return load_diabetes(as_frame=True).frame
+    if source == BUILTIN_BREAST_CANCER:
+        from sklearn.datasets import load_breast_cancer
+
+        return load_breast_cancer(as_frame=True).frame
     path = Path(source)
     if not path.is_file():
         raise PipelineInputError(f"data file not found: {source}")

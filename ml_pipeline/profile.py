@@ -22,15 +22,39 @@ N_BINS = 10
 PSI_EPSILON = 1e-4
 
 
-def build_profile(frame: pd.DataFrame, target: str) -> dict[str, Any]:
-    columns = {str(name): _profile_column(frame[name].to_numpy(dtype=float)) for name in frame.columns}
+def build_profile(frame: pd.DataFrame, target: str, task: str = "regression") -> dict[str, Any]:
+    """Every column's statistics; a classification target's as class labels (``label_profile``)."""
+    columns = {
+        str(name): label_profile(frame[name])
+        if task == "classification" and name == target
+        else _profile_column(frame[name].to_numpy(dtype=float))
+        for name in frame.columns
+    }
     return {
         "version": PROFILE_VERSION,
         "target": target,
+        "task": task,
         "n_rows": len(frame),
         "columns": columns,
         "column_order": [str(name) for name in frame.columns],
     }
+
+
+def label_profile(labels: pd.Series) -> dict[str, Any]:
+    """A categorical target: its classes (as JSON values, in sorted order) and their proportions."""
+    counts = labels.dropna().value_counts(sort=False).sort_index()
+    total = max(int(counts.sum()), 1)
+    return {
+        "kind": "label",
+        "classes": [json_label(label) for label in counts.index],
+        "counts": [int(n) for n in counts],
+        "proportions": [int(n) / total for n in counts],
+    }
+
+
+def json_label(label: Any) -> Any:
+    """numpy ints and strings as plain JSON values; other labels (floats) as they are."""
+    return label.item() if isinstance(label, np.generic) else label
 
 
 def _profile_column(values: np.ndarray) -> dict[str, Any]:

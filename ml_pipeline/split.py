@@ -48,3 +48,31 @@ def make_split(n_rows: int, seed: int = DEFAULT_SEED, holdout_fraction: float = 
     permutation = np.random.default_rng(seed).permutation(n_rows)
     holdout = np.sort(permutation[:n_holdout])
     return Split(seed, holdout_fraction, n_rows, tuple(int(i) for i in holdout))
+
+
+def make_stratified_split(
+    labels: np.ndarray, seed: int = DEFAULT_SEED, holdout_fraction: float = DEFAULT_HOLDOUT_FRACTION
+) -> Split:
+    """Hold out the same fraction of every class, so each class with two or more rows is on both sides.
+
+    A plain random holdout of a rare class can miss it, and then AUC and per-class recall are
+    undefined on the rows the gate compares. Rows of one class are taken in the order of one
+    seeded permutation of all rows, so the choice is as reproducible as ``make_split``'s.
+    """
+    if not 0.0 < holdout_fraction < 1.0:
+        raise ValueError(f"holdout fraction must be between 0 and 1, got {holdout_fraction}")
+    labels = np.asarray(labels)
+    n_rows = labels.size
+    permutation = np.random.default_rng(seed).permutation(n_rows)
+    permuted = labels[permutation]
+    chosen: list[np.ndarray] = []
+    for label in np.unique(labels):
+        rows = permutation[permuted == label]
+        if rows.size < 2:
+            continue  # a class seen once trains the model; it cannot also be held out
+        take = min(rows.size - 1, max(1, round(rows.size * holdout_fraction)))
+        chosen.append(rows[:take])
+    holdout = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.intp)
+    if holdout.size == 0:
+        raise ValueError(f"{n_rows} rows are too few to hold out any class's rows")
+    return Split(seed, holdout_fraction, n_rows, tuple(int(i) for i in holdout))

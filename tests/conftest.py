@@ -1,4 +1,4 @@
-"""Shared fixtures: the diabetes data and a model trained once per test session."""
+"""Shared fixtures: the diabetes data, and a regressor and a classifier trained once per test session."""
 
 from __future__ import annotations
 
@@ -21,6 +21,14 @@ def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ridge(alpha=0.4) on the diabetes data, the default model. Treat it as read-only."""
     output = tmp_path_factory.mktemp("model")
     train("diabetes", output)
+    return output
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LogisticRegression (the classification default) on breast_cancer. Treat it as read-only."""
+    output = tmp_path_factory.mktemp("classifier")
+    train("breast_cancer", output)
     return output
 
 

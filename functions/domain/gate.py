@@ -4,7 +4,7 @@ Pure and small: no I/O, no numpy. "Not better" is an ordinary decision with its 
 never an exception; only a policy that cannot be applied to the report raises GateConfigError.
 
 Improvement is oriented so that positive means "candidate better": for losses it is
-champion minus candidate, for r2 candidate minus champion. Its interval comes from the
+champion minus candidate, for r2, accuracy and AUC candidate minus champion. Its interval comes from the
 report's paired-bootstrap interval at the policy's confidence level.
 """
 
@@ -16,6 +16,22 @@ from typing import Any, Literal
 
 Mode = Literal["superiority", "non_inferiority"]
 Direction = Literal["lower_is_better", "higher_is_better"]
+
+
+LOWER: Direction = "lower_is_better"
+HIGHER: Direction = "higher_is_better"
+# The metrics ml_pipeline.evaluate gives a paired difference for, per task, with their directions.
+TASK_METRICS: dict[str, dict[str, Direction]] = {
+    "regression": {"mse": LOWER, "mae": LOWER, "r2": HIGHER},
+    "classification": {
+        "log_loss": LOWER,
+        "brier": LOWER,
+        "accuracy": HIGHER,
+        "balanced_accuracy": HIGHER,
+        "roc_auc": HIGHER,
+    },
+}
+DEFAULT_METRIC = {"regression": "mse", "classification": "log_loss"}
 
 
 class GateConfigError(ValueError):
@@ -53,6 +69,25 @@ class GatePolicy:
         if unknown:
             raise GateConfigError(f"unknown gate setting(s): {', '.join(unknown)}")
         return cls(**settings)
+
+    @classmethod
+    def for_task(cls, settings: Mapping[str, Any], task: str) -> GatePolicy:
+        """The policy ``settings`` describe for models of ``task``: the task's default metric when none is
+        named, and a GateConfigError naming the metric when it is unknown or belongs to the other task."""
+        if task not in TASK_METRICS:
+            raise GateConfigError(f"unknown task {task!r}; tasks: {', '.join(TASK_METRICS)}")
+        policy = cls.from_mapping({"metric": DEFAULT_METRIC[task], **settings})
+        fitting = TASK_METRICS[task]
+        if policy.metric not in fitting:
+            other = [name for name, metrics in TASK_METRICS.items() if policy.metric in metrics]
+            what = f"a {other[0]} metric" if other else "not a metric the evaluation reports"
+            raise GateConfigError(
+                f"metric {policy.metric!r} is {what}, and the models are {task} models; "
+                f"{task} metrics: {', '.join(fitting)}"
+            )
+        if policy.direction is not None and policy.direction != fitting[policy.metric]:
+            raise GateConfigError(f"{policy.metric} is {fitting[policy.metric]}, the policy says {policy.direction}")
+        return policy
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,16 @@ snapshot holding only the ``ml_pipeline`` package, in the environment named by t
 
 Inputs and outputs (pipeline level):
 
-- ``data``: the string ``diabetes`` (scikit-learn's built-in frame) or a ``uri_file`` data asset (a CSV).
+- ``data``: a built-in data set's name (``diabetes``, ``breast_cancer``: scikit-learn's frames) or a
+  ``uri_file`` data asset (a CSV).
 - ``champion_model`` (only when there is one): the production model as a ``custom_model`` input
   (``azureml:<name>:<version>``); data checks use its ``profile.json`` as the reference and
   evaluate scores it on the candidate's holdout rows. Without one, evaluate gets ``--champion none``.
 - outputs ``checks`` (``data_checks.json``), ``model`` (the training output directory) and
   ``evaluation`` (``evaluation.json``), all ``uri_folder``.
 
-Training parameters are baked into the train command as ``--param key=<JSON value>`` arguments.
+The model spec (task, estimator: MLOPS_TASK, MLOPS_ESTIMATOR) is baked into the data checks and train
+commands as ``--task``/``--estimator``, training parameters as ``--param key=<JSON value>`` arguments.
 Steps never reuse an earlier job's outputs (``force_rerun``): every release gets its own model
 and report, so the model registered for a release is the one its own job trained.
 """
@@ -33,6 +35,9 @@ from azure.ai.ml import Input, Output, command
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.dsl import pipeline
 from azure.ai.ml.entities import Command, CommandComponent, PipelineJob
+
+from ml_pipeline.dataset import BUILTIN_DATASETS
+from platforms.common.model_spec import ModelSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "ml_pipeline"
@@ -67,6 +72,7 @@ class RetrainingSpec:
     data: str = BUILTIN_DATA  # "diabetes" or a uri_file data asset (azureml:name:version)
     params: Mapping[str, Any] = field(default_factory=dict)
     champion: str | None = None  # the champion model's URI (azureml:name:version), if there is one
+    model: ModelSpec = field(default_factory=ModelSpec)
 
 
 def environment_reference(environment: str) -> str:
@@ -115,8 +121,8 @@ def _ref(kind: str, name: str) -> str:
 
 
 def _data_input(data: str) -> Input:
-    if data == BUILTIN_DATA:
-        return Input(type="string", description="'diabetes' (built-in data)")
+    if data in BUILTIN_DATASETS:
+        return Input(type="string", description=f"{data!r} (built-in data)")
     return Input(type=AssetTypes.URI_FILE, description="training data: one CSV, one row per example")
 
 
@@ -124,8 +130,11 @@ def _champion_input() -> Input:
     return Input(type=AssetTypes.CUSTOM_MODEL, description="the production model (a training output directory)")
 
 
-def data_checks_component(code: Path, environment: str, data: str, with_champion: bool) -> Command:
+def data_checks_component(
+    code: Path, environment: str, data: str, with_champion: bool, model: ModelSpec | None = None
+) -> Command:
     words = ["python", "-m", f"{PACKAGE}.data_checks", "--data", _ref("inputs", "data")]
+    words += (model or ModelSpec()).task_options()
     inputs = {"data": _data_input(data)}
     if with_champion:
         words += ["--reference", _ref("inputs", CHAMPION_INPUT) + "/" + PROFILE_FILE]
@@ -143,7 +152,10 @@ def data_checks_component(code: Path, environment: str, data: str, with_champion
     )
 
 
-def train_component(code: Path, environment: str, data: str, params: Mapping[str, Any]) -> Command:
+def train_component(
+    code: Path, environment: str, data: str, params: Mapping[str, Any], model: ModelSpec | None = None
+) -> Command:
+    model = model or ModelSpec()
     words = [
         "python",
         "-m",
@@ -152,7 +164,8 @@ def train_component(code: Path, environment: str, data: str, params: Mapping[str
         _ref("inputs", "data"),
         "--output",
         _ref("outputs", MODEL_OUTPUT) + "/" + MODEL_DIR,
-        *param_arguments(params),
+        *(shlex.quote(word) for word in model.train_options()),
+        *param_arguments(model.params_for(params)),
     ]
     return command(
         name=TRAIN_STEP,
@@ -216,13 +229,15 @@ def code_version(code: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def registrable_components(code: Path, environment: str, data: str = BUILTIN_DATA) -> list[Any]:
+def registrable_components(
+    code: Path, environment: str, data: str = BUILTIN_DATA, model: ModelSpec | None = None
+) -> list[Any]:
     """The three steps as named, versioned components for the workspace's catalogue (`mlops azure
     bootstrap`). Versions hash the code and the commands, so registering unchanged steps again changes
     nothing, and a changed command (an output layout, say) is a new version rather than a clash."""
     nodes = [
-        data_checks_component(code, environment, data, with_champion=True),
-        train_component(code, environment, data, {}),
+        data_checks_component(code, environment, data, with_champion=True, model=model),
+        train_component(code, environment, data, {}, model),
         evaluate_component(code, environment, data, with_champion=True),
     ]
     commands = "\n".join(str(node.component.command) for node in nodes if isinstance(node.component, CommandComponent))
@@ -240,8 +255,8 @@ def registrable_components(code: Path, environment: str, data: str = BUILTIN_DAT
 def retraining_pipeline(spec: RetrainingSpec) -> PipelineJob:
     """The pipeline job (not submitted; name, tags and display name are the caller's)."""
     with_champion = spec.champion is not None
-    checks_step = data_checks_component(spec.code, spec.environment, spec.data, with_champion)
-    train_step = train_component(spec.code, spec.environment, spec.data, spec.params)
+    checks_step = data_checks_component(spec.code, spec.environment, spec.data, with_champion, spec.model)
+    train_step = train_component(spec.code, spec.environment, spec.data, spec.params, spec.model)
     evaluate_step = evaluate_component(spec.code, spec.environment, spec.data, with_champion)
     # The DSL turns the decorated function's parameters into pipeline inputs and its returned dict into
     # pipeline outputs; parameters stay unannotated because it reads annotations as input types. A step's
@@ -286,4 +301,4 @@ def retraining_pipeline(spec: RetrainingSpec) -> PipelineJob:
 
 
 def _data_value(data: str) -> str | Input:
-    return data if data == BUILTIN_DATA else Input(type=AssetTypes.URI_FILE, path=data)
+    return data if data in BUILTIN_DATASETS else Input(type=AssetTypes.URI_FILE, path=data)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from functions.settings import SettingsError
+from ml_pipeline.dataset import BUILTIN_DATASETS
 
 # AZUREML_COMPUTE's special value: the pipeline steps run on Azure ML serverless compute, no cluster.
 # (azure-ai-ml's own marker for it, azure.ai.ml.constants._common.SERVERLESS_COMPUTE; not imported: no SDK at start-up.)
@@ -35,7 +36,12 @@ SETTINGS: dict[str, tuple[bool, str, str, str]] = {
     ),
     "AZUREML_ENVIRONMENT": (False, "diabetes-train-env", r"[\w.-]{1,255}", "environment of the pipeline steps"),
     "AZUREML_EXPERIMENT": (False, "diabetes-retraining", r"[\w.-]{1,255}", "experiment the jobs go to"),
-    "AZUREML_TRAINING_DATA": (False, "diabetes", r".+", "'diabetes' or a data asset URI (azureml:name:version)"),
+    "AZUREML_TRAINING_DATA": (
+        False,
+        "diabetes",
+        r".+",
+        "'diabetes', 'breast_cancer' or a data asset URI (azureml:name:version)",
+    ),
     "AZUREML_TEST_DATA": (False, "", r".+\.csv", "CSV of rows for endpoint tests, shipped with the app (data assets)"),
     "AZUREML_MODEL_NAME": (False, "diabetes-model", r"[\w.-]{1,255}", "registered model name"),
     "AZUREML_AKS_COMPUTE": (True, "", r"[\w-]{2,24}", "Kubernetes compute attached to the workspace"),
@@ -112,7 +118,7 @@ class AzureSettings:
         if compute != SERVERLESS and compute.lower() == SERVERLESS:
             # Azure ML would take it for the name of a cluster (and bootstrap would create one by that name).
             problems.append(f"AZUREML_COMPUTE={compute!r} is malformed: write {SERVERLESS!r} for serverless compute")
-        if values["AZUREML_TRAINING_DATA"] != "diabetes" and not values["AZUREML_TEST_DATA"]:
+        if values["AZUREML_TRAINING_DATA"] not in BUILTIN_DATASETS and not values["AZUREML_TEST_DATA"]:
             problems.append("AZUREML_TEST_DATA is missing (needed when AZUREML_TRAINING_DATA is a data asset)")
         if problems:
             raise SettingsError("Azure settings: " + "; ".join(problems))

@@ -42,6 +42,7 @@ from platforms.azure.components import (
     stage_code,
 )
 from platforms.azure.settings import TRAINING_VM_SIZE
+from platforms.common.model_spec import ModelSpec
 from platforms.common.names import job_name_part
 
 if TYPE_CHECKING:
@@ -81,9 +82,15 @@ class AzureTraining:
     """Training port: submit the retraining pipeline job; read its status, evaluation and model."""
 
     def __init__(
-        self, settings: AzureSettings, ml_client: Any, download_dir: Path, code_source: Path | None = None
+        self,
+        settings: AzureSettings,
+        ml_client: Any,
+        download_dir: Path,
+        code_source: Path | None = None,
+        model: ModelSpec | None = None,
     ) -> None:
         self.settings = settings
+        self.model = model or ModelSpec()
         self.ml_client = ml_client
         self.download_dir = Path(download_dir)
         self.code_source = code_source  # the ml_pipeline package; default: this repository's
@@ -106,6 +113,7 @@ class AzureTraining:
             data=self.settings.training_data,
             params=dict(params),
             champion=champion.location if champion else None,
+            model=self.model,
         )
         job = retraining_pipeline(spec)
         if self.settings.serverless:

@@ -97,15 +97,19 @@ class HttpEndpointTester:
         if response.status_code != 200:
             return False, f"POST 1 row -> {response.status_code}: {response.text[:200]}"
         result = _json(response).get("result")
-        ok = isinstance(result, list) and len(result) == 1 and _finite(result[0])
-        return ok, f"POST 1 row -> 200 {response.text[:200]}" + ("" if ok else ' (expected {"result": [a number]})')
+        ok = isinstance(result, list) and len(result) == 1 and (_finite(result[0]) or _label(result[0]))
+        expected = ' (expected {"result": [a number or a class label]})'
+        return ok, f"POST 1 row -> 200 {response.text[:200]}" + ("" if ok else expected)
 
     def _predictions_match(self, endpoint: Endpoint, model: ModelRef) -> tuple[bool, str]:
         import joblib
 
         rows = self._features[: self.rows]
         with self._model_dir(model) as directory:
-            expected = joblib.load(directory / MODEL_FILE).predict(rows).tolist()
+            estimator = joblib.load(directory / MODEL_FILE)
+        if hasattr(estimator, "classes_") and hasattr(estimator, "predict_proba"):
+            return self._classes_match(endpoint, estimator, rows)
+        expected = estimator.predict(rows).tolist()
         response = self._post(endpoint, {"data": rows.tolist()})
         if response.status_code != 200:
             return False, f"POST {len(rows)} rows -> {response.status_code}: {response.text[:200]}"
@@ -122,6 +126,36 @@ class HttpEndpointTester:
                 f"{wrong}/{len(expected)} predictions differ from the model's (max |diff| {max(differences):.4g})",
             )
         return True, f"{len(expected)} predictions equal the model's (max |diff| {max(differences):.1e})"
+
+    def _classes_match(self, endpoint: Endpoint, estimator: Any, rows: Any) -> tuple[bool, str]:
+        """A classifier: labels equal the model's exactly; probabilities, per class name, within TOLERANCE."""
+        labels = estimator.predict(rows).tolist()
+        classes = estimator.classes_.tolist()
+        probabilities = estimator.predict_proba(rows).tolist()
+        response = self._post(endpoint, {"data": rows.tolist(), "probabilities": True})
+        if response.status_code != 200:
+            return False, f"POST {len(rows)} rows with probabilities -> {response.status_code}: {response.text[:200]}"
+        answer = _json(response)
+        if answer.get("result") != labels:
+            wrong = sum(got != want for got, want in zip(answer.get("result") or [], labels, strict=False))
+            return False, f"labels differ from the model's ({wrong or 'shape'} of {len(labels)}): {response.text[:200]}"
+        if answer.get("classes") != classes:
+            return False, f"classes {answer.get('classes')!r} are not the model's {classes!r}"
+        got = answer.get("probabilities")
+        if not isinstance(got, list) or len(got) != len(probabilities):
+            return False, f"expected {len(probabilities)} rows of probabilities, got {response.text[:200]}"
+        differences = [
+            abs(g - w) if _finite(g) else math.inf
+            for got_row, want_row in zip(got, probabilities, strict=True)
+            for g, w in zip(got_row if isinstance(got_row, list) else [], want_row, strict=False)
+        ]
+        if len(differences) != len(probabilities) * len(classes) or max(differences) > TOLERANCE:
+            worst = max(differences, default=math.inf)
+            return False, f"probabilities differ from the model's (max |diff| {worst:.4g} over {len(differences)})"
+        return True, (
+            f"{len(labels)} labels equal the model's; probabilities of {', '.join(map(str, classes))} "
+            f"within {TOLERANCE:g} (max |diff| {max(differences):.1e})"
+        )
 
     def _rejected(self, endpoint: Endpoint, body: bytes) -> tuple[bool, str]:
         headers = {"Content-Type": "application/json", **self._headers(endpoint)}
@@ -182,6 +216,11 @@ def _json(response: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return document if isinstance(document, dict) else {}
+
+
+def _label(value: Any) -> bool:
+    """A class label score.py can answer: a non-empty string or an integer (numbers pass ``_finite``)."""
+    return isinstance(value, str) and value != ""
 
 
 def _finite(value: Any) -> bool:

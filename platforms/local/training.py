@@ -23,6 +23,8 @@ from typing import Any
 
 from functions.domain.refs import JobStatus, ModelRef
 from functions.ports import Publisher
+from ml_pipeline.dataset import BUILTIN_DATASETS
+from platforms.common.model_spec import ModelSpec
 from platforms.common.names import job_name_part
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.paths import REPO_ROOT
@@ -30,7 +32,7 @@ from platforms.local.processes import log_tail, pid_alive
 
 logger = logging.getLogger("mlops.training")
 
-EXPERIMENT_NAME = "diabetes-retraining"
+EXPERIMENT_NAME = "diabetes-retraining"  # kept for every task: experiment ids stay stable across upgrades
 # Azure ML gives an experiment a GUID; a name-derived one stays the same across runs and machines.
 EXPERIMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-local:experiment:{EXPERIMENT_NAME}"))
 RUN_TYPE = "azureml.PipelineRun"
@@ -45,14 +47,20 @@ class LocalTraining:
     """Training port: submit a retraining job; read its status, evaluation and model afterwards."""
 
     def __init__(
-        self, home: Path, publisher: Publisher, data: str = BUILTIN_DATA, python: str = sys.executable
+        self,
+        home: Path,
+        publisher: Publisher,
+        data: str = BUILTIN_DATA,
+        python: str = sys.executable,
+        model: ModelSpec | None = None,
     ) -> None:
         self.home = Path(home)
         self.jobs = self.home / "jobs"
         self.publisher = publisher
         # A CSV path must not depend on the steps' working directory (the repository root).
-        self.data = data if data == BUILTIN_DATA else str(Path(data).resolve())
+        self.data = data if data in BUILTIN_DATASETS else str(Path(data).resolve())
         self.python = python
+        self.model = model or ModelSpec()
 
     def submit(self, release_id: str, build: dict[str, Any], params: dict[str, Any], champion: ModelRef | None) -> str:
         job = f"train-{job_name_part(release_id)}-{uuid.uuid4().hex[:6]}"
@@ -64,7 +72,9 @@ class LocalTraining:
             "release_id": release_id,
             "build_id": str(build.get("buildId", "")),
             "commit": str(build.get("sourceVersion", "")),
-            "params": params,
+            "task": self.model.task,
+            "estimator": self.model.estimator,
+            "params": self.model.params_for(params),
             "champion": champion.location if champion else None,
             "data": self.data,
             "pid": os.getpid(),
@@ -119,10 +129,10 @@ class LocalTraining:
         return report
 
     def _commands(self, job_dir: Path, params: dict[str, Any], champion: ModelRef | None) -> dict[str, list[str]]:
-        checks = ["--data", self.data, "--report", str(job_dir / "data_checks.json")]
+        checks = ["--data", self.data, *self.model.task_options(), "--report", str(job_dir / "data_checks.json")]
         if champion:
             checks += ["--reference", str(Path(champion.location) / "profile.json")]
-        train = ["--data", self.data, "--output", str(job_dir / "model")]
+        train = ["--data", self.data, "--output", str(job_dir / "model"), *self.model.train_options()]
         for key, value in params.items():
             train += ["--param", f"{key}={json.dumps(value)}"]
         evaluate = [

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from functions.domain.refs import ModelRef
+from platforms.common.model_spec import ModelSpec
 from platforms.local.training import EXPERIMENT_ID, LocalTraining
 from tests.doubles.publisher import RecordingPublisher
 
@@ -143,3 +144,25 @@ def test_a_job_whose_process_died_is_failed_not_running_forever(tmp_path):
     (job_dir / "status.json").write_text(json.dumps({"state": "running", "pid": int(gone.stdout), "steps": {}}))
     assert training.status("train-orphan-000000").state == "failed"
     assert training.status("train-orphan-000000").detail == "job process vanished"
+
+
+def test_a_classification_job_checks_labels_trains_the_named_estimator_and_compares(tmp_path, classifier_dir):
+    publisher = RecordingPublisher()
+    model = ModelSpec("classification", "sklearn.linear_model.LogisticRegression", {"max_iter": 5000, "C": 0.5})
+    training = LocalTraining(tmp_path, publisher, data="breast_cancer", model=model)
+    champion = ModelRef("cancer-model", "1", str(classifier_dir))
+    job = training.submit("rel-cls", BUILD, {"C": 2.0}, champion)
+
+    event = publisher.wait_for(lambda e: e["data"].get("runId") == job, JOB_TIMEOUT_S)
+    assert event["eventType"] == RUN_COMPLETED, training.status(job)
+    status = json.loads((tmp_path / "jobs" / job / "status.json").read_text())
+    assert status["task"] == "classification" and status["params"] == {"max_iter": 5000, "C": 2.0}
+    checks = training.data_checks(job)
+    target = next(check for check in checks["checks"] if check["name"] == "target")
+    assert target["passed"] and target["summary"].startswith("2 classes")
+    card = json.loads((Path(training.model_location(job)) / "model_card.json").read_text())
+    assert card["estimator"] == "sklearn.linear_model.LogisticRegression" and card["params"]["C"] == 2.0
+    report = training.evaluation(job)
+    assert report["task"] == "classification" and set(report["differences"]) == {
+        "log_loss", "brier", "accuracy", "balanced_accuracy", "roc_auc"
+    }  # fmt: skip

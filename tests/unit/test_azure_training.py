@@ -19,6 +19,7 @@ from functions.domain.refs import ModelRef
 from platforms.azure.components import param_arguments
 from platforms.azure.settings import AzureSettings, example_env
 from platforms.azure.training import STATES, AzureTraining, EvaluationNotFound, _find_report
+from platforms.common.model_spec import ModelSpec
 from tests.doubles.azure_ml import FakeMLClient
 
 # azure-ai-ml's schemas use marshmallow APIs that marshmallow 4 deprecates: noise, not our concern.
@@ -83,10 +84,11 @@ def test_submit_without_champion_builds_the_pipeline_job(training, client):
         assert component(step).environment == ENVIRONMENT
         assert step.compute is None  # every step runs on the pipeline's default compute
     assert component(steps["data_checks"]).command == (
-        "python -m ml_pipeline.data_checks --data ${{inputs.data}} --report ${{outputs.checks}}/data_checks.json"
+        "python -m ml_pipeline.data_checks --data ${{inputs.data}} --task regression "
+        "--report ${{outputs.checks}}/data_checks.json"
     )
     assert component(steps["train"]).command == (
-        "python -m ml_pipeline.train --data ${{inputs.data}} --output ${{outputs.model}}/model"
+        "python -m ml_pipeline.train --data ${{inputs.data}} --output ${{outputs.model}}/model --task regression"
     )
     assert component(steps["evaluate"]).command == (
         "python -m ml_pipeline.evaluate --candidate ${{inputs.candidate}}/model --champion none "
@@ -173,7 +175,7 @@ def test_submit_with_champion_compares_against_it(training, client):
     job = submitted(client)
     steps = nodes(job)
     assert component(steps["data_checks"]).command == (
-        "python -m ml_pipeline.data_checks --data ${{inputs.data}} "
+        "python -m ml_pipeline.data_checks --data ${{inputs.data}} --task regression "
         "--reference ${{inputs.champion_model}}/profile.json --report ${{outputs.checks}}/data_checks.json"
     )
     assert component(steps["evaluate"]).command == (
@@ -216,6 +218,31 @@ def test_training_params_become_param_arguments(training, client):
     from ml_pipeline.train import parse_overrides
 
     assert parse_overrides(pairs) == params
+
+
+def test_a_classifier_spec_reaches_the_steps_with_the_builds_params_on_top(settings, client, tmp_path):
+    model = ModelSpec("classification", "sklearn.linear_model.LogisticRegression", {"C": 0.5, "max_iter": 5000})
+    training = AzureTraining(settings, client, tmp_path / "downloads", model=model)
+    training.submit("rel-4", BUILD, {"C": 2.0}, None)
+
+    steps = nodes(submitted(client))
+    checks = shlex.split(component(steps["data_checks"]).command)
+    assert checks[checks.index("--task") + 1] == "classification"
+    train = shlex.split(component(steps["train"]).command)
+    assert train[train.index("--task") + 1] == "classification"
+    assert train[train.index("--estimator") + 1] == "sklearn.linear_model.LogisticRegression"
+    from ml_pipeline.train import parse_overrides
+
+    pairs = [train[i + 1] for i, word in enumerate(train) if word == "--param"]
+    assert parse_overrides(pairs) == {"C": 2.0, "max_iter": 5000}
+
+
+def test_breast_cancer_is_passed_as_a_built_in_name(client, tmp_path):
+    settings = AzureSettings.from_env({**example_env(), "AZUREML_TRAINING_DATA": "breast_cancer"})
+    AzureTraining(settings, client, tmp_path / "downloads", model=ModelSpec("classification")).submit(
+        "rel-5", BUILD, {}, None
+    )
+    assert client.jobs.submissions[-1].as_dict["inputs"] == {"data": "breast_cancer"}
 
 
 @pytest.mark.parametrize(

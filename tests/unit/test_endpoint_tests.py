@@ -6,6 +6,7 @@ tests/integration/test_azure_testing.py (a stand-in for the AKS endpoint).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,8 @@ def test_a_server_error_for_malformed_input_is_not_a_rejection(scores, model):
     assert "2/3 checks failed" in report.summary
 
 
-@pytest.mark.parametrize("result", [["not a number"], [None], [True], "0.5", []])
-def test_answers_that_are_not_one_number_per_row_fail(model, result):
+@pytest.mark.parametrize("result", [[""], [None], [True], "0.5", []])
+def test_answers_that_are_not_one_number_or_label_per_row_fail(model, result):
     tester = HttpEndpointTester(rows=1, http=FakeHttp(lambda sent: (200, {"result": result})))
 
     smoke = checks_of(tester.smoke(ENDPOINT))
@@ -107,7 +108,7 @@ def test_answers_that_are_not_one_number_per_row_fail(model, result):
 
     assert smoke["health"]["passed"]
     assert not smoke["score_one_row"]["passed"]
-    assert 'expected {"result": [a number]}' in smoke["score_one_row"]["detail"]
+    assert 'expected {"result": [a number or a class label]}' in smoke["score_one_row"]["detail"]
     assert not integration["predictions_match_model"]["passed"]
 
 
@@ -118,3 +119,81 @@ def test_an_answer_that_is_not_json_is_a_failed_check_not_an_exception(model):
 
     assert not smoke.passed
     assert "<html>a proxy's error page</html>" in checks_of(smoke)["score_one_row"]["detail"]
+
+
+def test_a_regressor_answering_labels_fails_integration(model):
+    tester = HttpEndpointTester(rows=1, http=FakeHttp(lambda sent: (200, {"result": ["yes"]})))
+    assert checks_of(tester.smoke(ENDPOINT))["score_one_row"]["passed"]  # a label is a fine answer in itself
+    assert not checks_of(tester.integration(ENDPOINT, model))["predictions_match_model"]["passed"]
+
+
+@pytest.fixture(scope="module")
+def classifier_answers(classifier_dir: Path) -> Callable[..., Answer]:
+    """score.py with the classifier behind it: labels, and probabilities with class names on request;
+    ``tamper`` changes the answer it would give."""
+    score = load_score_module()
+    model = joblib.load(classifier_dir / "model.joblib")
+    vars(score).update(model=model, n_features=int(model.n_features_in_))
+
+    def with_answers(tamper: Callable[[dict[str, Any]], None] = lambda answer: None) -> Answer:
+        def answer(sent: Sent) -> tuple[int, Any]:
+            if sent.method == "GET":
+                return 200, "Healthy"
+            try:
+                rows, probabilities = score.parse_request(sent.body.decode())
+            except score.BadRequest:
+                return 400, {"error": "bad input"}
+            document: dict[str, Any] = {"result": model.predict(rows).tolist()}
+            if probabilities:
+                document.update(classes=model.classes_.tolist(), probabilities=model.predict_proba(rows).tolist())
+            tamper(document)
+            return 200, document
+
+        return answer
+
+    return with_answers
+
+
+@pytest.fixture
+def classifier(classifier_dir: Path) -> ModelRef:
+    return ModelRef("cancer-model", "1", str(classifier_dir))
+
+
+def test_a_classifier_endpoint_passes_with_labels_and_probabilities_equal_to_the_models(classifier_answers, classifier):
+    http = FakeHttp(classifier_answers())
+    tester = HttpEndpointTester(data="breast_cancer", rows=20, http=http)
+
+    checks = checks_of(tester.integration(ENDPOINT, classifier))
+
+    assert checks["predictions_match_model"]["passed"], checks["predictions_match_model"]
+    assert "20 labels equal the model's; probabilities of 0, 1" in checks["predictions_match_model"]["detail"]
+    asked = [json.loads(sent.body) for sent in http.sent if sent.method == "POST" and sent.body.startswith(b"{")]
+    assert any(body.get("probabilities") is True and len(body["data"]) == 20 for body in asked)
+
+
+def flip_first_label(answer: dict[str, Any]) -> None:
+    answer["result"][0] = 1 - answer["result"][0]
+
+
+def nudge_a_probability(answer: dict[str, Any]) -> None:
+    if "probabilities" in answer:
+        answer["probabilities"][3][0] += 1e-6
+
+
+def rename_classes(answer: dict[str, Any]) -> None:
+    if "classes" in answer:
+        answer["classes"] = ["benign", "malignant"]
+
+
+@pytest.mark.parametrize(
+    "tamper, said",
+    [
+        (flip_first_label, "labels differ from the model's (1 of 20)"),
+        (nudge_a_probability, "probabilities differ from the model's (max |diff| 1e-06"),
+        (rename_classes, "classes ['benign', 'malignant'] are not the model's [0, 1]"),
+    ],
+)
+def test_a_classifier_endpoint_that_answers_otherwise_fails(classifier_answers, classifier, tamper, said):
+    tester = HttpEndpointTester(data="breast_cancer", rows=20, http=FakeHttp(classifier_answers(tamper)))
+    check = checks_of(tester.integration(ENDPOINT, classifier))["predictions_match_model"]
+    assert not check["passed"] and said in check["detail"]

@@ -97,3 +97,21 @@ def test_a_policy_that_does_not_fit_the_report_is_a_config_error(policy_kwargs, 
 def test_invalid_policies_are_refused(settings):
     with pytest.raises(GateConfigError):
         GatePolicy.from_mapping(settings)
+
+
+def test_a_policy_for_a_task_takes_its_default_metric_and_refuses_the_other_tasks():
+    assert GatePolicy.for_task({}, "classification").metric == "log_loss"
+    assert GatePolicy.for_task({"mode": "non_inferiority", "margin": 1}, "regression").metric == "mse"
+    with pytest.raises(GateConfigError, match="'brier' is a classification metric"):
+        GatePolicy.for_task({"metric": "brier"}, "regression")
+    with pytest.raises(GateConfigError, match="roc_auc is higher_is_better, the policy says lower_is_better"):
+        GatePolicy.for_task({"metric": "roc_auc", "direction": "lower_is_better"}, "classification")
+    with pytest.raises(GateConfigError, match="unknown task"):
+        GatePolicy.for_task({}, "ranking")
+
+
+def test_the_gate_metric_table_matches_what_the_evaluation_reports():
+    from functions.domain.gate import TASK_METRICS
+    from ml_pipeline.evaluate import DIRECTIONS
+
+    assert {m: d for metrics in TASK_METRICS.values() for m, d in metrics.items()} == DIRECTIONS

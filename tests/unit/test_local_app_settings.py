@@ -57,7 +57,7 @@ def test_mlops_demo_sets_the_default_before_it_starts_a_host(monkeypatch: pytest
 
     monkeypatch.setattr("devhost.demo.run_demo", run_demo)
 
-    assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True)) == 0
+    assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True, data="diabetes")) == 0
     assert seen == [DEFAULT_RECONCILE_SCHEDULE]
 
 
@@ -81,5 +81,18 @@ def test_an_explicit_schedule_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(RECONCILE_SCHEDULE_SETTING, "0 */5 * * * *")
     monkeypatch.setattr("devhost.demo.run_demo", lambda port, keep_running=True: 0)
 
-    assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True)) == 0
+    assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True, data="diabetes")) == 0
     assert os.environ[RECONCILE_SCHEDULE_SETTING] == "0 */5 * * * *"
+
+
+@pytest.mark.usefixtures("unset_schedule")
+def test_mlops_demo_with_breast_cancer_runs_the_classifier_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr("devhost.demo.run_demo", lambda port, keep_running=True: ran.append("regressor") or 0)
+    monkeypatch.setattr(
+        "devhost.demo_classifier.run_classifier_demo", lambda port, keep_running=True: ran.append("classifier") or 0
+    )
+
+    assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True, data="breast_cancer")) == 0
+    assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True, data="diabetes")) == 0
+    assert ran == ["classifier", "regressor"]

@@ -39,6 +39,10 @@ def test_values_are_read():
         ({"MLOPS_GATE_POLICY": "{nope"}, "MLOPS_GATE_POLICY"),
         ({"MLOPS_GATE_POLICY": '{"mode": "better"}'}, "MLOPS_GATE_POLICY"),
         ({"MLOPS_GATE_POLICY": '{"treshold": 1}'}, "MLOPS_GATE_POLICY"),
+        ({"MLOPS_TASK": "ranking"}, "MLOPS_TASK"),
+        ({"MLOPS_ESTIMATOR": '{"estimator": "os.system"}'}, "MLOPS_ESTIMATOR"),
+        ({"MLOPS_ESTIMATOR": '{"estimator": "sklearn.svm.SVC", "params": {"a b": 1}}'}, "MLOPS_ESTIMATOR"),
+        ({"MLOPS_ESTIMATOR": '{"estimator": "sklearn.svm.SVC", "parameters": {}}'}, "MLOPS_ESTIMATOR"),
     ],
 )
 def test_bad_settings_fail_naming_the_setting(env, named):
@@ -108,3 +112,38 @@ def test_loopback_http_targets_are_local_only_and_key_vault_references_count_as_
         Settings.from_env({"MLOPS_PLATFORM": "azure", "MLOPS_NOTIFICATION_TARGETS": raw})
     reference = "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/notify/)"
     assert Settings.from_env({"MLOPS_NOTIFICATION_TARGETS": reference}).notification_targets() == ()
+
+
+@pytest.mark.parametrize(
+    "env, metric, fits",
+    [
+        ({"MLOPS_GATE_POLICY": '{"metric": "roc_auc"}'}, "roc_auc", "regression metrics: mse, mae, r2"),
+        ({"MLOPS_TASK": "classification", "MLOPS_GATE_POLICY": '{"metric": "mse"}'}, "mse", "classification metrics"),
+        ({"MLOPS_TRAINING_DATA": "breast_cancer", "MLOPS_GATE_POLICY": '{"metric": "r2"}'}, "r2", "is a regression"),
+        ({"MLOPS_TASK": "classification", "MLOPS_GATE_POLICY": '{"metric": "auc"}'}, "auc", "not a metric the"),
+        ({"MLOPS_GATE_POLICY": '{"metric": "rmse"}'}, "rmse", "not a metric the evaluation reports"),
+    ],
+)
+def test_a_gate_metric_that_does_not_fit_the_task_stops_the_app_at_start_naming_it(env, metric, fits):
+    with pytest.raises(SettingsError, match="MLOPS_GATE_POLICY") as caught:
+        Settings.from_env(env)
+    assert f"metric {metric!r}" in str(caught.value) and fits in str(caught.value)
+
+
+def test_the_task_follows_the_built_in_data_and_its_default_metric():
+    assert Settings.from_env({}).task == "regression" and Settings.from_env({}).gate_policy.metric == "mse"
+    cancer = Settings.from_env({"MLOPS_TRAINING_DATA": "breast_cancer"})
+    assert cancer.task == "classification" and cancer.gate_policy.metric == "log_loss"
+    named = Settings.from_env({"MLOPS_TASK": "Classification", "MLOPS_GATE_POLICY": '{"metric": "roc_auc"}'})
+    assert named.task == "classification" and named.gate_policy.metric == "roc_auc"
+    # On Azure the pipeline's data (AZUREML_TRAINING_DATA) is the one whose task counts.
+    azure = Settings.from_env({"MLOPS_PLATFORM": "azure", "AZUREML_TRAINING_DATA": "breast_cancer"})
+    assert azure.task == "classification"
+
+
+def test_the_estimator_setting_is_read_as_a_class_path_and_parameters():
+    settings = Settings.from_env(
+        {"MLOPS_ESTIMATOR": '{"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"max_depth": 4}}'}
+    )
+    assert settings.estimator == {"estimator": "sklearn.ensemble.RandomForestClassifier", "params": {"max_depth": 4}}
+    assert Settings.from_env({"MLOPS_ESTIMATOR": " "}).estimator == {}
