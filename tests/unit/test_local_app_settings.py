@@ -88,10 +88,16 @@ def test_an_explicit_schedule_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("unset_schedule")
 def test_mlops_demo_with_breast_cancer_runs_the_classifier_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     ran: list[str] = []
-    monkeypatch.setattr("devhost.demo.run_demo", lambda port, keep_running=True: ran.append("regressor") or 0)
-    monkeypatch.setattr(
-        "devhost.demo_classifier.run_classifier_demo", lambda port, keep_running=True: ran.append("classifier") or 0
-    )
+
+    def recorder(kind: str):
+        def run(port: int, keep_running: bool = True) -> int:
+            ran.append(kind)
+            return 0
+
+        return run
+
+    monkeypatch.setattr("devhost.demo.run_demo", recorder("regressor"))
+    monkeypatch.setattr("devhost.demo_classifier.run_classifier_demo", recorder("classifier"))
 
     assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True, data="breast_cancer")) == 0
     assert cli.cmd_demo(argparse.Namespace(port=7999, stop=True, data="diabetes")) == 0
