@@ -144,6 +144,8 @@ def check_value_ranges(
         if infinite:
             problems.append(f"{column} has {infinite} infinite values")
         ref = (reference or {}).get("columns", {}).get(column)
+        if ref is not None and ref.get("kind") == "label":
+            ref = None  # a classifier's target: labels have no range (check_target says the task differs)
         if ref is not None and present.size:
             span = ref["max"] - ref["min"]
             low = ref["min"] - thresholds.range_tolerance * span
@@ -186,9 +188,18 @@ def check_target(
 
     if target not in frame.columns:
         return CheckResult("target", "failed", f"target column {target!r} is missing", {})
+    reference_target = (reference or {}).get("columns", {}).get(target)
+    if reference_target is not None and (reference_target.get("kind") == "label") != (task == "classification"):
+        theirs = "classification" if reference_target.get("kind") == "label" else "regression"
+        return CheckResult(
+            "target",
+            "failed",
+            f"the reference profile is a {theirs} model's and the task is {task}: "
+            "release a model of the champion's task (MLOPS_TASK), or retire the champion",
+            {"reference_task": theirs, "task": task},
+        )
     if task == "classification":
-        reference_labels = (reference or {}).get("columns", {}).get(target)
-        return _check_labels(frame[target], reference_labels, thresholds or Thresholds())
+        return _check_labels(frame[target], reference_target, thresholds or Thresholds())
     series = frame[target]
     if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
         return CheckResult("target", "failed", f"target {target!r} is not numeric", {"dtype": str(series.dtype)})

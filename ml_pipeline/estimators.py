@@ -62,7 +62,10 @@ def build_estimator(spec: dict[str, Any], seed: int, task: str = "regression") -
         raise PipelineInputError(f"unknown estimator {name!r}") from None
     if not inspect.isclass(estimator_class):
         raise PipelineInputError(f"{name} is not a scikit-learn estimator class")
-    estimator: Any = estimator_class()  # scikit-learn ships no type information
+    try:
+        estimator: Any = estimator_class()  # scikit-learn ships no type information
+    except TypeError as exc:  # meta-estimators need arguments (VotingClassifier's estimators=...)
+        raise PipelineInputError(f"{name} cannot be built from parameters alone: {exc}") from None
     if task == "classification":
         if not is_classifier(estimator):
             raise PipelineInputError(f"{name} is not a scikit-learn classifier (the task is classification)")

@@ -167,23 +167,25 @@ def compare_classifiers(
         (aligned_probabilities(o.probabilities, o.classes, classes), class_positions(o.labels, classes))
         for o in outputs
     ]
+    # Binary when the candidate and the rows know two classes, whatever else the champion knows.
+    binary = np.unique(np.concatenate([np.asarray(y_true), candidate.classes])).size == 2
     report: dict[str, Any] = {
         "n": int(truth.size),
         "task": "classification",
         "classes": classes.tolist(),
-        "metrics": {"candidate": classification_metrics(*scored[0], truth), "champion": None},
+        "metrics": {"candidate": classification_metrics(*scored[0], truth, binary), "champion": None},
         "confusion_matrices": {"candidate": confusion_matrix(truth, scored[0][1], classes), "champion": None},
         "differences": None,
     }
     if champion is None:
         return report
-    report["metrics"]["champion"] = classification_metrics(*scored[1], truth)
+    report["metrics"]["champion"] = classification_metrics(*scored[1], truth, binary)
     report["confusion_matrices"]["champion"] = confusion_matrix(truth, scored[1][1], classes)
     (cand_p, cand_label), (champ_p, champ_label) = scored
     per_row = np.column_stack(
         [
             per_row_log_loss(cand_p, truth) - per_row_log_loss(champ_p, truth),
-            per_row_brier(cand_p, truth) - per_row_brier(champ_p, truth),
+            per_row_brier(cand_p, truth, binary) - per_row_brier(champ_p, truth, binary),
             (cand_label == truth).astype(float) - (champ_label == truth).astype(float),
         ]
     )
@@ -269,13 +271,10 @@ def evaluate(
             estimator = model.estimator
             return ClassifierOutput(np.asarray(estimator.classes_), estimator.predict_proba(x), estimator.predict(x))
 
-        comparison = compare_classifiers(
-            frame[target].to_numpy()[holdout],
-            classify(candidate),
-            classify(champion) if champion else None,
-            resamples,
-            seed,
-        )
+        y_true = frame[target].to_numpy()[holdout]
+        outputs = [classify(candidate)] + ([classify(champion)] if champion else [])
+        _require_comparable_labels(y_true, outputs)
+        comparison = compare_classifiers(y_true, outputs[0], outputs[1] if champion else None, resamples, seed)
     else:
         y_true = frame[target].to_numpy(dtype=np.float64)[holdout]
 
@@ -302,6 +301,25 @@ def evaluate(
     else:
         note = "champion and candidate scored on the same holdout rows; the champion was trained on other data"
     return {"version": REPORT_VERSION, "compared": compared, "note": note, **comparison}
+
+
+def _require_comparable_labels(y_true: np.ndarray, outputs: list[ClassifierOutput]) -> None:
+    """Labels of one type, and a champion that knows every holdout label: otherwise the comparison would
+    crash (str vs int) or score the champion 0 on classes it merely names differently."""
+    every = [*y_true.tolist(), *(label for output in outputs for label in output.classes.tolist())]
+    try:
+        np.unique(np.asarray(every, dtype=object))
+    except TypeError:
+        kinds = ", ".join(sorted({type(label).__name__ for label in every}))
+        raise PipelineInputError(f"class labels are of different types ({kinds})") from None
+    if len(outputs) == 2:
+        champion_classes = outputs[1].classes.tolist()
+        unknown = sorted(str(label) for label in set(y_true.tolist()) - set(champion_classes))
+        if unknown:
+            raise PipelineInputError(
+                f"the champion's classes ({', '.join(map(str, champion_classes))}) do not include the holdout's "
+                f"{', '.join(unknown)}: the two models name their classes differently"
+            )
 
 
 def _task(model: TrainedModel) -> str:

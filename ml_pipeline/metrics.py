@@ -51,13 +51,15 @@ def per_row_log_loss(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray
     return -np.log(np.clip(rows[np.arange(truth.size), truth], _EPS, 1.0))
 
 
-def per_row_brier(probabilities: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Sum over classes of (p - 1[true class])**2; halved for two classes, so a binary score is
-    (p(positive) - y)**2, scikit-learn's brier_score_loss in both cases."""
+def per_row_brier(probabilities: np.ndarray, truth: np.ndarray, binary: bool | None = None) -> np.ndarray:
+    """Sum over classes of (p - 1[true class])**2; halved for a binary problem, so a binary score is
+    (p(positive) - y)**2, scikit-learn's brier_score_loss in both cases. ``binary`` defaults to "two
+    columns"; a pair of models may have more columns than the problem has classes (a class only the
+    champion knows), and both must then be scored on the same scale."""
     onehot = np.zeros_like(probabilities)
     onehot[np.arange(truth.size), truth] = 1.0
     squares = ((probabilities - onehot) ** 2).sum(axis=1)
-    return squares / 2.0 if probabilities.shape[1] == 2 else squares
+    return squares / 2.0 if (probabilities.shape[1] == 2 if binary is None else binary) else squares
 
 
 def balanced_accuracy(truth: np.ndarray, predicted: np.ndarray, n_classes: int) -> float:
@@ -88,11 +90,13 @@ def roc_auc(probabilities: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean(aucs)) if aucs else float("nan")
 
 
-def classification_metrics(probabilities: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def classification_metrics(
+    probabilities: np.ndarray, predicted: np.ndarray, truth: np.ndarray, binary: bool | None = None
+) -> dict[str, float]:
     """``probabilities`` (n, k) and ``predicted``/``truth`` as class positions (n,)."""
     return {
         "log_loss": float(per_row_log_loss(probabilities, truth).mean()),
-        "brier": float(per_row_brier(probabilities, truth).mean()),
+        "brier": float(per_row_brier(probabilities, truth, binary).mean()),
         "accuracy": float(np.mean(predicted == truth)),
         "balanced_accuracy": balanced_accuracy(truth, predicted, probabilities.shape[1]),
         "roc_auc": roc_auc(probabilities, truth),

@@ -74,5 +74,7 @@ def make_stratified_split(
         chosen.append(rows[:take])
     holdout = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.intp)
     if holdout.size == 0:
-        raise ValueError(f"{n_rows} rows are too few to hold out any class's rows")
+        raise ValueError(
+            f"no class of the {n_rows} rows has two rows to hold one out: is the target continuous (a regression task)?"
+        )
     return Split(seed, holdout_fraction, n_rows, tuple(int(i) for i in holdout))

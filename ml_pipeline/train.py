@@ -192,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         document = read_json(args.params, what="params file") if args.params else None
         if args.estimator:
+            if document is not None and not isinstance(document, dict):
+                raise PipelineInputError("params file must hold a JSON object with 'estimator' and 'params'")
             if document and "estimator" in document:
                 raise PipelineInputError("name the estimator once: --estimator or the params file, not both")
             document = {**(document or {}), "estimator": args.estimator}

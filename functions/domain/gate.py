@@ -113,6 +113,11 @@ def decide(report: Mapping[str, Any], policy: GatePolicy | None = None) -> GateD
         "candidate": candidate_metrics.get(policy.metric),
         "champion": (metrics.get("champion") or {}).get(policy.metric),
     }
+    value = evidence["candidate"]
+    if not isinstance(value, int | float) or value != value:  # NaN: e.g. AUC on holdout rows of one class
+        return GateDecision(
+            False, f"candidate {policy.metric} is undefined on the holdout rows: nothing to promote on", evidence
+        )
     if metrics.get("champion") is None:
         return _decide_without_champion(policy, evidence)
 

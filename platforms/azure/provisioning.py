@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -549,15 +550,21 @@ def provision(
     """
     from azure.identity import DefaultAzureCredential
 
+    from ml_pipeline.dataset import default_task
     from platforms.azure.clients import build_ml_client
     from platforms.azure.components import environment_reference, registrable_components, stage_code
+    from platforms.common.model_spec import ModelSpec
 
     credential = DefaultAzureCredential()
     ml_client = build_ml_client(settings, credential)
     workspace_client = build_workspace_client(settings, credential)
     with tempfile.TemporaryDirectory(prefix="mlops-components-") as staged:
         code = stage_code(Path(staged))
-        components = registrable_components(code, environment_reference(settings.environment), settings.training_data)
+        # The catalogue's steps carry the task the app trains (MLOPS_TASK, else the data's own).
+        model = ModelSpec(os.environ.get("MLOPS_TASK") or default_task(settings.training_data))
+        components = registrable_components(
+            code, environment_reference(settings.environment), settings.training_data, model
+        )
         return bootstrap(
             settings,
             ml_client,

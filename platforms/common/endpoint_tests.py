@@ -219,8 +219,8 @@ def _json(response: requests.Response) -> dict[str, Any]:
 
 
 def _label(value: Any) -> bool:
-    """A class label score.py can answer: a non-empty string or an integer (numbers pass ``_finite``)."""
-    return isinstance(value, str) and value != ""
+    """A class label score.py can answer beyond numbers (``_finite``): a non-empty string or a boolean."""
+    return isinstance(value, bool) or (isinstance(value, str) and value != "")
 
 
 def _finite(value: Any) -> bool:

@@ -190,3 +190,75 @@ def test_the_gate_rejects_the_worse_classifier_on_log_loss_with_its_evidence(cla
     better = decide(evaluate.evaluate(classifier_dir, worse_classifier, "breast_cancer", resamples=400),
                     GatePolicy.for_task({"metric": "roc_auc"}, "classification"))  # fmt: skip
     assert better.evidence["metric"] == "roc_auc" and better.evidence["improvement"] > 0
+
+
+def relabelled(target: Path, labels: dict) -> Path:
+    """The breast_cancer data with its labels renamed, trained as a classifier into ``target``."""
+    frame = load_dataset("breast_cancer")
+    frame["target"] = frame["target"].map(labels)
+    path = target.parent / f"{target.name}.csv"
+    frame.to_csv(path, index=False)
+    train(str(path), target, task="classification")
+    return path
+
+
+def test_a_reference_of_the_other_task_fails_the_target_check_clearly(cancer, classifier_dir, trained_dir, diabetes):
+    classifier_profile = json.loads((classifier_dir / "profile.json").read_text())
+    regressor_profile = json.loads((trained_dir / "profile.json").read_text())
+    as_regression = by_name(run_checks(cancer, reference=classifier_profile, task="regression"))
+    assert as_regression["target"].status == "failed"
+    assert "the reference profile is a classification model's and the task is regression" in (
+        as_regression["target"].summary
+    )
+    as_classification = by_name(run_checks(diabetes, reference=regressor_profile, task="classification"))
+    assert "a regression model's and the task is classification" in as_classification["target"].summary
+
+
+def test_labels_of_another_type_or_name_than_the_champions_are_a_clear_error(classifier_dir, tmp_path):
+    named = relabelled(tmp_path / "named", {0: "malignant", 1: "benign"})
+    with pytest.raises(PipelineInputError, match="class labels are of different types"):
+        evaluate.evaluate(classifier_dir, tmp_path / "named", "breast_cancer", resamples=50)
+    relabelled(tmp_path / "renamed", {0: "m", 1: "b"})
+    with pytest.raises(PipelineInputError, match="do not include the holdout's benign, malignant"):
+        evaluate.evaluate(tmp_path / "named", tmp_path / "renamed", str(named), resamples=50)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # 30 arbitrary rows relabelled
+def test_a_champion_with_an_extra_class_leaves_the_candidates_brier_on_the_binary_scale(classifier_dir, tmp_path):
+    frame = load_dataset("breast_cancer")
+    frame.loc[frame.index[:30], "target"] = 2
+    path = tmp_path / "three.csv"
+    frame.to_csv(path, index=False)
+    train(str(path), tmp_path / "three", task="classification")
+    from ml_pipeline.evaluate import ClassifierOutput, compare_classifiers
+
+    card = json.loads((classifier_dir / "model_card.json").read_text())
+    holdout = card["split"]["holdout_index"]
+    x = frame.drop(columns="target").to_numpy()[holdout]
+    y = load_dataset("breast_cancer")["target"].to_numpy()[holdout]
+
+    def output(directory: Path) -> ClassifierOutput:
+        model = joblib.load(directory / "model.joblib")
+        return ClassifierOutput(model.classes_, model.predict_proba(x), model.predict(x))
+
+    report = compare_classifiers(y, output(classifier_dir), output(tmp_path / "three"), resamples=50)
+    assert report["metrics"]["candidate"]["brier"] == pytest.approx(card["metrics"]["brier"], rel=1e-12)
+
+
+def test_an_estimator_that_needs_arguments_and_a_params_list_are_one_line_errors(tmp_path, capsys):
+    with pytest.raises(PipelineInputError, match="cannot be built from parameters alone"):
+        build_estimator(resolve_params({"estimator": "sklearn.ensemble.VotingClassifier"}), 1, "classification")
+    params = tmp_path / "params.json"
+    params.write_text('["a"]')
+    code = train_module.main(["--data", "breast_cancer", "--output", str(tmp_path / "m"), "--params", str(params),
+                              "--estimator", "sklearn.linear_model.LogisticRegression"])  # fmt: skip
+    assert code == 2 and "params file must hold a JSON object" in capsys.readouterr().err
+
+
+def test_a_continuous_target_as_classification_says_what_is_likely_wrong(tmp_path):
+    with pytest.raises(PipelineInputError, match="is the target continuous"):
+        frame = load_dataset("diabetes")
+        frame["target"] = frame["target"] + np.arange(len(frame)) * 1e-3  # every value unique
+        path = tmp_path / "continuous.csv"
+        frame.to_csv(path, index=False)
+        train(str(path), tmp_path / "m", task="classification")

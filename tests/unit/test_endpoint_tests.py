@@ -99,7 +99,7 @@ def test_a_server_error_for_malformed_input_is_not_a_rejection(scores, model):
     assert "2/3 checks failed" in report.summary
 
 
-@pytest.mark.parametrize("result", [[""], [None], [True], "0.5", []])
+@pytest.mark.parametrize("result", [[""], [None], [{"label": 1}], "0.5", []])
 def test_answers_that_are_not_one_number_or_label_per_row_fail(model, result):
     tester = HttpEndpointTester(rows=1, http=FakeHttp(lambda sent: (200, {"result": result})))
 
@@ -197,3 +197,8 @@ def test_a_classifier_endpoint_that_answers_otherwise_fails(classifier_answers, 
     tester = HttpEndpointTester(data="breast_cancer", rows=20, http=FakeHttp(classifier_answers(tamper)))
     check = checks_of(tester.integration(ENDPOINT, classifier))["predictions_match_model"]
     assert not check["passed"] and said in check["detail"]
+
+
+def test_boolean_labels_are_a_classifiers_answer_in_the_smoke_test():
+    tester = HttpEndpointTester(rows=1, http=FakeHttp(lambda sent: (200, {"result": [True]})))
+    assert checks_of(tester.smoke(ENDPOINT))["score_one_row"]["passed"]

@@ -115,3 +115,9 @@ def test_the_gate_metric_table_matches_what_the_evaluation_reports():
     from ml_pipeline.evaluate import DIRECTIONS
 
     assert {m: d for metrics in TASK_METRICS.values() for m, d in metrics.items()} == DIRECTIONS
+
+
+def test_an_undefined_candidate_metric_is_not_promoted():
+    report = {"n": 10, "metrics": {"candidate": {"roc_auc": float("nan")}, "champion": None}, "differences": None}
+    decision = decide(report, GatePolicy.for_task({"metric": "roc_auc"}, "classification"))
+    assert not decision.promote and "undefined on the holdout rows" in decision.reason
