@@ -22,8 +22,8 @@ from pathlib import Path
 
 import azure.functions as func
 
-from devhost import ncrontab
 from devhost.worker import WorkerUnavailable, worker_problems
+from functions.domain import ncrontab
 
 HTTP_TRIGGER = "httpTrigger"
 TIMER_TRIGGER = "timerTrigger"

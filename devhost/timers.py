@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from devhost import ncrontab
 from devhost.conversion import timer_request
 from devhost.invocation import HostedFunction, invoke
+from functions.domain import ncrontab
 
 # A run this much later than its scheduled time means an occurrence was missed: the host's IsPastDue.
 PAST_DUE_TOLERANCE = timedelta(seconds=1)

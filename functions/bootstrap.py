@@ -34,6 +34,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
             timeouts=Timeouts(approval=settings.approval_timeout),
             rollout_policy=settings.rollout_policy,
             clock=clock,
+            retrain_schedule=settings.retrain_schedule,
         )
     # The long Azure steps (an AKS rollout, an ACI group coming up) are operations the follow timer
     # watches (Timeouts.operation_max); a claimed step without one is retried by reconcile only after
@@ -48,6 +49,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         promote_inline=False,
         clock=clock,
         trust_published_requester=False,
+        retrain_schedule=settings.retrain_schedule,
     )
 
 

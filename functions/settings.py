@@ -79,6 +79,8 @@ class Settings:
     gate_policy: GatePolicy = field(default_factory=GatePolicy)
     approval_policy: ApprovalPolicy = field(default_factory=ApprovalPolicy)
     rollout_policy: RolloutPolicy = field(default_factory=RolloutPolicy)
+    # MLOPS_RETRAIN_SCHEDULE: NCRONTAB (UTC) of scheduled retraining; "" (the default) is off.
+    retrain_schedule: str = ""
     # The local deployer's fault injection (MLOPS_LOCAL_FAULT, off when empty): docs/rollout.md.
     local_fault: dict[str, Any] = field(default_factory=dict)
     # The environment the settings came from; secrets are read from it on every request (rotation).
@@ -147,6 +149,7 @@ class Settings:
             approval_policy=approval_policy,
             rollout_policy=_rollout_policy(env.get("MLOPS_ROLLOUT_POLICY")),
             local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), platform),
+            retrain_schedule=_retrain_schedule(env.get("MLOPS_RETRAIN_SCHEDULE")),
             env=env,
         )
 
@@ -264,6 +267,19 @@ def _task(raw: str | None, training_data: str) -> str:
     if task not in TASKS:
         raise SettingsError(f"MLOPS_TASK must be one of {', '.join(TASKS)}, got {raw!r}")
     return task
+
+
+def _retrain_schedule(raw: str | None) -> str:
+    from functions.domain import schedule
+
+    expression = " ".join((raw or "").split())
+    if not expression:
+        return ""
+    try:
+        schedule.validate(expression)
+    except ValueError as exc:
+        raise SettingsError(f"MLOPS_RETRAIN_SCHEDULE: {exc}") from None
+    return expression
 
 
 PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

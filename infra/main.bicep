@@ -102,6 +102,9 @@ param followSchedule string = '*/10 * * * * *'
 
 param approvalTimeoutHours string = '72'
 
+@description('MLOPS_RETRAIN_SCHEDULE: NCRONTAB (six fields, UTC, at most once a minute) of scheduled retraining, e.g. 0 0 3 * * MON; empty (the default) is off. The reconcile timer starts one release per occurrence.')
+param retrainSchedule string = ''
+
 @description('Promotion gate policy as JSON, e.g. {"mode": "non_inferiority", "margin": 50}; empty for the default policy.')
 param gatePolicy string = ''
 
@@ -554,6 +557,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_TASK'
           value: task
+        }
+        {
+          name: 'MLOPS_RETRAIN_SCHEDULE'
+          value: retrainSchedule
         }
         {
           name: 'MLOPS_ESTIMATOR'

@@ -82,3 +82,5 @@ class Context:
     # locally the bus is the machine owner's; on Azure anyone who can publish could name anyone, so only
     # the authenticated CI hooks' requester counts there.
     trust_published_requester: bool = True
+    # MLOPS_RETRAIN_SCHEDULE (NCRONTAB, UTC): "" is off; reconcile starts a release per occurrence.
+    retrain_schedule: str = ""

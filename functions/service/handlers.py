@@ -47,13 +47,13 @@ def on_build(ctx: Context, event: ev.BuildCompleted) -> Result:
     trigger = event.trigger()
     if not (ctx.trust_published_requester or event.source in VERIFIED_REQUESTER_SOURCES):
         trigger["requesterVerified"] = False  # kept for people to read, never compared (approval policy)
-    return _start_release(ctx, event.release_id, event.id, trigger, dict(event.parameters))
+    return start_release(ctx, event.release_id, event.id, trigger, dict(event.parameters))
 
 
 def on_drift(ctx: Context, event: ev.DriftDetected) -> Result:
     release_id = release_id_for_build(f"drift-{event.id}")
     trigger = {"kind": "drift", "reason": f"{event.drift_name} drift {event.drift_coefficient:.3f}"}
-    return _start_release(ctx, release_id, event.id, trigger, {})
+    return start_release(ctx, release_id, event.id, trigger, {})
 
 
 def on_release_approved(ctx: Context, event: ev.ReleaseApproved) -> Result:
@@ -180,9 +180,10 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def _start_release(
+def start_release(
     ctx: Context, release_id: str, event_id: str, trigger: dict[str, Any], params: dict[str, Any]
 ) -> Result:
+    """Create the release and begin it; the same ``release_id`` again is a duplicate (same event) or stale."""
     release = Release.create(release_id, trigger, params, ctx.clock())
     release.mark_handled(event_id)
     if not ctx.ports.store.create(release):

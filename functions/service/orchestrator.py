@@ -35,6 +35,7 @@ class Orchestrator:
         promote_inline: bool = True,
         clock: Clock = utc_now,
         trust_published_requester: bool = True,
+        retrain_schedule: str = "",
     ) -> None:
         self.ctx = Context(
             ports,
@@ -46,6 +47,7 @@ class Orchestrator:
             promote_inline=promote_inline,
             clock=clock,
             trust_published_requester=trust_published_requester,
+            retrain_schedule=retrain_schedule,
         )
 
     @property

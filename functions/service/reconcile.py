@@ -1,4 +1,5 @@
-"""The timer's look at every open release: expire approvals, re-check stuck steps, retry claims.
+"""The timer's look at every open release: expire approvals, re-check stuck steps, retry claims; and
+the retraining schedule (MLOPS_RETRAIN_SCHEDULE), whose due occurrence it starts a release for.
 
 Recovers what events alone cannot: a missed RunCompleted or ImagePushed (asks the platform), a
 handler that died holding a claim (retries the step, then fails the release), an approval
@@ -10,11 +11,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from functions.domain import schedule
 from functions.domain.release import AT_REST, Release, State
 from functions.ports import ConcurrencyError
 from functions.service import background
 from functions.service.announce import announce
 from functions.service.context import Context
+from functions.service.handlers import start_release
+from functions.service.results import Outcome
 from functions.service.steps import advance, fail, read_data_checks
 from functions.service.unit_of_work import get, update
 
@@ -29,13 +33,33 @@ def timer_pass(ctx: Context) -> dict[str, int]:
     Each part is guarded on its own: a reconcile that breaks must not stop the outbox, and the reverse.
     """
     counts: dict[str, int] = {}
-    for part in (reconcile, background.run_due):
+    for part in (start_scheduled, reconcile, background.run_due):
         try:
             counts |= part(ctx)
         except Exception:
             log.exception("timer: %s failed; the next pass tries again", part.__name__)
             counts["errors"] = counts.get("errors", 0) + 1
     return counts
+
+
+def start_scheduled(ctx: Context) -> dict[str, int]:
+    """Start the release of the schedule's due occurrence, once: its id comes from the occurrence, so a
+    second pass (or a second instance) finds it created and counts a duplicate."""
+    if not ctx.retrain_schedule:
+        return {}
+    occurrence = schedule.due_occurrence(ctx.retrain_schedule, ctx.clock())
+    if occurrence is None:
+        return {"scheduled": 0}
+    outcome = start_release(
+        ctx,
+        schedule.release_id_for_occurrence(occurrence),
+        schedule.occurrence_key(occurrence),
+        schedule.schedule_trigger(ctx.retrain_schedule, occurrence),
+        {},
+    )
+    if outcome == Outcome.HANDLED:
+        log.info("schedule %s: started the release of %s", ctx.retrain_schedule, occurrence.isoformat())
+    return {"scheduled": int(outcome == Outcome.HANDLED)}
 
 
 def reconcile(ctx: Context) -> dict[str, int]:

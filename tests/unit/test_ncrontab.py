@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devhost.ncrontab import next_fire, validate
+from functions.domain.ncrontab import next_fire, validate
 
 START = datetime(2024, 1, 1, 0, 0, 0)  # a Monday
 
