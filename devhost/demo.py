@@ -78,13 +78,9 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
         return 1
     client = HostClient(settings.host_url)
     try:
-        first = _run_build(client, FIRST_PARAMS, "awaiting_approval", timeout_s)
-        if first["state"] != "awaiting_approval":
-            return _failed(first)
-        approver = demo_approver()
-        _show_notifications(settings, first["id"])
-        signer = LocalSigner.for_home(settings.home, approver)
-        first = _approve_and_follow(client, first, signer, approver, "metrics and staging tests look good", timeout_s)
+        first, approver, signer = first_release_live(
+            client, settings, FIRST_PARAMS, "metrics and staging tests look good", timeout_s
+        )
         if first["state"] != "live":
             return _failed(first)
         production_url = first["production"]["live_endpoint"]["scoring_url"]
@@ -134,6 +130,20 @@ def run_demo(port: int, keep_running: bool = True, timeout_s: float = 180.0) -> 
     if keep_running:
         console.print(f"host and production endpoint still running; stop them with: {cli_hint('down')}")
     return 0
+
+
+def first_release_live(
+    client: HostClient, settings: Settings, params: dict[str, Any], comment: str, timeout_s: float
+) -> tuple[dict[str, Any], str, LocalSigner]:
+    """The first build, with no champion yet, through the gate, staging and approval: the release as it
+    came to rest (live unless something failed), who approved it and their signer."""
+    approver = demo_approver()
+    signer = LocalSigner.for_home(settings.home, approver)
+    first = _run_build(client, params, "awaiting_approval", timeout_s)
+    if first["state"] != "awaiting_approval":
+        return first, approver, signer
+    _show_notifications(settings, first["id"])
+    return _approve_and_follow(client, first, signer, approver, comment, timeout_s), approver, signer
 
 
 def _approve_in_rollout(

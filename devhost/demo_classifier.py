@@ -24,7 +24,6 @@ from devhost.console import console
 from devhost.demo import (
     DEMO_ROLLOUT_POLICY,
     LIVE_TRAFFIC_RATE_PER_S,
-    _approve_and_follow,
     _approve_in_rollout,
     _failed,
     _policy_said,
@@ -32,12 +31,10 @@ from devhost.demo import (
     _rows,
     _run_build,
     _shares_seen,
-    _show_notifications,
     _summary,
     cli_hint,
-    demo_approver,
+    first_release_live,
 )
-from devhost.signing import LocalSigner
 from devhost.traffic import LiveTraffic
 from platforms.common.model_files import MODEL_FILE
 
@@ -62,13 +59,7 @@ def run_classifier_demo(port: int, keep_running: bool = True, timeout_s: float =
         return 1
     client = HostClient(settings.host_url)
     try:
-        first = _run_build(client, FIRST_PARAMS, "awaiting_approval", timeout_s)
-        if first["state"] != "awaiting_approval":
-            return _failed(first)
-        approver = demo_approver()
-        _show_notifications(settings, first["id"])
-        signer = LocalSigner.for_home(settings.home, approver)
-        first = _approve_and_follow(client, first, signer, approver, "a first classifier", timeout_s)
+        first, approver, signer = first_release_live(client, settings, FIRST_PARAMS, "a first classifier", timeout_s)
         if first["state"] != "live":
             return _failed(first)
         production_url = first["production"]["live_endpoint"]["scoring_url"]

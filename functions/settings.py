@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from functions.domain import schedule
 from functions.domain.approval import ApprovalConfigError, ApprovalPolicy
 from functions.domain.gate import GateConfigError, GatePolicy
 from functions.domain.notifications import TARGET_FORMATS
@@ -270,8 +271,6 @@ def _task(raw: str | None, training_data: str) -> str:
 
 
 def _retrain_schedule(raw: str | None) -> str:
-    from functions.domain import schedule
-
     expression = " ".join((raw or "").split())
     if not expression:
         return ""
