@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from functions.domain import schedule
 from functions.domain.release import AT_REST, Release, State
 from functions.ports import ConcurrencyError
 from functions.service import background
@@ -47,6 +46,8 @@ def start_scheduled(ctx: Context) -> dict[str, int]:
     second pass (or a second instance) finds it created and counts a duplicate."""
     if not ctx.retrain_schedule:
         return {}
+    from functions.domain import schedule  # croniter: imported only by apps that set a schedule
+
     occurrence = schedule.due_occurrence(ctx.retrain_schedule, ctx.clock())
     if occurrence is None:
         return {"scheduled": 0}

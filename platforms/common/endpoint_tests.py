@@ -129,9 +129,11 @@ class HttpEndpointTester:
 
     def _classes_match(self, endpoint: Endpoint, estimator: Any, rows: Any) -> tuple[bool, str]:
         """A classifier: labels equal the model's exactly; probabilities, per class name, within TOLERANCE."""
+        import numpy as np
+
         labels = estimator.predict(rows).tolist()
         classes = estimator.classes_.tolist()
-        probabilities = estimator.predict_proba(rows).tolist()
+        expected = estimator.predict_proba(rows)
         response = self._post(endpoint, {"data": rows.tolist(), "probabilities": True})
         if response.status_code != 200:
             return False, f"POST {len(rows)} rows with probabilities -> {response.status_code}: {response.text[:200]}"
@@ -141,20 +143,18 @@ class HttpEndpointTester:
             return False, f"labels differ from the model's ({wrong or 'shape'} of {len(labels)}): {response.text[:200]}"
         if answer.get("classes") != classes:
             return False, f"classes {answer.get('classes')!r} are not the model's {classes!r}"
-        got = answer.get("probabilities")
-        if not isinstance(got, list) or len(got) != len(probabilities):
-            return False, f"expected {len(probabilities)} rows of probabilities, got {response.text[:200]}"
-        differences = [
-            abs(g - w) if _finite(g) else math.inf
-            for got_row, want_row in zip(got, probabilities, strict=True)
-            for g, w in zip(got_row if isinstance(got_row, list) else [], want_row, strict=False)
-        ]
-        if len(differences) != len(probabilities) * len(classes) or max(differences) > TOLERANCE:
-            worst = max(differences, default=math.inf)
-            return False, f"probabilities differ from the model's (max |diff| {worst:.4g} over {len(differences)})"
+        try:
+            served = np.asarray(answer.get("probabilities"), dtype=np.float64)  # null -> NaN
+        except (TypeError, ValueError):  # ragged rows, strings
+            served = None
+        if served is None or served.shape != expected.shape:
+            return False, f"expected {len(labels)} rows of {len(classes)} probabilities, got {response.text[:200]}"
+        worst = float(np.max(np.abs(served - expected))) if np.isfinite(served).all() else math.inf
+        if worst > TOLERANCE:
+            return False, f"probabilities differ from the model's (max |diff| {worst:.4g})"
         return True, (
             f"{len(labels)} labels equal the model's; probabilities of {', '.join(map(str, classes))} "
-            f"within {TOLERANCE:g} (max |diff| {max(differences):.1e})"
+            f"within {TOLERANCE:g} (max |diff| {worst:.1e})"
         )
 
     def _rejected(self, endpoint: Endpoint, body: bytes) -> tuple[bool, str]:
