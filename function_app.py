@@ -9,7 +9,7 @@ import azure.functions as func
 
 from functions import bootstrap
 from functions.entrypoints import eventgrid, http_api, scheduled
-from functions.entrypoints.hooks import azure_devops, github
+from functions.entrypoints.hooks import azure_devops, generic, github
 from functions.entrypoints.ui import pages
 
 # Every setting is read and checked now (the approval and gate policies included): a bad one stops the
@@ -49,6 +49,13 @@ def on_ml_event(event: func.EventGridEvent) -> None:
 def on_registry_event(event: func.EventGridEvent) -> None:
     """Azure Container Registry: ImagePushed, ImageDeleted."""
     eventgrid.on_event("on_registry_event", event)
+
+
+@app.function_name("on_storage_event")
+@app.event_grid_trigger(arg_name="event")
+def on_storage_event(event: func.EventGridEvent) -> None:
+    """Storage: BlobCreated under MLOPS_DATA_CONTAINER / MLOPS_DATA_PREFIX starts retraining on that data."""
+    eventgrid.on_event("on_storage_event", event)
 
 
 @app.function_name("reconcile")
@@ -123,6 +130,13 @@ def azure_devops_hook(req: func.HttpRequest) -> func.HttpResponse:
 def github_hook(req: func.HttpRequest) -> func.HttpResponse:
     """GitHub workflow_run webhook (X-Hub-Signature-256 verified)."""
     return github.github(req)
+
+
+@app.function_name("generic_hook")
+@app.route(route="hooks/generic", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+def generic_hook(req: func.HttpRequest) -> func.HttpResponse:
+    """Any CI system (Jenkins, GitLab, Travis ...): HMAC-SHA256 over timestamp + "." + body, in a time window."""
+    return generic.generic(req)
 
 
 @app.function_name("ui_releases")

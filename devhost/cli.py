@@ -31,6 +31,7 @@ import sys
 from devhost.client import HostError
 from devhost.commands_azure import add_azure_parser
 from devhost.commands_builds import cmd_publish_build, cmd_trigger
+from devhost.commands_data import cmd_trigger_data
 from devhost.commands_host import cmd_demo, cmd_down, cmd_up
 from devhost.commands_releases import (
     cmd_approve,
@@ -79,19 +80,40 @@ def build_parser() -> argparse.ArgumentParser:
         "--requester", metavar="IDENTITY", help="who started the build (UPN/email); default: git config user.email"
     )
     build.set_defaults(handler=cmd_trigger)
+    data = trigger_kinds.add_parser(
+        "data", help="Microsoft.Storage.BlobCreated: FILE lands in the training-data container ($MLOPS_HOME/training-data)"
+    )
+    data.add_argument("file", metavar="FILE", help="a CSV of training data (features and the target column)")
+    data.set_defaults(handler=cmd_trigger_data)
 
     publish = commands.add_parser("publish", help="send an event to the Event Grid custom topic, as CI does")
     publish_kinds = publish.add_subparsers(dest="kind", required=True)
     completed = publish_kinds.add_parser(
-        "build-completed", help="MLOps.BuildCompleted; defaults from Azure DevOps / GitHub Actions variables"
+        "build-completed",
+        help="MLOps.BuildCompleted; defaults from Azure DevOps, GitHub Actions, Jenkins, GitLab CI or Travis CI variables",
     )
-    completed.add_argument("--build-id", help="default: BUILD_BUILDID or GITHUB_RUN_ID")
-    completed.add_argument("--result", help="succeeded, partiallySucceeded, failed, canceled; default: AGENT_JOBSTATUS")
-    completed.add_argument("--build-number", help="default: BUILD_BUILDNUMBER or GITHUB_RUN_NUMBER, else the build id")
-    completed.add_argument("--commit", help="default: BUILD_SOURCEVERSION or GITHUB_SHA")
-    completed.add_argument("--branch", help="default: BUILD_SOURCEBRANCH or GITHUB_REF")
-    completed.add_argument("--repository", help="default: BUILD_REPOSITORY_NAME or GITHUB_REPOSITORY")
-    completed.add_argument("--requested-for", help="default: BUILD_REQUESTEDFOREMAIL or GITHUB_ACTOR")
+    completed.add_argument(
+        "--system", help="the CI system, part of the release id (ado, github, jenkins, gitlab, travis, ...); "
+        "default: recognised from its variables, else generic",
+    )  # fmt: skip
+    completed.add_argument(
+        "--build-id", help="default: BUILD_BUILDID, GITHUB_RUN_ID, JOB_NAME-BUILD_NUMBER, CI_PIPELINE_ID, TRAVIS_BUILD_ID"
+    )
+    completed.add_argument(
+        "--result", help="succeeded, partiallySucceeded, failed, canceled (or the CI system's word: SUCCESS, "
+        "UNSTABLE, FAILURE, ABORTED ...); default: AGENT_JOBSTATUS, CI_JOB_STATUS, TRAVIS_TEST_RESULT",
+    )  # fmt: skip
+    completed.add_argument("--build-number", help="default: the CI system's run number, else the build id")
+    completed.add_argument("--commit", help="default: BUILD_SOURCEVERSION, GITHUB_SHA, GIT_COMMIT, CI_COMMIT_SHA, TRAVIS_COMMIT")
+    completed.add_argument(
+        "--branch", help="default: BUILD_SOURCEBRANCH, GITHUB_REF, GIT_BRANCH, CI_COMMIT_REF_NAME, TRAVIS_BRANCH"
+    )
+    completed.add_argument(
+        "--repository", help="default: BUILD_REPOSITORY_NAME, GITHUB_REPOSITORY, GIT_URL, CI_PROJECT_PATH, TRAVIS_REPO_SLUG"
+    )
+    completed.add_argument(
+        "--requested-for", help="default: BUILD_REQUESTEDFOREMAIL, GITHUB_ACTOR, BUILD_USER_EMAIL, GITLAB_USER_EMAIL"
+    )
     completed.add_argument(
         "--requester",
         help="who started it, as a UPN/email the approval policy compares; default: MLOPS_REQUESTER "

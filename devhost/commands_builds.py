@@ -17,6 +17,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devhost.client import HostClient
@@ -56,6 +57,7 @@ def build_completed_event(
 
     build_id = build_id or f"local-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}"
     data: dict[str, Any] = {
+        "buildSystem": "cli",
         "buildId": build_id,
         "buildNumber": build_id,
         "result": "succeeded",
@@ -71,6 +73,14 @@ def build_completed_event(
     return build_event("MLOps.BuildCompleted", f"builds/{build_id}", data)
 
 
+def release_of(event: dict[str, Any]) -> str:
+    """The release a BuildCompleted starts (on a store that holds no release from before build systems)."""
+    from functions.domain.ids import GENERIC, release_id_for_build
+
+    data = event["data"]
+    return release_id_for_build(str(data["buildId"]), str(data.get("buildSystem") or GENERIC))
+
+
 def _git_head() -> str:
     """The checked-out commit, or "" outside a git checkout (the event still goes out)."""
     done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
@@ -80,66 +90,105 @@ def _git_head() -> str:
 def cmd_trigger(args: argparse.Namespace, git_email: GitEmail | None = None) -> int:
     """`mlops trigger build [--commit SHA] [--build-id ID] [--param K=V ...] [--requester IDENTITY]`:
     deliver it to the running host, requested by --requester (default: `git config user.email`)."""
-    from functions.domain.ids import release_id_for_build
-
     requester = local_identity(args.requester, "--requester", git_email)
     event = build_completed_event(args.commit, parse_params(args.param), args.build_id, requester=requester)
     HostClient().deliver("on_build_event", [event])
-    release_id = release_id_for_build(event["data"]["buildId"])
+    release_id = release_of(event)
     console.print(f"build {event['data']['buildId']} delivered (requester {requester}); release [bold]{release_id}[/]")
     return 0
 
 
 # ---- publish build-completed (what a CI system runs) --------------------------------------
-# Where a CI system keeps what the build resource says: Azure DevOps' predefined variables (as
-# environment variables) first, then GitHub Actions'. An explicit option always wins.
-CI_ENV: dict[str, tuple[str, ...]] = {
-    "build_id": ("BUILD_BUILDID", "GITHUB_RUN_ID"),
-    "build_number": ("BUILD_BUILDNUMBER", "GITHUB_RUN_NUMBER"),
-    "commit": ("BUILD_SOURCEVERSION", "GITHUB_SHA"),
-    "branch": ("BUILD_SOURCEBRANCH", "GITHUB_REF"),
-    "repository": ("BUILD_REPOSITORY_NAME", "GITHUB_REPOSITORY"),
-    "requested_for": ("BUILD_REQUESTEDFOREMAIL", "BUILD_REQUESTEDFOR", "GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR"),
-    # The requester's comparable identity for the approval policy (no self-approval): Azure DevOps knows
-    # the email (requestedFor, which the policy compares when it is one); GitHub Actions only a login, so
-    # its workflows pass --requester (or MLOPS_REQUESTER).
-    "requester": ("MLOPS_REQUESTER",),
-}
-# Build results as Azure DevOps names them; also Agent.JobStatus and GitHub's job.status words.
-BUILD_RESULTS = {
-    "succeeded": "succeeded",
-    "success": "succeeded",
-    "partiallysucceeded": "partiallySucceeded",
-    "succeededwithissues": "partiallySucceeded",
-    "failed": "failed",
-    "failure": "failed",
-    "canceled": "canceled",
-    "cancelled": "canceled",
-}
+@dataclass(frozen=True)
+class CiVariables:
+    """Where one CI system keeps what the build resource says (environment variable names, first set wins)."""
+
+    system: str
+    markers: tuple[str, ...]  # any of these set: the build runs on this system
+    build_id: tuple[str, ...]
+    build_number: tuple[str, ...]
+    commit: tuple[str, ...]
+    branch: tuple[str, ...]
+    repository: tuple[str, ...]
+    requested_for: tuple[str, ...]
+    result: tuple[str, ...] = ()
+
+
+# In the order they are recognised (Azure DevOps' variables win when a runner has several).
+CI_SYSTEMS = (
+    CiVariables("ado", ("TF_BUILD", "BUILD_BUILDID", "AGENT_JOBSTATUS"), ("BUILD_BUILDID",), ("BUILD_BUILDNUMBER",),
+                ("BUILD_SOURCEVERSION",), ("BUILD_SOURCEBRANCH",), ("BUILD_REPOSITORY_NAME",),
+                ("BUILD_REQUESTEDFOREMAIL", "BUILD_REQUESTEDFOR"), ("AGENT_JOBSTATUS",)),
+    CiVariables("github", ("GITHUB_ACTIONS", "GITHUB_RUN_ID"), ("GITHUB_RUN_ID",), ("GITHUB_RUN_NUMBER",),
+                ("GITHUB_SHA",), ("GITHUB_REF",), ("GITHUB_REPOSITORY",),
+                ("GITHUB_TRIGGERING_ACTOR", "GITHUB_ACTOR")),
+    # Jenkins numbers builds per job: the job's name is part of the build id (build_id_of).
+    CiVariables("jenkins", ("JENKINS_URL",), ("BUILD_NUMBER",), ("BUILD_NUMBER",), ("GIT_COMMIT",),
+                ("GIT_LOCAL_BRANCH", "GIT_BRANCH"), ("GIT_URL",), ("BUILD_USER_EMAIL", "BUILD_USER")),
+    CiVariables("gitlab", ("GITLAB_CI", "CI_PIPELINE_ID"), ("CI_PIPELINE_ID",), ("CI_PIPELINE_IID",),
+                ("CI_COMMIT_SHA",), ("CI_COMMIT_REF_NAME",), ("CI_PROJECT_PATH",),
+                ("GITLAB_USER_EMAIL", "GITLAB_USER_LOGIN"), ("CI_JOB_STATUS",)),
+    CiVariables("travis", ("TRAVIS", "TRAVIS_BUILD_ID"), ("TRAVIS_BUILD_ID",), ("TRAVIS_BUILD_NUMBER",),
+                ("TRAVIS_COMMIT",), ("TRAVIS_BRANCH",), ("TRAVIS_REPO_SLUG",), (), ("TRAVIS_TEST_RESULT",)),
+)  # fmt: skip
+NO_CI = CiVariables("generic", (), (), (), (), (), (), ())
+
+
+def ci_system(env: Mapping[str, str], named: str | None = None) -> CiVariables:
+    """The CI system the command runs on (``named`` by --system, else recognised by its variables)."""
+    if named:
+        found = next((ci for ci in CI_SYSTEMS if ci.system == named), None)
+        return found or CiVariables(named, (), (), (), (), (), (), ())
+    return next((ci for ci in CI_SYSTEMS if any((env.get(name) or "").strip() for name in ci.markers)), NO_CI)
+
+
+def _result_word(ci: CiVariables, raw: str) -> str:
+    """Travis says 0 (passed) or 1 (failed) in TRAVIS_TEST_RESULT; the others say a word."""
+    if ci.system == "travis" and raw.isdigit():
+        return "succeeded" if raw == "0" else "failed"
+    return raw
 
 
 def build_completed_data(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
     """MLOps.BuildCompleted data from the options, defaulting to the CI system's own variables."""
+    from functions.domain.events import build_result
+    from functions.domain.ids import build_system_problem
 
-    def pick(explicit: str | None, key: str) -> str:
+    ci = ci_system(env, args.system)
+    problem = build_system_problem(ci.system)
+    if problem:
+        raise SettingsError(f"--system: {problem}")
+
+    def pick(explicit: str | None, names: tuple[str, ...]) -> str:
         if explicit:
             return explicit.strip()
-        return next((env[name].strip() for name in CI_ENV[key] if (env.get(name) or "").strip()), "")
+        return next((env[name].strip() for name in names if (env.get(name) or "").strip()), "")
 
-    build_id = pick(args.build_id, "build_id")
+    build_id = pick(args.build_id, ci.build_id)
     if not build_id:
-        raise SettingsError("--build-id is required (or BUILD_BUILDID / GITHUB_RUN_ID in the environment)")
-    raw_result = (args.result or env.get("AGENT_JOBSTATUS") or "").strip()
+        known = ", ".join(f"{c.build_id[0]} ({c.system})" for c in CI_SYSTEMS)
+        raise SettingsError(f"--build-id is required (or one of {known} in the environment)")
+    if ci.system == "jenkins" and not args.build_id and (env.get("JOB_NAME") or "").strip():
+        build_id = f"{env['JOB_NAME'].strip()}-{build_id}"  # build numbers count per job
+    raw_result = _result_word(ci, pick(args.result, ci.result))
     if not raw_result:
         raise SettingsError("--result is required: succeeded, partiallySucceeded, failed or canceled")
-    result = BUILD_RESULTS.get(raw_result.lower())
+    result = build_result(raw_result)
     if result is None:
         raise SettingsError(f"--result {raw_result!r}: use succeeded, partiallySucceeded, failed or canceled")
-    data: dict[str, Any] = {"buildId": build_id, "buildNumber": pick(args.build_number, "build_number") or build_id,
-                            "result": result}  # fmt: skip
-    for field, key in (("sourceVersion", "commit"), ("sourceBranch", "branch"), ("repository", "repository"),
-                       ("requestedFor", "requested_for"), ("requester", "requester")):  # fmt: skip
-        value = pick(getattr(args, key), key)
+    data: dict[str, Any] = {"buildSystem": ci.system, "buildId": build_id,
+                            "buildNumber": pick(args.build_number, ci.build_number) or build_id, "result": result}  # fmt: skip
+    branch = pick(args.branch, ci.branch)
+    if ci.system == "jenkins" and branch.startswith("origin/") and not args.branch:
+        branch = branch.removeprefix("origin/")
+    if branch and not branch.startswith("refs/") and ci.system != "ado":
+        branch = f"refs/heads/{branch}"
+    # The requester's comparable identity for the approval policy (no self-approval): --requester or
+    # MLOPS_REQUESTER; Azure DevOps and GitLab know the email (requestedFor, compared when it is one).
+    for field, value in (("sourceVersion", pick(args.commit, ci.commit)), ("sourceBranch", branch),
+                         ("repository", pick(args.repository, ci.repository)),
+                         ("requestedFor", pick(args.requested_for, ci.requested_for)),
+                         ("requester", pick(args.requester, ("MLOPS_REQUESTER",)))):  # fmt: skip
         if value:
             data[field] = value
     params = parse_params(args.param)
@@ -194,7 +243,8 @@ def cmd_publish_build(
     console.print(f"event {event_id}: {BUILD_COMPLETED} for build {data['buildId']} ({data['result']}) "
                   f"sent to {where or 'the custom topic'}", soft_wrap=True, markup=False)  # fmt: skip
     if data["result"] in ("succeeded", "partiallySucceeded"):
-        console.print(f"release {release_id_for_build(data['buildId'])}", soft_wrap=True, markup=False)
+        release = release_id_for_build(data["buildId"], data["buildSystem"])
+        console.print(f"release {release}", soft_wrap=True, markup=False)
     else:
         console.print(f"no release: a {data['result']} build starts none", soft_wrap=True, markup=False)
     return 0

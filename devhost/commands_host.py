@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 import signal
 import socket
 import subprocess
@@ -64,9 +65,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(f"[bold]mlops host[/] on {settings.host_url} (state in {settings.home}); Ctrl-C stops it")
     for function in indexed_functions(app):
         console.print(f"  {function_name(function)}: {trigger_of(function).get_binding_name()}")
+    from devhost.commands_data import start_watching
+
+    stop_watching = threading.Event()
+    if start_watching(settings, stop_watching) is not None and settings.data_trigger is not None:
+        folder = settings.home / settings.data_trigger.container
+        console.print(f"  new training data: CSV files put under {folder}/{settings.data_trigger.prefix}", markup=False)
     try:
         serve(app, host="127.0.0.1", port=args.port)
     finally:
+        stop_watching.set()
         _pid_file(settings).unlink(missing_ok=True)
         _stop_deployments(settings)
     return 0

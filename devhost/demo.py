@@ -30,7 +30,7 @@ import requests
 from rich.table import Table
 
 from devhost.client import HostClient, release_path
-from devhost.commands_builds import build_completed_event
+from devhost.commands_builds import build_completed_event, release_of
 from devhost.commands_host import cmd_down, settings_for_port, start_detached
 from devhost.commands_releases import state_label
 from devhost.commands_ui import describe_payloads, login_url
@@ -39,7 +39,6 @@ from devhost.rollout_progress import follow_rollout
 from devhost.settings import REPO_ROOT
 from devhost.signing import GitEmail, LocalSigner, git_user_email
 from devhost.traffic import LiveTraffic
-from functions.domain.ids import release_id_for_build
 from functions.domain.rollout import step_from_json
 from functions.entrypoints.identity.local_signature import key_path
 from functions.settings import Settings
@@ -260,7 +259,7 @@ def _run_build(
     build_id = f"local-{time.strftime('%H%M%S')}-{uuid.uuid4().hex[:4]}{suffix}"
     event = build_completed_event(None, params, build_id, requester=CI_REQUESTER, requested_for=CI_REQUESTER)
     build_id = event["data"]["buildId"]
-    release_id = release_id_for_build(build_id)
+    release_id = release_of(event)
     shown = f" with parameters {json.dumps(params)}" if params else ""
     console.rule(f"[bold]build {build_id}{shown}")
     console.print(

@@ -35,6 +35,8 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
             rollout_policy=settings.rollout_policy,
             clock=clock,
             retrain_schedule=settings.retrain_schedule,
+            trust_generic_requester=settings.trust_generic_requester,
+            data_trigger=settings.data_trigger,
         )
     # The long Azure steps (an AKS rollout, an ACI group coming up) are operations the follow timer
     # watches (Timeouts.operation_max); a claimed step without one is retried by reconcile only after
@@ -50,6 +52,8 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         clock=clock,
         trust_published_requester=False,
         retrain_schedule=settings.retrain_schedule,
+        trust_generic_requester=settings.trust_generic_requester,
+        data_trigger=settings.data_trigger,
     )
 
 

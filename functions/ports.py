@@ -249,3 +249,6 @@ class ReleaseStore(Protocol):
         exactly one gets True). Kept at least until ``expires_at`` (ISO UTC), when the token is
         refused as expired anyway; expired ones are cleaned up opportunistically, never one that
         ``forgettable_before`` of a newer spend does not allow."""
+
+    def nonce_spent(self, nonce: str) -> bool:
+        """Whether ``nonce`` was spent and is still kept (a read: spends nothing)."""

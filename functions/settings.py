@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from functions.domain.approval import ApprovalConfigError, ApprovalPolicy
+from functions.domain.data_trigger import LOCAL_CONTAINER, DataTrigger, DataTriggerError
 from functions.domain.gate import GateConfigError, GatePolicy
 from functions.domain.notifications import TARGET_FORMATS
 from functions.domain.rollout import RolloutConfigError, RolloutPolicy
@@ -61,6 +62,7 @@ class HookSecrets:
     ado_secret: str = field(default="", repr=False)
     github_secret: str = field(default="", repr=False)
     github_workflows: tuple[str, ...] = ()
+    generic_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ class Settings:
     rollout_policy: RolloutPolicy = field(default_factory=RolloutPolicy)
     # MLOPS_RETRAIN_SCHEDULE: NCRONTAB (UTC) of scheduled retraining; "" (the default) is off.
     retrain_schedule: str = ""
+    # The generic hook: how far a delivery's signed timestamp may be from now (MLOPS_GENERIC_WEBHOOK_TOLERANCE,
+    # seconds), and whether its requester counts for the self-approval rule (..._TRUST_REQUESTER).
+    generic_webhook_tolerance: timedelta = timedelta(minutes=5)
+    trust_generic_requester: bool = False
+    # New training data (MLOPS_DATA_CONTAINER, MLOPS_DATA_PREFIX, MLOPS_DATA_DEBOUNCE_SECONDS); None is off.
+    data_trigger: DataTrigger | None = None
     # The local deployer's fault injection (MLOPS_LOCAL_FAULT, off when empty): docs/rollout.md.
     local_fault: dict[str, Any] = field(default_factory=dict)
     # The environment the settings came from; secrets are read from it on every request (rotation).
@@ -98,6 +106,7 @@ class Settings:
             ado_secret=_secret(env, "MLOPS_HOOK_SECRET"),
             github_secret=_secret(env, "MLOPS_GITHUB_WEBHOOK_SECRET"),
             github_workflows=tuple(w.strip() for w in workflows if w.strip()),
+            generic_secret=_secret(env, "MLOPS_GENERIC_WEBHOOK_SECRET"),
         )
 
     def github_identities(self) -> dict[str, str]:
@@ -150,6 +159,9 @@ class Settings:
             rollout_policy=_rollout_policy(env.get("MLOPS_ROLLOUT_POLICY")),
             local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), platform),
             retrain_schedule=_retrain_schedule(env.get("MLOPS_RETRAIN_SCHEDULE")),
+            generic_webhook_tolerance=timedelta(seconds=_int(env, "MLOPS_GENERIC_WEBHOOK_TOLERANCE", 300, 10, 3600)),
+            trust_generic_requester=_bool(env, "MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER"),
+            data_trigger=_data_trigger(env, platform),
             env=env,
         )
 
@@ -232,6 +244,28 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "false", "0", "no"):
+        return False
+    if raw in ("true", "1", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _data_trigger(env: Mapping[str, str], platform: str) -> DataTrigger | None:
+    """Retraining on new blobs: off on Azure until a container is named; locally on for LOCAL_CONTAINER
+    (`mlops trigger data`, the watched folder) unless MLOPS_DATA_CONTAINER is set to "off"."""
+    container = (env.get("MLOPS_DATA_CONTAINER") or "").strip()
+    if container.lower() == "off" or (not container and platform != "local"):
+        return None
+    debounce = timedelta(seconds=_int(env, "MLOPS_DATA_DEBOUNCE_SECONDS", 300, 0, 86400))
+    try:
+        return DataTrigger(container or LOCAL_CONTAINER, (env.get("MLOPS_DATA_PREFIX") or "").strip(), debounce)
+    except DataTriggerError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.domain.ids import release_id_for_build, release_id_from_image_tag
+from functions.domain.ids import GENERIC, build_system_problem, release_id_for_build, release_id_from_image_tag
 
 BUILD_COMPLETED = "MLOps.BuildCompleted"
 RELEASE_STATE_CHANGED = "MLOps.ReleaseStateChanged"
@@ -25,6 +25,30 @@ MODEL_REGISTERED = "Microsoft.MachineLearningServices.ModelRegistered"
 DATASET_DRIFT_DETECTED = "Microsoft.MachineLearningServices.DatasetDriftDetected"
 IMAGE_PUSHED = "Microsoft.ContainerRegistry.ImagePushed"
 IMAGE_DELETED = "Microsoft.ContainerRegistry.ImageDeleted"
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+
+
+# Build results as Azure DevOps names them (the contract's vocabulary), from the words CI systems use:
+# Azure DevOps (and its Agent.JobStatus), GitHub's job.status, Jenkins' currentResult, GitLab's job status.
+BUILD_RESULTS = {
+    "succeeded": "succeeded",
+    "success": "succeeded",
+    "partiallysucceeded": "partiallySucceeded",
+    "succeededwithissues": "partiallySucceeded",
+    "unstable": "partiallySucceeded",
+    "failed": "failed",
+    "failure": "failed",
+    "canceled": "canceled",
+    "cancelled": "canceled",
+    "aborted": "canceled",
+    "not_built": "none",
+    "skipped": "none",
+}
+
+
+def build_result(word: str) -> str | None:
+    """The contract's build result for a CI system's word (any case), or None when it is not one."""
+    return BUILD_RESULTS.get(word.strip().lower())
 
 
 class InvalidEvent(ValueError):
@@ -58,10 +82,12 @@ class BuildCompleted(DomainEvent):
     # compares it with the approver's (self-approval).
     requester: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    # Which CI system ran the build (data field ``buildSystem``): part of the release's identity.
+    system: str = GENERIC
 
     @property
     def release_id(self) -> str:
-        return release_id_for_build(self.build_id)
+        return release_id_for_build(self.build_id, self.system)
 
     @property
     def succeeded(self) -> bool:
@@ -70,6 +96,7 @@ class BuildCompleted(DomainEvent):
     def trigger(self) -> dict[str, Any]:
         trigger = {
             "kind": "build",
+            "buildSystem": self.system,
             "buildId": self.build_id,
             "buildNumber": self.build_number,
             "result": self.result,
@@ -152,6 +179,22 @@ class ImageEvent(DomainEvent):
         return release_id_from_image_tag(self.tag)
 
 
+@dataclass(frozen=True)
+class BlobCreated(DomainEvent):
+    """Storage's BlobCreated; the subject names the container and blob
+    (``/blobServices/default/containers/<container>/blobs/<name>``), ``url`` is where to read it."""
+
+    url: str = ""
+    size: int = 0
+    etag: str = ""
+    api: str = ""
+
+    def blob(self, name: str) -> dict[str, Any]:
+        """What a release records of the blob."""
+        return {"name": name, "url": self.url, "size": self.size, "eTag": self.etag,
+                "eventId": self.id, "eventTime": self.time}  # fmt: skip
+
+
 def _require_text(data: Mapping[str, Any], key: str, event_type: str) -> str:
     value = data.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -212,6 +255,10 @@ def parse_event(payload: Any) -> DomainEvent:
 
 def _parse_build(fields: dict[str, Any], data: dict[str, Any]) -> BuildCompleted:
     parameters = _mapping(data, "parameters", BUILD_COMPLETED)
+    system = data.get("buildSystem") or GENERIC
+    problem = build_system_problem(system) if isinstance(system, str) else "buildSystem must be a string"
+    if problem:
+        raise InvalidEvent(f"{BUILD_COMPLETED} field {problem}")
     return BuildCompleted(
         **fields,
         data=data,
@@ -224,6 +271,7 @@ def _parse_build(fields: dict[str, Any], data: dict[str, Any]) -> BuildCompleted
         requested_by=str(data.get("requestedFor") or ""),
         requester=str(data.get("requester") or "").strip(),
         parameters=dict(parameters),
+        system=system,
     )
 
 
@@ -289,6 +337,22 @@ def _parse_image(fields: dict[str, Any], data: dict[str, Any]) -> ImageEvent:
     )
 
 
+def _parse_blob(fields: dict[str, Any], data: dict[str, Any]) -> BlobCreated:
+    if not str(fields["subject"]).startswith("/blobServices/default/containers/"):
+        raise InvalidEvent(f"{BLOB_CREATED} subject must be /blobServices/default/containers/<container>/blobs/<name>")
+    size = data.get("contentLength", 0)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise InvalidEvent(f"{BLOB_CREATED} field contentLength must be a non-negative integer")
+    return BlobCreated(
+        **fields,
+        data=data,
+        url=_require_text(data, "url", BLOB_CREATED),
+        size=size,
+        etag=str(data.get("eTag") or ""),
+        api=str(data.get("api") or ""),
+    )
+
+
 _PARSERS = {
     BUILD_COMPLETED: _parse_build,
     RELEASE_APPROVED: _parse_approved,
@@ -298,4 +362,5 @@ _PARSERS = {
     DATASET_DRIFT_DETECTED: _parse_drift,
     IMAGE_PUSHED: _parse_image,
     IMAGE_DELETED: _parse_image,
+    BLOB_CREATED: _parse_blob,
 }

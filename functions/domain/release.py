@@ -14,11 +14,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from functions.domain import data_trigger
 from functions.domain.approval import same_person
 from functions.domain.rollout import step_from_json
 
 
 class State(StrEnum):
+    COLLECTING = "collecting"  # new data: waiting for the debounce window to close (data_trigger.py)
     QUEUED = "queued"  # release created, pipeline not yet submitted
     TRAINING = "training"  # pipeline running: data checks -> train -> evaluate
     REGISTERING = "registering"  # claimed: gate passed, registering and packaging
@@ -109,6 +111,27 @@ class Release:
         detail = f"rollback by {_who(who)} from {from_release or 'nothing'} to {target.id} ({version}): {comment}"
         release._moved(now, "rollback_requested", detail)
         return release
+
+    @classmethod
+    def collecting(cls, release_id: str, trigger: dict[str, Any], now: datetime) -> Release:
+        """A new-data release whose window is open: blobs join it until the window closes."""
+        release = cls(id=release_id, state=State.COLLECTING, trigger=trigger)
+        release.created_at = _iso(now)
+        window = trigger.get("window") or {}
+        release._moved(now, "collecting", f"new data window open until {window.get('closes_at', '?')}")
+        return release
+
+    def data_arrived(self, now: datetime, blob: dict[str, Any]) -> None:
+        self._require(State.COLLECTING)
+        data_trigger.add_blob(self.trigger, blob)
+        self.note(now, "data_arrived", f"{blob.get('name')} ({blob.get('size', '?')} bytes)")
+
+    def data_window_closed(self, now: datetime) -> None:
+        """The window's end: train on its newest blob (from state collecting to queued)."""
+        self._require(State.COLLECTING)
+        newest = data_trigger.close(self.trigger)
+        count = self.trigger.get("blob_count", 0)
+        self._moved(now, "data_window_closed", f"{count} blob(s); training on the newest, {newest}", State.QUEUED)
 
     # ---- bookkeeping ----------------------------------------------------------------
     def note(self, now: datetime, step: str, detail: str) -> None:
@@ -448,7 +471,8 @@ def _who(record: dict[str, Any]) -> str:
 def _describe_trigger(trigger: dict[str, Any]) -> str:
     if trigger.get("kind") == "build":
         commit = (trigger.get("sourceVersion") or "")[:12]
-        parts = [f"build {trigger.get('buildNumber') or trigger.get('buildId')}"]
+        system = trigger.get("buildSystem")
+        parts = [f"{system + ' ' if system else ''}build {trigger.get('buildNumber') or trigger.get('buildId')}"]
         if commit:
             parts.append(f"commit {commit}")
         if trigger.get("requestedFor"):

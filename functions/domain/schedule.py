@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from functions.domain import ncrontab
-from functions.domain.ids import release_id_for_build
+from functions.domain.ids import release_id
 
 # Longer than the reconcile timer's default period (one minute) with room for a slow or late pass.
 CATCH_UP = timedelta(minutes=10)
@@ -42,12 +42,13 @@ def due_occurrence(expression: str, now: datetime, catch_up: timedelta = CATCH_U
 
 
 def occurrence_key(occurrence: datetime) -> str:
+    """The occurrence's event id (what the release records as handled)."""
     return f"schedule-{occurrence:%Y%m%dt%H%M%S}"
 
 
 def release_id_for_occurrence(occurrence: datetime) -> str:
     """One release per occurrence: ``rel-schedule-20261207t030000``."""
-    return release_id_for_build(occurrence_key(occurrence))
+    return release_id("schedule", f"{occurrence:%Y%m%dt%H%M%S}")
 
 
 def schedule_trigger(expression: str, occurrence: datetime) -> dict[str, Any]:

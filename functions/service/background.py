@@ -159,12 +159,19 @@ def _restore_outcome(ctx: Context, item: WorkItem, error: str | None, final: boo
         log.exception("background %s: could not note %s on release %s", item.key, step, item.release_id)
 
 
+def _close_data_window(ctx: Context, item: WorkItem) -> _Dropped | None:
+    from functions.service import new_data  # it starts training (steps), which queues work here
+
+    return None if new_data.close_window(ctx, item) else DROPPED
+
+
 WorkHandler = Callable[[Context, WorkItem], "_Dropped | None"]
 WORK_HANDLERS: dict[str, WorkHandler] = {
     "notify": _notify,
     "publish": _publish,
     "restore_traffic": _restore_traffic,
     "retire_deployments": _retire_deployments,
+    "close_data_window": _close_data_window,
 }
 # Told of each attempt's outcome (error None: it worked; final: given up), for kinds people should see.
 OutcomeHook = Callable[[Context, WorkItem, "str | None", bool], None]

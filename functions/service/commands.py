@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from functions.domain.approval import Principal, requester_of, same_person
-from functions.domain.ids import release_id_for_build
+from functions.domain import ids
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release, State
 from functions.service.announce import announce
@@ -183,7 +183,7 @@ def rollback(
         raise Conflict(f"release {promoting[0].id} is being promoted to production; roll back when it is done")
     if before_recording is not None:
         before_recording()
-    release_id = release_id_for_build(f"rollback-{uuid.uuid4().hex[:12]}")
+    release_id = ids.release_id("rollback", uuid.uuid4().hex[:12])
     who = principal.to_json()
     release = Release.for_rollback(
         release_id, target, ctx.clock(), who=who, comment=comment.strip(), from_release=serving.id if serving else ""

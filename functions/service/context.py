@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from functions.domain.approval import ApprovalPolicy
+from functions.domain.data_trigger import DataTrigger
 from functions.domain.gate import GatePolicy
 from functions.domain.rollout import RolloutPolicy
 from functions.ports import (
@@ -82,5 +83,10 @@ class Context:
     # locally the bus is the machine owner's; on Azure anyone who can publish could name anyone, so only
     # the authenticated CI hooks' requester counts there.
     trust_published_requester: bool = True
+    # Whether the generic hook's requester counts (MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER): its delivery is
+    # signed, but the CI job's script, which whoever edits the pipeline writes, names the requester.
+    trust_generic_requester: bool = False
+    # Retraining on new blobs (MLOPS_DATA_CONTAINER ...): None is off (service/new_data.py).
+    data_trigger: DataTrigger | None = None
     # MLOPS_RETRAIN_SCHEDULE (NCRONTAB, UTC): "" is off; reconcile starts a release per occurrence.
     retrain_schedule: str = ""

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.domain import events as ev
-from functions.domain.ids import release_id_for_build
+from functions.domain.ids import legacy_release_id, release_id
 from functions.domain.release import Release, State
 from functions.service.announce import announce
 from functions.service.context import Context
+from functions.service.new_data import on_blob_created
 from functions.service.results import Outcome
 from functions.service.steps import advance, read_data_checks
 from functions.service.unit_of_work import get, note
@@ -36,8 +37,10 @@ Result = Outcome | Park
 
 
 # The CI hooks build their events in-process from an authenticated delivery: who they say started the
-# build is what Azure DevOps / GitHub said. The custom topic takes whatever a pipeline publishes.
+# build is what Azure DevOps / GitHub said. The custom topic takes whatever a pipeline publishes, and so
+# does the generic hook (the CI job's own script names the requester), unless the app is told to trust it.
 VERIFIED_REQUESTER_SOURCES = frozenset({"hooks/azure-devops", "hooks/github"})
+GENERIC_HOOK_SOURCE = "hooks/generic"
 
 
 def on_build(ctx: Context, event: ev.BuildCompleted) -> Result:
@@ -45,15 +48,35 @@ def on_build(ctx: Context, event: ev.BuildCompleted) -> Result:
         log.info("build %s result %s: no release", event.build_id, event.result)
         return Outcome.IGNORED
     trigger = event.trigger()
-    if not (ctx.trust_published_requester or event.source in VERIFIED_REQUESTER_SOURCES):
+    verified = event.source in VERIFIED_REQUESTER_SOURCES or (
+        event.source == GENERIC_HOOK_SOURCE and ctx.trust_generic_requester
+    )
+    if not (ctx.trust_published_requester or verified):
         trigger["requesterVerified"] = False  # kept for people to read, never compared (approval policy)
-    return start_release(ctx, event.release_id, event.id, trigger, dict(event.parameters))
+    return start_release(ctx, build_release_id(ctx, event), event.id, trigger, dict(event.parameters))
+
+
+def build_release_id(ctx: Context, event: ev.BuildCompleted) -> str:
+    """The build's release: ``rel-<system>-<build>``, or the release this build got before build systems
+    were recorded (``rel-<build>``), when one exists for the same build and its system is that one or
+    was never recorded (docs/decisions.md: release identity per CI system, migration)."""
+    legacy_id = legacy_release_id(event.build_id)
+    legacy = ctx.ports.store.get(legacy_id)
+    if legacy is not None and is_release_of(legacy, event):
+        return legacy_id
+    return event.release_id
+
+
+def is_release_of(release: Release, event: ev.BuildCompleted) -> bool:
+    trigger = release.trigger
+    if trigger.get("kind") != "build" or str(trigger.get("buildId")) != event.build_id:
+        return False
+    return trigger.get("buildSystem", event.system) == event.system
 
 
 def on_drift(ctx: Context, event: ev.DriftDetected) -> Result:
-    release_id = release_id_for_build(f"drift-{event.id}")
     trigger = {"kind": "drift", "reason": f"{event.drift_name} drift {event.drift_coefficient:.3f}"}
-    return start_release(ctx, release_id, event.id, trigger, {})
+    return start_release(ctx, release_id("drift", event.id), event.id, trigger, {})
 
 
 def on_release_approved(ctx: Context, event: ev.ReleaseApproved) -> Result:
@@ -177,6 +200,7 @@ HANDLERS: dict[str, Handler] = {
     ev.MODEL_REGISTERED: on_model_registered,
     ev.IMAGE_PUSHED: on_image_pushed,
     ev.IMAGE_DELETED: on_image_deleted,
+    ev.BLOB_CREATED: on_blob_created,
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.domain.approval import ApprovalPolicy, Principal
+from functions.domain.data_trigger import DataTrigger
 from functions.domain.gate import GatePolicy
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release
@@ -36,6 +37,8 @@ class Orchestrator:
         clock: Clock = utc_now,
         trust_published_requester: bool = True,
         retrain_schedule: str = "",
+        trust_generic_requester: bool = False,
+        data_trigger: DataTrigger | None = None,
     ) -> None:
         self.ctx = Context(
             ports,
@@ -48,6 +51,8 @@ class Orchestrator:
             clock=clock,
             trust_published_requester=trust_published_requester,
             retrain_schedule=retrain_schedule,
+            trust_generic_requester=trust_generic_requester,
+            data_trigger=data_trigger,
         )
 
     @property

@@ -12,4 +12,5 @@ FUNCTION_EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "on_build_event": (ev.BUILD_COMPLETED, ev.RELEASE_APPROVED),
     "on_ml_event": (ev.RUN_COMPLETED, ev.RUN_STATUS_CHANGED, ev.MODEL_REGISTERED, ev.DATASET_DRIFT_DETECTED),
     "on_registry_event": (ev.IMAGE_PUSHED, ev.IMAGE_DELETED),
+    "on_storage_event": (ev.BLOB_CREATED,),
 }

@@ -345,6 +345,13 @@ class TableReleaseStore:
         self._forget_old_nonces(forgettable_before(expires_at))
         return True
 
+    def nonce_spent(self, nonce: str) -> bool:
+        try:
+            self._work.get_entity(NONCE_PARTITION, table_key(nonce), select=["RowKey"])
+        except ResourceNotFoundError:
+            return False
+        return True
+
     def _forget_old_nonces(self, before: str) -> None:
         """Opportunistic: a failed or raced cleanup changes nothing the next one cannot do."""
         now = time.monotonic()

@@ -110,7 +110,8 @@ class AzureTraining:
             environment=environment_reference(self.settings.environment),
             compute=self.settings.compute,
             experiment=self.settings.experiment,
-            data=self.settings.training_data,
+            # A new-data release trains on its blob (an https URL in the storage account), else the setting's.
+            data=str(build.get("trainingData") or self.settings.training_data),
             params=dict(params),
             champion=champion.location if champion else None,
             model=self.model,

@@ -37,6 +37,7 @@ _SUBSCRIPTION = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGro
 ML_TOPIC = f"{_SUBSCRIPTION}/Microsoft.MachineLearningServices/workspaces/local"
 ACR_TOPIC = f"{_SUBSCRIPTION}/Microsoft.ContainerRegistry/registries/local"
 BUILDS_TOPIC = f"{_SUBSCRIPTION}/Microsoft.EventGrid/topics/mlops-builds"
+STORAGE_TOPIC = f"{_SUBSCRIPTION}/Microsoft.Storage/storageAccounts/local"
 # Event Grid retries these as well as 5xx; every other 4xx is final.
 _RETRIED_CLIENT_ERRORS = {408, 429}
 
@@ -55,6 +56,7 @@ ROUTES: tuple[Route, ...] = (
     Route("MLOps.", "on_build_event", BUILDS_TOPIC, "1.0"),
     Route("Microsoft.MachineLearningServices.", "on_ml_event", ML_TOPIC, "2"),
     Route("Microsoft.ContainerRegistry.", "on_registry_event", ACR_TOPIC, "1.0"),
+    Route("Microsoft.Storage.", "on_storage_event", STORAGE_TOPIC, ""),
 )
 
 

@@ -231,6 +231,10 @@ class SqliteReleaseStore:
         connection.execute("DELETE FROM nonces WHERE expires_at < ?", (forgettable_before(expires_at),))
         return spent == 1
 
+    def nonce_spent(self, nonce: str) -> bool:
+        row = self._connect().execute("SELECT 1 FROM nonces WHERE nonce = ?", (nonce,)).fetchone()
+        return row is not None
+
 
 def _work(row: tuple[Any, ...]) -> WorkItem:
     key, kind, release_id, payload, due_at, attempts, last_error, version = row

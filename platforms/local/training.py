@@ -19,6 +19,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 from typing import Any
 
 from functions.domain.refs import JobStatus, ModelRef
@@ -76,7 +78,7 @@ class LocalTraining:
             "estimator": self.model.estimator,
             "params": self.model.params_for(params),
             "champion": champion.location if champion else None,
-            "data": self.data,
+            "data": self.data_for(build),
             "pid": os.getpid(),
             "submitted_at": utc_now(),
             "finished_at": None,
@@ -128,11 +130,19 @@ class LocalTraining:
             raise FileNotFoundError(f"job {job_name} has no data-check report at {path}")
         return report
 
-    def _commands(self, job_dir: Path, params: dict[str, Any], champion: ModelRef | None) -> dict[str, list[str]]:
-        checks = ["--data", self.data, *self.model.task_options(), "--report", str(job_dir / "data_checks.json")]
+    def data_for(self, build: dict[str, Any]) -> str:
+        """What the job trains on: a new-data release's blob (a file:// URL locally), else the setting."""
+        blob = str(build.get("trainingData") or "")
+        if blob.startswith("file://"):
+            return url2pathname(urlsplit(blob).path)
+        return blob or self.data
+
+    def _commands(self, job_dir: Path, status: dict[str, Any], champion: ModelRef | None) -> dict[str, list[str]]:
+        params, data = status["params"], status["data"]
+        checks = ["--data", data, *self.model.task_options(), "--report", str(job_dir / "data_checks.json")]
         if champion:
             checks += ["--reference", str(Path(champion.location) / "profile.json")]
-        train = ["--data", self.data, "--output", str(job_dir / "model"), *self.model.train_options()]
+        train = ["--data", data, "--output", str(job_dir / "model"), *self.model.train_options()]
         for key, value in params.items():
             train += ["--param", f"{key}={json.dumps(value)}"]
         evaluate = [
@@ -141,7 +151,7 @@ class LocalTraining:
             "--champion",
             champion.location if champion else "none",
             "--data",
-            self.data,
+            data,
             "--output",
             str(job_dir / "evaluation.json"),
         ]
@@ -155,7 +165,7 @@ class LocalTraining:
         failed_step, error = None, ""
         step = STEPS[0]
         try:
-            for step, command in self._commands(job_dir, status["params"], champion).items():
+            for step, command in self._commands(job_dir, status, champion).items():
                 status["current_step"] = step
                 write_json_atomic(job_dir / "status.json", status)
                 exit_code = self._run_step(job_dir, step, command, status)

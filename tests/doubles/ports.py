@@ -170,6 +170,10 @@ class InMemoryReleaseStore:
             self.nonces[nonce] = expires_at
             return True
 
+    def nonce_spent(self, nonce: str) -> bool:
+        with self._lock:
+            return nonce in self.nonces
+
 
 def _copy(item: WorkItem) -> WorkItem:
     return dataclasses.replace(item, payload=copy.deepcopy(item.payload))

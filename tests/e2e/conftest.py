@@ -21,10 +21,9 @@ import pytest
 import requests
 
 from devhost.client import HostClient, release_path
-from devhost.commands_builds import build_completed_event
+from devhost.commands_builds import build_completed_event, release_of
 from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from devhost.signing import LocalSigner
-from functions.domain.ids import release_id_for_build
 from platforms.local.inference_server import free_port
 
 REQUESTER = "ci-e2e@example.com"  # who "started" the builds the tests send
@@ -141,7 +140,7 @@ def trigger_build(
     """Deliver a succeeded MLOps.BuildCompleted requested by ``requester``; the release id."""
     event = build_completed_event("0123456789abcdef", params or {}, build_id, requester=requester)
     host.deliver("on_build_event", [event])
-    return release_id_for_build(event["data"]["buildId"])
+    return release_of(event)
 
 
 def post_decision(

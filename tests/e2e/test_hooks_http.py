@@ -1,7 +1,8 @@
 """The build webhooks and `mlops publish build-completed --to-host` against a real `mlops up`.
 
 This module starts its own host (like tests/e2e/conftest.py's `host`) because the hooks need their
-secrets in the host's environment: MLOPS_GITHUB_WEBHOOK_SECRET, MLOPS_HOOK_USER, MLOPS_HOOK_SECRET.
+secrets in the host's environment: MLOPS_GITHUB_WEBHOOK_SECRET, MLOPS_HOOK_USER, MLOPS_HOOK_SECRET,
+MLOPS_GENERIC_WEBHOOK_SECRET.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.e2e
 GITHUB_SECRET = "e2e-github-webhook-secret"
 ADO_USER = "azure-devops"
 ADO_SECRET = "e2e-ado-hook-secret"
+GENERIC_SECRET = "e2e-generic-webhook-secret"
 AT_REST_STATES = {state.value for state in AT_REST}
 
 
@@ -39,6 +41,7 @@ def hooks_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHost
         "MLOPS_GITHUB_WEBHOOK_SECRET": GITHUB_SECRET,
         "MLOPS_HOOK_USER": ADO_USER,
         "MLOPS_HOOK_SECRET": ADO_SECRET,
+        "MLOPS_GENERIC_WEBHOOK_SECRET": GENERIC_SECRET,
     }
     with running_host(tmp_path_factory.mktemp("mlops-hooks-home"), secrets) as client:
         yield client
@@ -89,7 +92,7 @@ def test_a_signed_github_delivery_starts_a_release_once(hooks_host):
     assert body == {
         "outcome": "handled",
         "eventId": f"github-{delivery}",
-        "releaseId": release_id_for_build(str(run_id)),
+        "releaseId": release_id_for_build(str(run_id), "github"),
     }
     hooks_host.started.append(body["releaseId"])
     trigger = hooks_host.release(body["releaseId"])["trigger"]
@@ -105,7 +108,7 @@ def test_a_bad_signature_is_401_and_starts_nothing(hooks_host):
     letters_before = len(hooks_host.dead_letters())
     response = post_github(hooks_host, workflow_run(run_id), str(uuid.uuid4()), signature="sha256=" + "0" * 64)
     assert response.status_code == 401 and "error" in response.json()
-    assert not release_exists(hooks_host, release_id_for_build(str(run_id)))
+    assert not release_exists(hooks_host, release_id_for_build(str(run_id), "github"))
     assert len(hooks_host.dead_letters()) == letters_before
 
 
@@ -128,7 +131,9 @@ def test_azure_devops_hook_checks_basic_auth(hooks_host):
 def test_publish_build_completed_to_a_local_host(hooks_host):
     build_id = f"cli-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "MLOPS_HOME": str(hooks_host.home), "COLUMNS": "200"}
-    for name in ("BUILD_BUILDID", "GITHUB_RUN_ID", "AGENT_JOBSTATUS", "EVENTGRID_TOPIC_ENDPOINT"):
+    from devhost.commands_builds import CI_SYSTEMS
+
+    for name in ("AGENT_JOBSTATUS", "EVENTGRID_TOPIC_ENDPOINT", *(n for ci in CI_SYSTEMS for n in (*ci.markers, *ci.build_id))):
         env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "devhost", "publish", "build-completed", "--build-id", build_id, "--result",
@@ -141,3 +146,52 @@ def test_publish_build_completed_to_a_local_host(hooks_host):
     hooks_host.started.append(release_id)
     release = hooks_host.release(release_id)
     assert release["trigger"]["sourceVersion"] == "abc123" and release["params"] == {"alpha": 0.3}
+
+
+# ---- the generic hook, sent by the snippets in pipelines/ (their own shell, openssl and curl) --------
+SHA = "0123456789abcdef0123456789abcdef01234567"
+SNIPPETS = {
+    "jenkins": ("pipelines/jenkins/Jenkinsfile", {"JOB_NAME": "diabetes-train", "BUILD_NUMBER": "{n}",
+                "GIT_COMMIT": SHA, "GIT_BRANCH": "origin/main", "GIT_URL": "https://git.example/diabetes.git",
+                "BUILD_USER_EMAIL": "jenkins-user@example.com", "MLOPS_RESULT": "SUCCESS"}),
+    "gitlab": ("pipelines/gitlab/.gitlab-ci.yml", {"CI_PIPELINE_ID": "{n}", "CI_PIPELINE_IID": "12",
+               "CI_COMMIT_SHA": SHA, "CI_COMMIT_REF_NAME": "main", "CI_PROJECT_PATH": "org/diabetes",
+               "GITLAB_USER_EMAIL": "gitlab-user@example.com", "MLOPS_RESULT": "success"}),
+    "travis": ("pipelines/travis/.travis.yml", {"TRAVIS_BUILD_ID": "{n}", "TRAVIS_BUILD_NUMBER": "9",
+               "TRAVIS_TEST_RESULT": "0", "TRAVIS_COMMIT": SHA, "TRAVIS_BRANCH": "main",
+               "TRAVIS_REPO_SLUG": "org/diabetes", "TRAVIS_PULL_REQUEST": "false"}),
+}  # fmt: skip
+
+
+def snippet(path: str) -> str:
+    """The shell between the `# mlops-notify: begin` and `end` markers, as the CI system runs it."""
+    import textwrap
+
+    text = (REPO_ROOT / path).read_text()
+    start, end = text.index("# mlops-notify: begin"), text.index("# mlops-notify: end")
+    line_start = text.rindex("\n", 0, start) + 1
+    return textwrap.dedent(text[line_start:end])
+
+
+@pytest.mark.parametrize("system", sorted(SNIPPETS))
+def test_each_ci_snippet_signs_with_openssl_and_starts_a_release(hooks_host, system):
+    path, variables = SNIPPETS[system]
+    number = str(int(time.time() * 1000) % 10**9)
+    env = {"PATH": os.environ["PATH"], "MLOPS_URL": hooks_host.base_url, "MLOPS_WEBHOOK_SECRET": GENERIC_SECRET}
+    env |= {name: value.replace("{n}", number) for name, value in variables.items()}
+    done = subprocess.run(["sh", "-ec", snippet(path)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    answer = json.loads(done.stdout)
+    build = f"diabetes-train-{number}" if system == "jenkins" else number
+    assert answer["outcome"] == "handled" and answer["releaseId"] == release_id_for_build(build, system)
+    hooks_host.started.append(answer["releaseId"])
+    trigger = hooks_host.release(answer["releaseId"])["trigger"]
+    assert trigger["buildSystem"] == system and trigger["sourceVersion"] == SHA
+    assert trigger["sourceBranch"] == "refs/heads/main"
+    # The step run again (same build, same result): the same delivery, a duplicate.
+    again = subprocess.run(["sh", "-ec", snippet(path)], env=env, capture_output=True, text=True, timeout=60)
+    assert json.loads(again.stdout)["outcome"] == "duplicate"
+    # Another secret: 401, and curl -f fails the step.
+    wrong = subprocess.run(["sh", "-ec", snippet(path)], env=env | {"MLOPS_WEBHOOK_SECRET": "not-it"},
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert wrong.returncode != 0 and "401" in wrong.stderr

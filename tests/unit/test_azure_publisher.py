@@ -117,6 +117,7 @@ def test_cli_builds_the_data_from_its_options(capsys):
             "MLOps.BuildCompleted",
             "builds/1234",
             {
+                "buildSystem": "generic",
                 "buildId": "1234",
                 "buildNumber": "20261126.1",
                 "result": "succeeded",
@@ -130,7 +131,7 @@ def test_cli_builds_the_data_from_its_options(capsys):
     ]
     out = capsys.readouterr().out
     assert "event evt-1: MLOps.BuildCompleted for build 1234 (succeeded)" in out
-    assert ENDPOINT in out and "release rel-1234" in out
+    assert ENDPOINT in out and "release rel-generic-1234" in out
 
 
 def test_cli_defaults_come_from_azure_devops_variables():
@@ -148,6 +149,7 @@ def test_cli_defaults_come_from_azure_devops_variables():
     publisher = FakePublisher()
     assert cmd_publish_build(publish_args(), publisher=publisher, env=env) == 0
     assert publisher.events[0][2] == {
+        "buildSystem": "ado",
         "buildId": "5678",
         "buildNumber": "20261126.3",
         "result": "partiallySucceeded",
@@ -173,6 +175,7 @@ def test_cli_defaults_come_from_github_actions_variables():
         "MLOps.BuildCompleted",
         "builds/30433642",
         {
+            "buildSystem": "github",
             "buildId": "30433642",
             "buildNumber": "562",
             "result": "succeeded",
@@ -189,7 +192,7 @@ def test_cli_options_win_over_the_environment_and_only_the_required_fields_are_n
     env = {"GITHUB_RUN_ID": "1", "GITHUB_SHA": SHA}
     args = publish_args("--build-id", "42", "--result", "succeeded", "--commit", "abc123")
     assert cmd_publish_build(args, publisher=publisher, env=env) == 0
-    assert publisher.events[0][2] == {"buildId": "42", "buildNumber": "42", "result": "succeeded",
+    assert publisher.events[0][2] == {"buildSystem": "github", "buildId": "42", "buildNumber": "42", "result": "succeeded",
                                       "sourceVersion": "abc123"}  # fmt: skip
 
 

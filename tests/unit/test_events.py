@@ -23,7 +23,7 @@ def test_build_completed(schema):
     )  # fmt: skip
     assert event.commit.startswith("3f2a9c1d") and event.requested_by == "alice@example.com"
     assert event.parameters == {"alpha": 0.1} and event.succeeded
-    assert event.release_id == "rel-1234"
+    assert event.release_id == "rel-generic-1234"
 
 
 def test_build_completed_needs_only_build_id_and_result():
@@ -156,7 +156,7 @@ def test_invalid_payloads_say_why(payload, message):
 
 @pytest.mark.parametrize(
     "build_id, release_id",
-    [("1234", "rel-1234"), ("20261126.3", None), ("feature/x y", None), ("a" * 80, None)],
+    [("1234", "rel-generic-1234"), ("20261126.3", None), ("feature/x y", None), ("a" * 80, None)],
 )
 def test_release_ids_are_safe_for_image_tags_and_stable(build_id, release_id):
     made = ids.release_id_for_build(build_id)

@@ -54,6 +54,7 @@ def test_functions_triggers_and_routes():
         ("dead-letters", ("GET",)),
         ("hooks/azure-devops", ("POST",)),
         ("hooks/github", ("POST",)),
+        ("hooks/generic", ("POST",)),
         ("ui", ("GET",)),
         ("ui/releases/{id}", ("GET",)),
         ("ui/releases/{id}/approve", ("POST",)),
@@ -87,6 +88,7 @@ AUTH_LEVELS = {
     # The CI hooks check their own signatures.
     "azure_devops_hook": func.AuthLevel.ANONYMOUS,
     "github_hook": func.AuthLevel.ANONYMOUS,
+    "generic_hook": func.AuthLevel.ANONYMOUS,
     # The approval page signs its reader in itself (Easy Auth on Azure, a session cookie locally): a
     # browser cannot send a function key.
     "ui_releases": func.AuthLevel.ANONYMOUS,

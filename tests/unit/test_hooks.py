@@ -105,12 +105,13 @@ def test_signed_completed_success_starts_a_release(world):
     assert answer(response) == {
         "outcome": "handled",
         "eventId": f"github-{DELIVERY}",
-        "releaseId": release_id_for_build("30433642"),
+        "releaseId": release_id_for_build("30433642", "github"),
     }
-    release = store.get(release_id_for_build("30433642"))
+    release = store.get(release_id_for_build("30433642", "github"))
     assert release is not None and calls.count("submit") == 1
     assert release.trigger == {
         "kind": "build",
+        "buildSystem": "github",
         "buildId": "30433642",
         "buildNumber": "562",
         "result": "succeeded",
@@ -335,7 +336,7 @@ def test_ado_successful_builds_start_a_release(world, result):
     store, calls = world
     response = ado_post(build_complete(result))
     assert response.status_code == 202
-    release_id = release_id_for_build("2727068")
+    release_id = release_id_for_build("2727068", "ado")
     assert answer(response) == {
         "outcome": "handled",
         "eventId": "ado-4f6e6328-0251-4814-a009-c01dfa368e3f-3",
@@ -343,6 +344,7 @@ def test_ado_successful_builds_start_a_release(world, result):
     }
     assert store.get(release_id).trigger == {
         "kind": "build",
+        "buildSystem": "ado",
         "buildId": "2727068",
         "buildNumber": "20261126.1",
         "result": result,
@@ -464,6 +466,7 @@ def test_ado_mapping_is_a_build_completed_event_by_the_contract():
     assert envelope["subject"] == "builds/2727068" and envelope["topic"] == "hooks/azure-devops"
     assert envelope["eventTime"] == "2026-11-26T11:59:58.3Z"
     assert envelope["data"] == {
+        "buildSystem": "ado",
         "buildId": "2727068",
         "buildNumber": "20261126.1",
         "result": "succeeded",
@@ -474,7 +477,7 @@ def test_ado_mapping_is_a_build_completed_event_by_the_contract():
         "requester": "alice@example.com",
     }
     event = parse_event(envelope)
-    assert isinstance(event, BuildCompleted) and event.succeeded and event.release_id == "rel-2727068"
+    assert isinstance(event, BuildCompleted) and event.succeeded and event.release_id == "rel-ado-2727068"
 
 
 def test_ado_mapping_of_the_older_payload_shape():
@@ -496,6 +499,7 @@ def test_ado_mapping_of_the_older_payload_shape():
     envelope = azure_devops.ado_build_event(payload)
     assert envelope["id"] == "ado-4a5d99d6-1c75-4e53-91b9-ee80057d4ce3"
     assert envelope["data"] == {
+        "buildSystem": "ado",
         "buildId": "2",
         "buildNumber": "ConsumerAddressModule_20150407.1",
         "result": "succeeded",
@@ -519,6 +523,7 @@ def test_github_mapping_is_a_build_completed_event_by_the_contract():
     assert envelope["id"] == f"github-{DELIVERY}" and envelope["subject"] == "builds/30433642"
     assert envelope["eventTime"] == "2026-11-26T12:00:00Z"
     assert envelope["data"] == {
+        "buildSystem": "github",
         "buildId": "30433642",
         "buildNumber": "562",
         "result": "succeeded",
@@ -578,7 +583,7 @@ def test_github_maps_the_triggering_actor_through_mlops_github_identities(world,
     store, _ = world
     monkeypatch.setenv("MLOPS_GITHUB_IDENTITIES", json.dumps({"OctoCat": "octo@example.com"}))
     assert github_post(workflow_run()).status_code == 202
-    release = store.get(release_id_for_build("30433642"))
+    release = store.get(release_id_for_build("30433642", "github"))
     assert release is not None
     assert release.trigger["requester"] == "octo@example.com" and release.trigger["requestedFor"] == "octocat"
 

@@ -65,6 +65,7 @@ def app(monkeypatch: pytest.MonkeyPatch) -> Orchestrator:
     monkeypatch.setattr(bootstrap, "context", lambda: orchestrator.ctx)
     monkeypatch.setenv("MLOPS_HOOK_SECRET", "ado-secret")
     monkeypatch.setenv("MLOPS_GITHUB_WEBHOOK_SECRET", "gh-secret")
+    monkeypatch.setenv("MLOPS_GENERIC_WEBHOOK_SECRET", "generic-secret")
     return orchestrator
 
 

@@ -245,7 +245,7 @@ def test_events_without_a_release_tag_are_ignored(world):
             "no buildId",
         ),
         ("on_build_event", ["not", "an", "object"], "must be a JSON object"),
-        ("on_ml_event", {"id": "x2", "eventType": "Microsoft.Storage.BlobCreated", "data": {}}, "unhandled event type"),
+        ("on_ml_event", {"id": "x2", "eventType": "Microsoft.Storage.BlobDeleted", "data": {}}, "unhandled event type"),
         ("on_ml_event", p.build_completed("77", event_id="x3"), "not handled by on_ml_event"),
         ("on_registry_event", {"eventType": "Microsoft.ContainerRegistry.ImagePushed", "data": {}}, "no id"),
     ],

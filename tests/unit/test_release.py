@@ -14,6 +14,7 @@ PASS = [{"passed": True, "summary": "ok"}]
 FAIL = [{"passed": False, "summary": "bad"}]
 PROMOTE = {"promote": True, "reason": "better", "evidence": {}}
 
+BLOB = {"name": "d.csv", "url": "file:///d.csv", "size": 10, "eventId": "e1", "eventTime": "2026-11-26T10:00:00+00:00"}
 OPERATION = {"kind": "beside", "deployment": "rel-1", "handle": {}}
 TRANSITIONS = {
     "training_submitted": lambda r: r.training_submitted(NOW, "job", None),
@@ -32,8 +33,11 @@ TRANSITIONS = {
     "operation_started": lambda r: r.operation_started(NOW, OPERATION, NOW, "test:1", "a deployment"),
     "supersede": lambda r: r.supersede(NOW, "rel-2"),
     "fail": lambda r: r.fail(NOW, "reason"),
+    "data_arrived": lambda r: r.data_arrived(NOW, BLOB),
+    "data_window_closed": lambda r: (r.trigger.setdefault("newest", BLOB), r.data_window_closed(NOW)),
 }
 ALLOWED = {
+    State.COLLECTING: {"data_arrived", "data_window_closed", "fail"},
     State.QUEUED: {"training_submitted", "training_failed", "fail"},
     State.TRAINING: {"training_failed", "evaluation_started", "fail"},
     State.REGISTERING: {"gate_decided", "packaging_requested", "fail"},

@@ -30,6 +30,7 @@ from functions.entrypoints.hooks.common import (
     same,
     text,
 )
+from functions.domain.ids import ADO
 from functions.entrypoints.limits import RequestRejected, check_body_size
 from functions.entrypoints.responses import error, json_response
 from functions.settings import HookSecrets
@@ -124,6 +125,7 @@ def ado_build_event(payload: Any) -> dict[str, Any]:
         commit, branch = commit or old_commit, branch or old_branch
     repository = mapping(resource, "repository")
     data = {
+        "buildSystem": ADO,
         "buildId": build_id,
         "buildNumber": text(resource.get("buildNumber")),
         "result": result,

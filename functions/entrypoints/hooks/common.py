@@ -13,11 +13,10 @@ from typing import Any
 import azure.functions as func
 
 from functions import bootstrap
-from functions.domain.events import BUILD_COMPLETED
-from functions.domain.ids import release_id_for_build
+from functions.domain import events as ev
 from functions.entrypoints.limits import RequestRejected, parse_json
 from functions.entrypoints.responses import json_response
-from functions.service import delivery
+from functions.service import delivery, handlers
 from functions.service.results import Outcome
 
 log = logging.getLogger("mlops.hooks")
@@ -45,7 +44,7 @@ def build_completed_envelope(event_id: str, data: dict[str, Any], source: str, m
         "id": event_id,
         "topic": source,
         "subject": f"builds/{data['buildId']}",
-        "eventType": BUILD_COMPLETED,
+        "eventType": ev.BUILD_COMPLETED,
         "eventTime": moment or datetime.now(UTC).isoformat(),
         "data": data,
         "dataVersion": "1.0",
@@ -92,13 +91,16 @@ def ignored(reason: str) -> func.HttpResponse:
 def deliver(envelope: dict[str, Any]) -> func.HttpResponse:
     """Hand the event to the service as if Event Grid had delivered it to on_build_event."""
     data = envelope["data"]
-    outcome = delivery.receive(bootstrap.context(), BUILD_FUNCTION, envelope)
+    ctx = bootstrap.context()
+    outcome = delivery.receive(ctx, BUILD_FUNCTION, envelope)
     answer: dict[str, Any] = {"outcome": outcome.value, "eventId": envelope["id"]}
     if outcome is Outcome.IGNORED:
         answer["reason"] = f"build {data['buildId']} result {data['result']}: no release"
     elif outcome is Outcome.DEAD_LETTERED:
         answer["reason"] = "the event could not be processed; see /api/dead-letters"
     else:
-        answer["releaseId"] = release_id_for_build(data["buildId"])
+        event = ev.parse_event(envelope)  # parsed by the service a moment ago: it parses
+        assert isinstance(event, ev.BuildCompleted)
+        answer["releaseId"] = handlers.build_release_id(ctx, event)
     log.info("%s: build %s %s -> %s", envelope["topic"], data["buildId"], data["result"], outcome.value)
     return json_response(answer, 202)

@@ -36,6 +36,7 @@ from functions.entrypoints.hooks.common import (
     same,
     text,
 )
+from functions.domain.ids import GITHUB
 from functions.entrypoints.limits import RequestRejected, check_body_size
 from functions.entrypoints.responses import error, json_response
 from functions.settings import SettingsError
@@ -128,6 +129,7 @@ def github_build_event(
     repository = mapping(payload, "repository") or mapping(run, "repository")
     actor = mapping(run, "actor") or mapping(run, "triggering_actor") or mapping(payload, "sender")
     data = {
+        "buildSystem": GITHUB,
         "buildId": build_id,
         "buildNumber": text(run.get("run_number")),
         "result": GITHUB_RESULTS.get(conclusion, "none"),
