@@ -33,6 +33,7 @@ from devhost.commands_azure import add_azure_parser
 from devhost.commands_builds import cmd_publish_build, cmd_trigger
 from devhost.commands_data import cmd_trigger_data
 from devhost.commands_host import cmd_demo, cmd_down, cmd_up
+from devhost.commands_migrate import add_migrate_parser
 from devhost.commands_releases import (
     cmd_approve,
     cmd_dead_letters,
@@ -81,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(handler=cmd_trigger)
     data = trigger_kinds.add_parser(
-        "data", help="Microsoft.Storage.BlobCreated: FILE lands in the training-data container ($MLOPS_HOME/training-data)"
+        "data",
+        help="Microsoft.Storage.BlobCreated: FILE lands in the training-data container ($MLOPS_HOME/training-data)",
     )
     data.add_argument("file", metavar="FILE", help="a CSV of training data (features and the target column)")
     data.set_defaults(handler=cmd_trigger_data)
@@ -90,26 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
     publish_kinds = publish.add_subparsers(dest="kind", required=True)
     completed = publish_kinds.add_parser(
         "build-completed",
-        help="MLOps.BuildCompleted; defaults from Azure DevOps, GitHub Actions, Jenkins, GitLab CI or Travis CI variables",
+        help="MLOps.BuildCompleted; defaults from Azure DevOps, GitHub Actions, Jenkins, GitLab or Travis variables",
     )
     completed.add_argument(
         "--system", help="the CI system, part of the release id (ado, github, jenkins, gitlab, travis, ...); "
         "default: recognised from its variables, else generic",
     )  # fmt: skip
     completed.add_argument(
-        "--build-id", help="default: BUILD_BUILDID, GITHUB_RUN_ID, JOB_NAME-BUILD_NUMBER, CI_PIPELINE_ID, TRAVIS_BUILD_ID"
+        "--build-id",
+        help="default: BUILD_BUILDID, GITHUB_RUN_ID, JOB_NAME-BUILD_NUMBER, CI_PIPELINE_ID, TRAVIS_BUILD_ID",
     )
     completed.add_argument(
         "--result", help="succeeded, partiallySucceeded, failed, canceled (or the CI system's word: SUCCESS, "
         "UNSTABLE, FAILURE, ABORTED ...); default: AGENT_JOBSTATUS, CI_JOB_STATUS, TRAVIS_TEST_RESULT",
     )  # fmt: skip
     completed.add_argument("--build-number", help="default: the CI system's run number, else the build id")
-    completed.add_argument("--commit", help="default: BUILD_SOURCEVERSION, GITHUB_SHA, GIT_COMMIT, CI_COMMIT_SHA, TRAVIS_COMMIT")
+    completed.add_argument(
+        "--commit", help="default: BUILD_SOURCEVERSION, GITHUB_SHA, GIT_COMMIT, CI_COMMIT_SHA, TRAVIS_COMMIT"
+    )
     completed.add_argument(
         "--branch", help="default: BUILD_SOURCEBRANCH, GITHUB_REF, GIT_BRANCH, CI_COMMIT_REF_NAME, TRAVIS_BRANCH"
     )
     completed.add_argument(
-        "--repository", help="default: BUILD_REPOSITORY_NAME, GITHUB_REPOSITORY, GIT_URL, CI_PROJECT_PATH, TRAVIS_REPO_SLUG"
+        "--repository",
+        help="default: BUILD_REPOSITORY_NAME, GITHUB_REPOSITORY, GIT_URL, CI_PROJECT_PATH, TRAVIS_REPO_SLUG",
     )
     completed.add_argument(
         "--requested-for", help="default: BUILD_REQUESTEDFOREMAIL, GITHUB_ACTOR, BUILD_USER_EMAIL, GITLAB_USER_EMAIL"
@@ -150,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ui_parsers(commands)
     add_azure_parser(commands)
+    add_migrate_parser(commands)
 
     rollback = commands.add_parser(
         "rollback", help="put the previous (or --to an earlier) version back in production, tested first"

@@ -176,8 +176,13 @@ def build_completed_data(args: argparse.Namespace, env: Mapping[str, str]) -> di
     result = build_result(raw_result)
     if result is None:
         raise SettingsError(f"--result {raw_result!r}: use succeeded, partiallySucceeded, failed or canceled")
-    data: dict[str, Any] = {"buildSystem": ci.system, "buildId": build_id,
-                            "buildNumber": pick(args.build_number, ci.build_number) or build_id, "result": result}  # fmt: skip
+    build_number = pick(args.build_number, ci.build_number) or build_id
+    data: dict[str, Any] = {
+        "buildSystem": ci.system,
+        "buildId": build_id,
+        "buildNumber": build_number,
+        "result": result,
+    }
     branch = pick(args.branch, ci.branch)
     if ci.system == "jenkins" and branch.startswith("origin/") and not args.branch:
         branch = branch.removeprefix("origin/")

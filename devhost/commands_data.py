@@ -64,7 +64,9 @@ def start_watching(settings: Settings, stop: threading.Event) -> threading.Threa
                 for path in watcher.poll():
                     log.info("new data: %s", path)
             except Exception:  # the host may still be starting, or busy: the next poll tries again
-                log.warning("watching %s: a poll failed; trying again", container_dir(settings.home, trigger), exc_info=True)
+                log.warning(
+                    "watching %s: a poll failed; trying again", container_dir(settings.home, trigger), exc_info=True
+                )
 
     thread = threading.Thread(target=watch, name="training-data watcher", daemon=True)
     thread.start()

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import threading
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 

@@ -12,7 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from functions.links import Links
-from functions.ports import Clock, Notifier
+from functions.ports import Clock, Notifier, ReleaseStore
 from functions.service.context import Context, Ports, Timeouts, utc_now
 from functions.service.orchestrator import Orchestrator
 from functions.settings import Settings
@@ -57,6 +57,21 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
     )
 
 
+def release_store(settings: Settings) -> ReleaseStore:
+    """The platform's release store alone, for commands that only read or migrate records."""
+    if settings.platform == "local":
+        from platforms.local.store import SqliteReleaseStore
+
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return SqliteReleaseStore(settings.home / "releases.db")
+    from azure.identity import DefaultAzureCredential
+
+    from platforms.azure.settings import AzureSettings
+    from platforms.azure.table_store import TableReleaseStore
+
+    return TableReleaseStore.from_settings(AzureSettings.from_env(), DefaultAzureCredential())
+
+
 def _local_ports(settings: Settings, clock: Clock) -> Ports:
     # Imported here so the Azure platform never loads local-only modules, and the reverse.
     from platforms.common.endpoint_tests import HttpEndpointTester
@@ -67,14 +82,13 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
     from platforms.local.images import LocalImages
     from platforms.local.notifier import FILE_TARGET, NotificationFile
     from platforms.local.registry import LocalRegistry
-    from platforms.local.store import SqliteReleaseStore
     from platforms.local.training import LocalTraining
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
     bus = LocalEventBus(home, settings.host_url, clock=clock)
     return Ports(
-        store=SqliteReleaseStore(home / "releases.db"),
+        store=release_store(settings),
         training=LocalTraining(
             home, bus, data=settings.training_data, model=ModelSpec.from_settings(settings.task, settings.estimator)
         ),

@@ -140,11 +140,38 @@ param hookSecretInVault bool = false
 @description('Same for githubWebhookSecret.')
 param githubWebhookSecretInVault bool = false
 
+@secure()
+@description('Secret of the generic hook (POST /api/hooks/generic: Jenkins, GitLab CI, Travis CI, any CI that can run openssl and curl). Written to Key Vault when given.')
+param genericWebhookSecret string = ''
+
+@description('Same for genericWebhookSecret.')
+param genericWebhookSecretInVault bool = false
+
+@description('MLOPS_GENERIC_WEBHOOK_TOLERANCE: how many seconds a generic delivery\'s signed timestamp may be from now (10..3600).')
+param genericWebhookTolerance string = '300'
+
+@description('MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER: true to take the body\'s requestedBy as the release\'s requester (the approval policy then refuses their self-approval); only when every holder of the secret is trusted to name the person.')
+param genericWebhookTrustRequester string = 'false'
+
 @description('Comma-separated GitHub workflow names or paths that count as builds; empty for all.')
 param githubWorkflows string = ''
 
 @description('GitHub login -> UPN/email of the person, as a JSON object (MLOPS_GITHUB_IDENTITIES), so that a release a GitHub workflow started has a requester the approval policy can compare; {} maps nobody.')
 param githubIdentities string = '{}'
+
+// ---- new training data (functions/domain/data_trigger.py; docs/architecture.md, on_storage_event) ----
+
+@description('MLOPS_DATA_CONTAINER: a blob container in the app\'s storage account; a CSV created in it (under dataPrefix) starts a retraining release on that data. Empty (the default): off, and no container, system topic or subscription is deployed.')
+param dataContainer string = ''
+
+@description('MLOPS_DATA_PREFIX: only blobs whose name starts with this (e.g. diabetes/) count; empty for the whole container.')
+param dataPrefix string = ''
+
+@description('MLOPS_DATA_DEBOUNCE_SECONDS: blobs created within this many seconds of the first start one release, trained on the newest.')
+param dataDebounceSeconds string = '300'
+
+@description('Principal (object) id of the identity the training jobs read their data with (the compute cluster\'s managed identity); gets Storage Blob Data Reader on dataContainer. Empty: grant it yourself.')
+param dataReaderPrincipalId string = ''
 
 // ---- who may approve (functions/domain/approval.py; docs/azure.md, step 3) -----------------------
 
@@ -217,6 +244,7 @@ var roles = {
   managedIdentityOperator: 'f1a07417-d97a-45cb-824c-7a7467783830' // identity: userAssignedIdentities/*/read, */assign/action
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b' // storage
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe' // storage
+  storageBlobDataReader: '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1' // storage: read blobs
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3' // storage
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7' // integration: events/send/action
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6' // security: secrets/getSecret/action
@@ -229,11 +257,14 @@ var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletters'
 var hookSecretName = 'mlops-hook-secret'
 var githubWebhookSecretName = 'mlops-github-webhook-secret'
+var genericWebhookSecretName = 'mlops-generic-webhook-secret'
 var linkSecretName = 'mlops-link-secret'
 var notificationTargetsName = 'mlops-notification-targets'
 var appUrl = empty(publicUrl) ? 'https://${functionAppName}.azurewebsites.net' : publicUrl
 var useHookSecret = hookSecretInVault || !empty(hookSecret)
 var useGithubWebhookSecret = githubWebhookSecretInVault || !empty(githubWebhookSecret)
+var useGenericWebhookSecret = genericWebhookSecretInVault || !empty(genericWebhookSecret)
+var watchData = !empty(dataContainer)
 var useLinkSecret = linkSecretInVault || !empty(linkSecret)
 var useNotificationTargets = notificationTargetsInVault || !empty(notificationTargets)
 
@@ -289,6 +320,15 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
 resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
   parent: blobService
   name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+// New training data lands here (MLOPS_DATA_CONTAINER); its BlobCreated events start retraining.
+resource dataBlobContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = if (watchData) {
+  parent: blobService
+  name: watchData ? dataContainer : 'unused'
   properties: {
     publicAccess: 'None'
   }
@@ -381,6 +421,17 @@ resource githubWebhookSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01'
   }
 }
 
+resource genericWebhookSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(genericWebhookSecret)) {
+  // checkov:skip=CKV_AZURE_41: a webhook shared secret, rotated together with the CI side (the CI's stored credential); an expiry date would make the Key Vault reference stop resolving and the hook fail at that date
+  // checkov:skip=CKV_AZURE_114: contentType is set (text/plain) below; checkov 3.3 does not look inside a conditional resource (= if (...)) and reports it missing
+  parent: vault
+  name: genericWebhookSecretName
+  properties: {
+    value: genericWebhookSecret
+    contentType: 'text/plain'
+  }
+}
+
 resource linkSecretValue 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(linkSecret)) {
   // checkov:skip=CKV_AZURE_41: the approval links' signing key, rotated by deploying a new linkSecret (outstanding links then stop working, as they should); an expiry date would make the Key Vault reference stop resolving and every link be refused at that date
   // checkov:skip=CKV_AZURE_114: contentType is set (text/plain) below; checkov 3.3 does not look inside a conditional resource (= if (...)) and reports it missing
@@ -451,6 +502,20 @@ resource acrTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = {
   properties: {
     source: registry.id
     topicType: 'Microsoft.ContainerRegistry.Registries'
+  }
+}
+
+// The app's storage account, for new training data (only when dataContainer is set).
+resource storageTopic 'Microsoft.EventGrid/systemTopics@2025-02-15' = if (watchData) {
+  name: '${namePrefix}-storage-events-${suffix}'
+  location: location
+  tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    source: storage.id
+    topicType: 'Microsoft.Storage.StorageAccounts'
   }
 }
 
@@ -561,6 +626,19 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_RETRAIN_SCHEDULE'
           value: retrainSchedule
+        }
+        // -- new training data (functions/domain/data_trigger.py); an empty container is off
+        {
+          name: 'MLOPS_DATA_CONTAINER'
+          value: dataContainer
+        }
+        {
+          name: 'MLOPS_DATA_PREFIX'
+          value: dataPrefix
+        }
+        {
+          name: 'MLOPS_DATA_DEBOUNCE_SECONDS'
+          value: dataDebounceSeconds
         }
         {
           name: 'MLOPS_ESTIMATOR'
@@ -675,6 +753,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_GITHUB_WEBHOOK_SECRET'
           value: useGithubWebhookSecret ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${githubWebhookSecretName})' : ''
+        }
+        {
+          name: 'MLOPS_GENERIC_WEBHOOK_SECRET'
+          value: useGenericWebhookSecret ? '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${genericWebhookSecretName})' : ''
+        }
+        {
+          name: 'MLOPS_GENERIC_WEBHOOK_TOLERANCE'
+          value: genericWebhookTolerance
+        }
+        {
+          name: 'MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER'
+          value: genericWebhookTrustRequester
         }
         {
           name: 'MLOPS_GITHUB_WORKFLOWS'
@@ -901,6 +991,27 @@ resource acrTopicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022
   }
 }
 
+resource storageTopicWritesDeadLetters 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (watchData) {
+  name: guid(deadLetterContainer.id, storage.id, 'storage-events', roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: watchData ? storageTopic.identity.principalId : ''
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The training jobs read the new blob (its https URL is the job's data input) with this identity.
+resource trainingReadsData 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (watchData && !empty(dataReaderPrincipalId)) {
+  name: guid(storage.id, dataContainer, dataReaderPrincipalId, roles.storageBlobDataReader)
+  scope: dataBlobContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataReader)
+    principalId: dataReaderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 // ---- event subscriptions (phase 2), one per Event Grid function ---------------------------------
 // includedEventTypes must equal functions.service.subscriptions.FUNCTION_EVENT_TYPES[<function>] (tested).
 
@@ -1063,6 +1174,58 @@ resource onRegistryEvent 'Microsoft.EventGrid/systemTopics/eventSubscriptions@20
   }
   dependsOn: [
     acrTopicWritesDeadLetters
+  ]
+}
+
+resource onStorageEvent 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2025-02-15' = if (deployEventSubscriptions && watchData) {
+  parent: storageTopic
+  name: 'on-storage-event'
+  properties: {
+    destination: {
+      endpointType: 'AzureFunction'
+      properties: {
+        resourceId: '${functionApp.id}/functions/on_storage_event'
+        maxEventsPerBatch: 1
+        preferredBatchSizeInKilobytes: 64
+      }
+    }
+    eventDeliverySchema: 'EventGridSchema'
+    filter: {
+      includedEventTypes: [
+        'Microsoft.Storage.BlobCreated'
+      ]
+      // Only the data container under its prefix: not the app package, the dead letters, or other data.
+      subjectBeginsWith: '/blobServices/default/containers/${dataContainer}/blobs/${dataPrefix}'
+      // Files only (not directory creates on a hierarchical namespace).
+      advancedFilters: [
+        {
+          operatorType: 'StringIn'
+          key: 'data.blobType'
+          values: [
+            'BlockBlob'
+          ]
+        }
+      ]
+    }
+    retryPolicy: {
+      maxDeliveryAttempts: maxDeliveryAttempts
+      eventTimeToLiveInMinutes: eventTimeToLiveInMinutes
+    }
+    deadLetterWithResourceIdentity: {
+      identity: {
+        type: 'SystemAssigned'
+      }
+      deadLetterDestination: {
+        endpointType: 'StorageBlob'
+        properties: {
+          resourceId: storage.id
+          blobContainerName: deadLetterContainerName
+        }
+      }
+    }
+  }
+  dependsOn: [
+    storageTopicWritesDeadLetters
   ]
 }
 

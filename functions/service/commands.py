@@ -18,8 +18,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from functions.domain.approval import Principal, requester_of, same_person
 from functions.domain import ids
+from functions.domain.approval import Principal, requester_of, same_person
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release, State
 from functions.service.announce import announce

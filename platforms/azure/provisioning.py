@@ -79,6 +79,7 @@ SOURCES = {
     "on_build_event": "build topic",
     "on_ml_event": "workspace",
     "on_registry_event": "registry",
+    "on_storage_event": "storage account",  # the release store's account holds the data container
 }
 
 Echo = Callable[[str], None]
@@ -398,6 +399,12 @@ def _topic_name(endpoint: str) -> str:
     return host.split(".", 1)[0]
 
 
+def _account(endpoint: str) -> str:
+    """The storage account's name from its table endpoint: https://<name>.table.core.windows.net."""
+    host = urlparse(endpoint).hostname or ""
+    return host.split(".", 1)[0]
+
+
 def _check_subscriptions(
     settings: AzureSettings, arm: ArmReader | None, function_event_types: FunctionEventTypes
 ) -> list[str]:
@@ -410,6 +417,7 @@ def _check_subscriptions(
     sources = {
         "workspace": f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{settings.workspace}",
         "registry": f"{group}/providers/Microsoft.ContainerRegistry/registries/{settings.acr_name}",
+        "storage account": f"{group}/providers/Microsoft.Storage/storageAccounts/{_account(settings.tables_endpoint)}",
     }
     system_topics: list[dict[str, Any]] | None = None
     lines = []

@@ -19,9 +19,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
-from typing import Any
 
 from functions.domain.refs import JobStatus, ModelRef
 from functions.ports import Publisher

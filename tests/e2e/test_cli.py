@@ -30,7 +30,7 @@ def triggered_release(host, *args: str) -> str:
     triggered = mlops(host, "trigger", "build", *args)
     assert triggered.returncode == 0, triggered.stdout + triggered.stderr
     release_id = triggered.stdout.split("release")[-1].strip()
-    assert release_id.startswith("rel-local-")
+    assert release_id.startswith("rel-cli-local-")
     return release_id
 
 
@@ -38,7 +38,7 @@ def test_trigger_list_show_and_reject(host):
     triggered = mlops(host, "trigger", "build", "--commit", "abc123", "--param", "alpha=0.3", "--requester", REQUESTER)
     assert triggered.returncode == 0, triggered.stderr
     release_id = triggered.stdout.split("release")[-1].strip()
-    assert release_id.startswith("rel-local-")
+    assert release_id.startswith("rel-cli-local-")
     waiting = wait_for_state(host, release_id, {"awaiting_approval", "rejected", "failed"})
 
     listing = json.loads(mlops(host, "releases", "--json").stdout)

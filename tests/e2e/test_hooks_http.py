@@ -133,7 +133,11 @@ def test_publish_build_completed_to_a_local_host(hooks_host):
     env = {**os.environ, "MLOPS_HOME": str(hooks_host.home), "COLUMNS": "200"}
     from devhost.commands_builds import CI_SYSTEMS
 
-    for name in ("AGENT_JOBSTATUS", "EVENTGRID_TOPIC_ENDPOINT", *(n for ci in CI_SYSTEMS for n in (*ci.markers, *ci.build_id))):
+    for name in (
+        "AGENT_JOBSTATUS",
+        "EVENTGRID_TOPIC_ENDPOINT",
+        *(n for ci in CI_SYSTEMS for n in (*ci.markers, *ci.build_id)),
+    ):
         env.pop(name, None)
     done = subprocess.run(
         [sys.executable, "-m", "devhost", "publish", "build-completed", "--build-id", build_id, "--result",

@@ -51,9 +51,11 @@ def test_the_worker_indexes_every_function_of_the_app():
     import function_app
 
     expected = {f.get_function_name() for f in indexed_functions(function_app.app)}
-    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 21
+    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 23
     bindings = {f["name"]: f["bindings"] for f in result["functions"]}
-    assert bindings["on_ml_event"] == {"event": "eventGridTrigger"}
+    event_grid = {name for name, binding in bindings.items() if binding == {"event": "eventGridTrigger"}}
+    assert event_grid == {"on_build_event", "on_ml_event", "on_registry_event", "on_storage_event"}
+    assert bindings["generic_hook"] == bindings["github_hook"] == {"req": "httpTrigger", "$return": "http"}
     assert bindings["reconcile"] == bindings["follow_operations"] == {"timer": "timerTrigger"}
     assert bindings["approve_release"] == {"req": "httpTrigger", "$return": "http"}
     assert bindings["ui_approve"] == {"req": "httpTrigger", "$return": "http"}

@@ -171,8 +171,12 @@ class FakeArm:
         self.collections: dict[str, list[dict[str, Any]]] = {
             f"{GROUP}/providers/Microsoft.EventGrid/systemTopics": [
                 system_topic("other", f"{GROUP}/providers/Microsoft.Storage/storageAccounts/st"),
+                system_topic("st-events", f"{GROUP}/providers/Microsoft.Storage/storageAccounts/stmlops"),
                 system_topic("mlw-events", f"{GROUP}/providers/Microsoft.MachineLearningServices/workspaces/MLW-MLOPS"),
                 system_topic("cr-events", f"{GROUP}/providers/Microsoft.ContainerRegistry/registries/crmlops"),
+            ],
+            f"{GROUP}/providers/Microsoft.EventGrid/systemTopics/st-events/eventSubscriptions": [
+                subscription("on-storage-event", "on_storage_event", FUNCTION_EVENT_TYPES["on_storage_event"])
             ],
             f"{TOPIC}/providers/Microsoft.EventGrid/eventSubscriptions": [
                 subscription("on-build-event", "on_build_event", FUNCTION_EVENT_TYPES["on_build_event"])
@@ -557,6 +561,7 @@ def test_the_subscriptions_are_found_on_their_topics(settings: AzureSettings):
         "event subscription on_build_event: exists (on-build-event on build topic egt-mlops-builds)",
         "event subscription on_ml_event: exists (on-ml-event on system topic mlw-events)",
         "event subscription on_registry_event: exists (on-registry-event on system topic cr-events)",
+        "event subscription on_storage_event: exists (on-storage-event on system topic st-events)",
     ]
 
 
@@ -677,3 +682,25 @@ def test_the_pipeline_steps_are_registered_once_per_code_version(tmp_path):
     assert registrable_components(code, "azureml:diabetes-train-env@latest")[0].version == components[0].version
     (code / "ml_pipeline" / "train.py").write_text("# changed\n")
     assert registrable_components(code, "azureml:diabetes-train-env@latest")[0].version != components[0].version
+
+
+@pytest.mark.parametrize(("container", "checked"), [("", False), ("off", False), ("training-data", True)])
+def test_the_storage_subscription_is_checked_only_when_new_data_is_watched(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], container: str, checked: bool
+):
+    # infra/main.bicep deploys the storage system topic and subscription only for a dataContainer.
+    for name, value in example_env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MLOPS_DATA_CONTAINER", container)
+    seen: dict[str, Any] = {}
+
+    def provision(settings: AzureSettings, function_event_types: Any, **kwargs: Any) -> list[str]:
+        seen.update(function_event_types)
+        return []
+
+    monkeypatch.setattr(provisioning, "provision", provision)
+    assert commands_azure.cmd_azure_bootstrap(argparse.Namespace(dry_run=True)) == 0
+    assert ("on_storage_event" in seen) is checked
+    assert set(seen) - {"on_storage_event"} == {"on_build_event", "on_ml_event", "on_registry_event"}
+    off_line = "event subscription on_storage_event: off (MLOPS_DATA_CONTAINER is not set"
+    assert (off_line in capsys.readouterr().out) is not checked

@@ -192,8 +192,8 @@ def test_cli_options_win_over_the_environment_and_only_the_required_fields_are_n
     env = {"GITHUB_RUN_ID": "1", "GITHUB_SHA": SHA}
     args = publish_args("--build-id", "42", "--result", "succeeded", "--commit", "abc123")
     assert cmd_publish_build(args, publisher=publisher, env=env) == 0
-    assert publisher.events[0][2] == {"buildSystem": "github", "buildId": "42", "buildNumber": "42", "result": "succeeded",
-                                      "sourceVersion": "abc123"}  # fmt: skip
+    expected = {"buildSystem": "github", "buildId": "42", "buildNumber": "42", "result": "succeeded"}
+    assert publisher.events[0][2] == {**expected, "sourceVersion": "abc123"}
 
 
 @pytest.mark.parametrize(

@@ -188,7 +188,11 @@ def test_azure_devops_build_777_and_github_run_777_are_two_releases(world):
     ado = answer(ado_post(build_complete(build_id=777)))
     gh = answer(github_post(workflow_run(run_id=777)))
     jenkins = answer(post(jenkins_body(buildId="777")))
-    assert (ado["releaseId"], gh["releaseId"], jenkins["releaseId"]) == ("rel-ado-777", "rel-github-777", "rel-jenkins-777")
+    assert (ado["releaseId"], gh["releaseId"], jenkins["releaseId"]) == (
+        "rel-ado-777",
+        "rel-github-777",
+        "rel-jenkins-777",
+    )
     assert {ado["outcome"], gh["outcome"], jenkins["outcome"]} == {"handled"}
     assert sorted(store.releases) == ["rel-ado-777", "rel-github-777", "rel-jenkins-777"]
     # The same build of the same system stays one release: another notification for ADO build 777 is stale.

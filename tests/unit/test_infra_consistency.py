@@ -344,10 +344,19 @@ def test_every_event_grid_function_has_its_subscription_with_its_event_types():
     assert subscription_problems(bicep_texts(), functions, FUNCTION_EVENT_TYPES) == []
 
 
-def test_the_parser_sees_all_three_subscriptions():
+def test_the_parser_sees_all_four_subscriptions():
     subs = {s.functions[0]: s for s in bicep_event_subscriptions((INFRA / "main.bicep").read_text(encoding="utf-8"))}
-    assert set(subs) == {"on_build_event", "on_ml_event", "on_registry_event"}
+    assert set(subs) == {"on_build_event", "on_ml_event", "on_registry_event", "on_storage_event"}
     assert subs["on_ml_event"].event_types == FUNCTION_EVENT_TYPES["on_ml_event"]
+
+
+def test_the_storage_subscription_takes_only_the_data_container_under_its_prefix():
+    # The account also holds the app package and the dead letters: their blobs must never start a release.
+    text = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    block = text[text.index("resource onStorageEvent") :]
+    block = block[: block.index("\n}\n")]
+    assert "if (deployEventSubscriptions && watchData)" in block
+    assert "subjectBeginsWith: '/blobServices/default/containers/${dataContainer}/blobs/${dataPrefix}'" in block
 
 
 # ---- the checkers catch what they are for (modified copies) --------------------------------------

@@ -63,7 +63,11 @@ def test_given_id_and_time_are_kept():
 
 def test_unknown_event_type_names_the_routed_ones():
     with pytest.raises(ValueError, match=r"MLOps\.\*"):
-        route_for("Microsoft.Storage.BlobCreated")
+        route_for("Microsoft.KeyVault.SecretNewVersionCreated")
+
+
+def test_blob_created_goes_to_the_storage_function():
+    assert route_for("Microsoft.Storage.BlobCreated").function == "on_storage_event"
 
 
 def test_webhook_url_is_core_tools_eventgrid_webhook():

@@ -1,4 +1,4 @@
-"""Retraining on new data: BlobCreated bursts within the debounce window start one release, trained on the newest blob."""
+"""Retraining on new data: a burst of BlobCreated within the debounce window starts one release, on the newest blob."""
 
 from __future__ import annotations
 

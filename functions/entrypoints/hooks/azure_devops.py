@@ -17,6 +17,7 @@ from typing import Any
 import azure.functions as func
 
 from functions import bootstrap
+from functions.domain.ids import ADO
 from functions.entrypoints.hooks.common import (
     InvalidHook,
     NotABuild,
@@ -30,7 +31,6 @@ from functions.entrypoints.hooks.common import (
     same,
     text,
 )
-from functions.domain.ids import ADO
 from functions.entrypoints.limits import RequestRejected, check_body_size
 from functions.entrypoints.responses import error, json_response
 from functions.settings import HookSecrets

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 import azure.functions as func
 
 from functions import bootstrap
+from functions.domain.ids import GITHUB
 from functions.entrypoints.hooks.common import (
     SAFE_ID,
     InvalidHook,
@@ -36,7 +37,6 @@ from functions.entrypoints.hooks.common import (
     same,
     text,
 )
-from functions.domain.ids import GITHUB
 from functions.entrypoints.limits import RequestRejected, check_body_size
 from functions.entrypoints.responses import error, json_response
 from functions.settings import SettingsError
