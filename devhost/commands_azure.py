@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
 
-from functions.settings import SettingsError
+from functions.settings import SettingsError, data_trigger_from_env
 
 
 def cmd_azure_bootstrap(args: argparse.Namespace) -> int:
@@ -29,17 +28,12 @@ def cmd_azure_bootstrap(args: argparse.Namespace) -> int:
     print(f"mlops azure bootstrap{' (dry run: nothing is changed)' if args.dry_run else ''}: {where}")
     # The service's table of event types per function: provisioning, an adapter, may not import it.
     function_event_types = dict(FUNCTION_EVENT_TYPES)
-    if not _watches_data(os.environ):
+    if data_trigger_from_env(os.environ, "azure") is None:
         # infra/main.bicep deploys no storage system topic or subscription while dataContainer is empty.
         del function_event_types["on_storage_event"]
         print("event subscription on_storage_event: off (MLOPS_DATA_CONTAINER is not set: no retraining on new data)")
     lines = provision(settings, function_event_types, dry_run=args.dry_run, echo=print)
     return 1 if any(": failed (" in line for line in lines) else 0
-
-
-def _watches_data(env: Mapping[str, str]) -> bool:
-    container = (env.get("MLOPS_DATA_CONTAINER") or "").strip()
-    return bool(container) and container.lower() != "off"
 
 
 def add_azure_parser(

@@ -161,7 +161,7 @@ class Settings:
             retrain_schedule=_retrain_schedule(env.get("MLOPS_RETRAIN_SCHEDULE")),
             generic_webhook_tolerance=timedelta(seconds=_int(env, "MLOPS_GENERIC_WEBHOOK_TOLERANCE", 300, 10, 3600)),
             trust_generic_requester=_bool(env, "MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER"),
-            data_trigger=_data_trigger(env, platform),
+            data_trigger=data_trigger_from_env(env, platform),
             env=env,
         )
 
@@ -255,7 +255,7 @@ def _bool(env: Mapping[str, str], name: str) -> bool:
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _data_trigger(env: Mapping[str, str], platform: str) -> DataTrigger | None:
+def data_trigger_from_env(env: Mapping[str, str], platform: str) -> DataTrigger | None:
     """Retraining on new blobs: off on Azure until a container is named; locally on for LOCAL_CONTAINER
     (`mlops trigger data`, the watched folder) unless MLOPS_DATA_CONTAINER is set to "off"."""
     container = (env.get("MLOPS_DATA_CONTAINER") or "").strip()

@@ -9,18 +9,18 @@ Ids are never rewritten (links, image tags, deployments and the registry's linea
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 from functions.domain.ids import build_system_problem, legacy_release_id
 from functions.domain.release import Release
-from functions.ports import ConcurrencyError, ReleaseStore
+from functions.ports import Clock, ConcurrencyError, ReleaseStore
+from functions.service.results import NotFound
+from functions.service.unit_of_work import change
 
 STEP = "build system recorded"
 # Releases a store can hold; the listing is one pass, newest first.
 ALL_RELEASES = 10_000_000
-SAVE_ATTEMPTS = 5  # a release the app is moving at the same moment: read it again and stamp again
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def legacy_build_releases(releases: Iterable[Release]) -> list[Release]:
 def stamp_build_systems(
     store: ReleaseStore,
     system: str,
-    now: Callable[[], datetime],
+    now: Clock,
     *,
     only: Iterable[str] = (),
     dry_run: bool = False,
@@ -68,24 +68,28 @@ def stamp_build_systems(
         if dry_run:
             stamps.append(Stamp(release.id, build_id, "would stamp"))
             continue
-        stamps.append(Stamp(release.id, build_id, _stamp(store, release, system, now)))
+        stamps.append(Stamp(release.id, build_id, _stamp(store, release.id, system, now)))
     return stamps
 
 
-def _stamp(store: ReleaseStore, release: Release, system: str, now: Callable[[], datetime]) -> str:
-    for _ in range(SAVE_ATTEMPTS):
+class _AlreadyRecorded(Exception):
+    """Another run recorded a build system meanwhile."""
+
+
+def _stamp(store: ReleaseStore, release_id: str, system: str, now: Clock) -> str:
+    def stamp(release: Release) -> None:
         if release.trigger.get("buildSystem"):
-            return "already recorded"  # another run recorded one meanwhile
+            raise _AlreadyRecorded
         release.trigger["buildSystem"] = system
-        release.note(
-            now(), STEP, f"build {release.trigger.get('buildId')} came from {system} (mlops migrate build-systems)"
-        )
-        try:
-            store.save(release)
-            return "stamped"
-        except ConcurrencyError:
-            fresh = store.get(release.id)
-            if fresh is None:
-                return "not found"
-            release = fresh
-    return "busy (run again)"
+        detail = f"build {release.trigger.get('buildId')} came from {system} (mlops migrate build-systems)"
+        release.note(now(), STEP, detail)
+
+    try:
+        change(store, release_id, stamp)  # the store's version check; a release the app moved is read again
+    except _AlreadyRecorded:
+        return "already recorded"
+    except NotFound:
+        return "not found"
+    except ConcurrencyError:
+        return "busy (run again)"
+    return "stamped"

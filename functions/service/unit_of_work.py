@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from functions.domain.release import InvalidTransition, Release, State
-from functions.ports import ConcurrencyError
+from functions.ports import ConcurrencyError, ReleaseStore
 from functions.service.context import Context
 from functions.service.results import Conflict, NotFound, Outcome
 
@@ -41,20 +41,31 @@ def update(ctx: Context, release: Release, expected: State, mutate: Callable[[Re
     raise ConcurrencyError(f"release {release.id} kept changing")
 
 
-def command(ctx: Context, release_id: str, mutate: Callable[[Release], None]) -> Release:
-    """A person's request: a transition the release's state does not allow is a Conflict (HTTP 409)."""
+def change(store: ReleaseStore, release_id: str, mutate: Callable[[Release], None]) -> Release:
+    """Load, mutate, save; a lost race loads the release again and applies ``mutate`` again."""
     for _ in range(CONFLICT_RETRIES):
-        release = get(ctx, release_id)
+        release = store.get(release_id)
+        if release is None:
+            raise NotFound(f"no release {release_id}")
+        mutate(release)
         try:
-            mutate(release)
-        except InvalidTransition as exc:
-            raise Conflict(str(exc)) from None
-        try:
-            ctx.ports.store.save(release)
+            store.save(release)
             return release
         except ConcurrencyError:
             continue
     raise ConcurrencyError(f"release {release_id} kept changing; try again")
+
+
+def command(ctx: Context, release_id: str, mutate: Callable[[Release], None]) -> Release:
+    """A person's request: a transition the release's state does not allow is a Conflict (HTTP 409)."""
+
+    def checked(release: Release) -> None:
+        try:
+            mutate(release)
+        except InvalidTransition as exc:
+            raise Conflict(str(exc)) from None
+
+    return change(ctx.ports.store, release_id, checked)
 
 
 def note(ctx: Context, release: Release, step: str, detail: str, outcome: Outcome, event_id: str = "") -> Outcome:

@@ -393,14 +393,10 @@ def _ensure_components(ml_client: Any, components: Iterable[Any] | None, dry_run
 # ---- the event subscriptions -------------------------------------------------------------------
 
 
-def _topic_name(endpoint: str) -> str:
-    """The custom topic's name from its endpoint: https://<name>.<region>-1.eventgrid.azure.net/api/events."""
-    host = urlparse(endpoint).hostname or ""
-    return host.split(".", 1)[0]
-
-
-def _account(endpoint: str) -> str:
-    """The storage account's name from its table endpoint: https://<name>.table.core.windows.net."""
+def _resource_name(endpoint: str) -> str:
+    """A resource's name from its endpoint's first host label: the custom topic's
+    (https://<name>.<region>-1.eventgrid.azure.net/api/events) or the storage account's
+    (https://<name>.table.core.windows.net)."""
     host = urlparse(endpoint).hostname or ""
     return host.split(".", 1)[0]
 
@@ -414,10 +410,11 @@ def _check_subscriptions(
             for function in function_event_types
         ]
     group = f"/subscriptions/{settings.subscription_id}/resourceGroups/{settings.resource_group}"
+    account = _resource_name(settings.tables_endpoint)  # the release store's account holds the data container
     sources = {
         "workspace": f"{group}/providers/Microsoft.MachineLearningServices/workspaces/{settings.workspace}",
         "registry": f"{group}/providers/Microsoft.ContainerRegistry/registries/{settings.acr_name}",
-        "storage account": f"{group}/providers/Microsoft.Storage/storageAccounts/{_account(settings.tables_endpoint)}",
+        "storage account": f"{group}/providers/Microsoft.Storage/storageAccounts/{account}",
     }
     system_topics: list[dict[str, Any]] | None = None
     lines = []
@@ -428,7 +425,7 @@ def _check_subscriptions(
             lines.append(f"{label}: not checked (no known event source for it)")
             continue
         if source == "build topic":
-            topic = f"{group}/providers/Microsoft.EventGrid/topics/{_topic_name(settings.topic_endpoint)}"
+            topic = f"{group}/providers/Microsoft.EventGrid/topics/{_resource_name(settings.topic_endpoint)}"
             if arm.get(topic) is None:
                 lines.append(f"{label}: missing (build topic {topic.rsplit('/', 1)[-1]} not found)")
                 continue
