@@ -74,6 +74,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.invocations
 	$(PY) -m benchmarks.router
+	$(PY) -m benchmarks.input_bounds
 
 clean:
 	-$(VENV)/bin/mlops down

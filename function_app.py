@@ -21,9 +21,10 @@ bootstrap.settings()
 #   answers 401 without (Easy Auth's principal on Azure, the CLI's signature locally, or a signed link):
 #   AuthLevel.ANONYMOUS, because a function key is a shared secret, not an identity, and must never end
 #   up in a link;
-# - the read routes (releases, one release, dead letters) stay behind the platform's function key
+# - the read routes (releases, one release, dead letters, parked events) stay behind the platform's function key
 #   (AuthLevel.FUNCTION, the app's default) for now, until reading is tied to identity too;
-# - health, and the CI hooks (which check their own signatures), are anonymous;
+# - health, the API's OpenAPI document (openapi.json), and the CI hooks (which check their own
+#   signatures), are anonymous;
 # - the approval page (ui/...) is anonymous to the platform and signs its reader in itself: App Service
 #   Authentication on Azure, a one-time sign-in link and a session cookie locally (a browser cannot
 #   send a function key, and must not be handed one).
@@ -115,7 +116,15 @@ def rollback_production(req: func.HttpRequest) -> func.HttpResponse:
 @app.function_name("dead_letters")
 @app.route(route="dead-letters", methods=["GET"])
 def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
+    """Events and background work that could not be processed: a page, newest first (?limit=&before=)."""
     return http_api.dead_letters(req)
+
+
+@app.function_name("parked_events")
+@app.route(route="parked", methods=["GET"])
+def parked_events(req: func.HttpRequest) -> func.HttpResponse:
+    """Events waiting for their release to be ready for them, and when they expire into dead letters."""
+    return http_api.parked_events(req)
 
 
 @app.function_name("azure_devops_hook")
@@ -183,3 +192,12 @@ def ui_login(req: func.HttpRequest) -> func.HttpResponse:
 @app.route(route="ui/logout", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 def ui_logout(req: func.HttpRequest) -> func.HttpResponse:
     return pages.logout(req)
+
+
+@app.function_name("openapi")
+@app.route(route="openapi.json", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def openapi(req: func.HttpRequest) -> func.HttpResponse:
+    """This API described as OpenAPI 3.0.3 (docs/api.md): public, like the routes it lists."""
+    from functions.entrypoints import openapi as spec  # on the first request: the app's start never pays for it
+
+    return spec.openapi(req)

@@ -241,9 +241,9 @@ class CountingStore(SqliteReleaseStore):
         self._count("rows listed", len(releases))
         return releases
 
-    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
         self._count("park")
-        super().park(release_id, event_id, payload)
+        super().park(release_id, event_id, payload, parked_at)
 
     def add_work(self, item: WorkItem) -> bool:
         self._count("add_work")

@@ -5,7 +5,7 @@ mlops down                           stop the host and every process it started
 mlops demo [--data breast_cancer]    the whole release loop, end to end (a regressor, or a classifier)
 mlops trigger build [--commit SHA] [--param key=value ...] [--requester IDENTITY]
 mlops publish build-completed --build-id ID --result succeeded [...]   what CI sends to the custom topic
-mlops releases [--json] | show ID [--json] | dead-letters [--json]
+mlops releases [--json] | show ID [--json] | dead-letters [--json] [--before CURSOR] | parked [--json]
 mlops approve ID [--by IDENTITY | --link TOKEN] [--comment TEXT] [--no-wait]
 mlops reject ID [--by IDENTITY | --link TOKEN] --comment TEXT
                                      signed as --by (default: git config user.email) with the key in
@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devhost.client import HostError
+from devhost.client import DEFAULT_PAGE, MAX_PAGE, HostError
 from devhost.commands_azure import add_azure_parser
 from devhost.commands_builds import cmd_publish_build, cmd_trigger
 from devhost.commands_data import cmd_trigger_data
@@ -37,13 +37,14 @@ from devhost.commands_migrate import add_migrate_parser
 from devhost.commands_releases import (
     cmd_approve,
     cmd_dead_letters,
+    cmd_parked,
     cmd_reject,
     cmd_releases,
     cmd_rollback,
     cmd_show,
 )
 from devhost.commands_ui import add_ui_parsers
-from devhost.console import console
+from devhost.console import console, literal
 from functions.settings import SettingsError
 
 DEFAULT_PORT = 7071
@@ -168,10 +169,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_follow_options(rollback)
     rollback.set_defaults(handler=cmd_rollback)
 
-    letters = commands.add_parser("dead-letters", help="events that could not be processed")
-    letters.add_argument("--json", action="store_true")
+    letters = commands.add_parser("dead-letters", help="events that could not be processed, newest first")
+    _add_page_options(letters)
     letters.set_defaults(handler=cmd_dead_letters)
+
+    parked = commands.add_parser(
+        "parked", help="events waiting for their release to be ready for them (they expire into dead letters)"
+    )
+    _add_page_options(parked)
+    parked.set_defaults(handler=cmd_parked)
     return parser
+
+
+def _add_page_options(parser: argparse.ArgumentParser) -> None:
+    """A list the host serves a page at a time: how many, and where the page before ended."""
+    parser.add_argument("--json", action="store_true")
+    limits = f"1..{MAX_PAGE} (default {DEFAULT_PAGE})"
+    parser.add_argument("--limit", type=_page_limit, default=DEFAULT_PAGE, help=limits)
+    parser.add_argument("--before", metavar="CURSOR", help="the page after the one that printed this cursor")
+
+
+def _page_limit(text: str) -> int:
+    """--limit as the host takes it, refused here (exit 2) rather than by the host."""
+    try:
+        limit = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= limit <= MAX_PAGE:
+        raise argparse.ArgumentTypeError(f"{limit} is not within 1..{MAX_PAGE}")
+    return limit
 
 
 def _add_decider_options(parser: argparse.ArgumentParser) -> None:
@@ -193,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except (HostError, SettingsError) as exc:
-        console.print(f"[red]mlops: {exc}[/]")
+        console.print(literal(f"mlops: {exc}", "red"))  # the host's words, printed as they are
         return 1
 
 

@@ -2,6 +2,9 @@
 
 Decisions (approve, reject) carry a Proof (devhost/signing.py): the headers that prove who decides,
 computed over the exact method, path and body bytes this client sends. The body is only the comment.
+
+Dead letters and parked events come a page at a time (``limit``, then ``before`` the page's ``next``
+cursor); a host older than paging answers dead letters in one list with whole payloads, read the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -19,6 +22,8 @@ from functions.settings import Settings
 
 ROLLBACK_PATH = "/api/production/rollback"
 FOLLOWED_STATES = frozenset({"promoting", "deploying_staging"})  # states whose operations the timer follows
+DEFAULT_PAGE, MAX_PAGE = 50, 500  # the host's page sizes: its default, and the most it serves
+EXCERPT_CHARS = 2048  # how much of a dead letter's event JSON a paging host sends
 
 
 class HostError(RuntimeError):
@@ -97,7 +102,18 @@ class HostClient:
         return release
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/api/dead-letters")["dead_letters"]
+        """The newest page of dead letters, newest first."""
+        return self.dead_letters_page()["dead_letters"]
+
+    def dead_letters_page(self, limit: int = DEFAULT_PAGE, before: str | None = None) -> dict[str, Any]:
+        """``{"dead_letters": [...], "next": cursor or None}``: up to ``limit`` letters, older than ``before``."""
+        answer = self._call("GET", page_path("/api/dead-letters", limit, before))
+        return {"dead_letters": [with_excerpt(letter) for letter in answer["dead_letters"]], "next": answer.get("next")}
+
+    def parked_page(self, limit: int = DEFAULT_PAGE, before: str | None = None) -> dict[str, Any]:
+        """``{"parked": [...], "next": cursor or None}``: events waiting for their release to be ready for them."""
+        answer = self._call("GET", page_path("/api/parked", limit, before))
+        return {"parked": answer["parked"], "next": answer.get("next")}
 
     def deliver(self, function_name: str, events: list[dict[str, Any]]) -> None:
         """POST events to the webhook the way Event Grid does."""
@@ -111,3 +127,18 @@ def release_path(release_id: str, action: str | None = None) -> str:
     """/api/releases/{id}[/action], the id percent-encoded, so the path signed is the path sent."""
     path = f"/api/releases/{quote(release_id, safe='')}"
     return f"{path}/{action}" if action else path
+
+
+def page_path(path: str, limit: int, before: str | None) -> str:
+    """``path?limit=N[&before=CURSOR]``, the cursor percent-encoded (it is the host's, opaque)."""
+    return f"{path}?{urlencode({'limit': limit} | ({'before': before} if before else {}))}"
+
+
+def with_excerpt(letter: dict[str, Any]) -> dict[str, Any]:
+    """A dead letter as a paging host sends it. An older host sent the whole event as ``payload``: the
+    excerpt is cut from it here, and the size and digest of the host's own text stay unknown (None)."""
+    if "excerpt" in letter or "payload" not in letter:
+        return letter
+    text = json.dumps(letter["payload"])
+    return {**letter, "excerpt": text[:EXCERPT_CHARS], "truncated": len(text) > EXCERPT_CHARS, "size": None,
+            "sha256": None}  # fmt: skip

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from devhost.client import HostClient
-from devhost.console import console
+from devhost.console import console, literal
 from devhost.settings import REPO_ROOT
 from devhost.signing import GitEmail, local_identity
 from functions.settings import SettingsError
@@ -94,7 +94,8 @@ def cmd_trigger(args: argparse.Namespace, git_email: GitEmail | None = None) -> 
     event = build_completed_event(args.commit, parse_params(args.param), args.build_id, requester=requester)
     HostClient().deliver("on_build_event", [event])
     release_id = release_of(event)
-    console.print(f"build {event['data']['buildId']} delivered (requester {requester}); release [bold]{release_id}[/]")
+    said = literal(f"build {event['data']['buildId']} delivered (requester {requester}); release ")
+    console.print(said.append(release_id, style="bold"), soft_wrap=True)
     return 0
 
 

@@ -21,6 +21,7 @@ from devhost.client import HostClient
 from devhost.console import console
 from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from functions.settings import Settings
+from platforms.local.events import UNDELIVERED_FILE
 
 
 def settings_for_port(port: int) -> Settings:
@@ -72,7 +73,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         folder = settings.home / settings.data_trigger.container
         console.print(f"  new training data: CSV files put under {folder}/{settings.data_trigger.prefix}", markup=False)
     try:
-        serve(app, host="127.0.0.1", port=args.port)
+        # An event the host cannot hand to the app lands where the local bus records what it gave up on.
+        serve(app, host="127.0.0.1", port=args.port, dead_letters=settings.home / UNDELIVERED_FILE)
     finally:
         stop_watching.set()
         _pid_file(settings).unlink(missing_ok=True)

@@ -1,22 +1,28 @@
-"""`mlops releases`, `show`, `approve`, `reject`, `dead-letters`: read and act on a running host over HTTP.
+"""`mlops releases`, `show`, `approve`, `reject`, `rollback`, `dead-letters`, `parked`: read and act on a running
+host over HTTP.
 
 Each command is one HostClient call; without --json the answer is rendered as rich tables, with the
-release states in colour. `approve` and `reject` prove who decides (devhost/signing.py): signed as
---by (default `git config user.email`) with $MLOPS_HOME's key, or a signed link's token with --link.
-An error from the host (401, 403, 409, 410, ...) is printed with its status and exits 1 (devhost/cli.py).
+release states in colour. What the host sends is printed as it is (devhost/console.py): a comment with
+`[red]` in it is neither styled nor an error, and no table cuts an id. `approve` and `reject` prove who
+decides (devhost/signing.py): signed as --by (default `git config user.email`) with $MLOPS_HOME's key, or a
+signed link's token with --link. An error from the host (401, 403, 409, 410, ...) is printed with its status
+and exits 1 (devhost/cli.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
-from devhost.client import HostClient, HostError
-from devhost.console import console
+from devhost.client import DEFAULT_PAGE, HostClient, HostError
+from devhost.console import Listing, console, literal
 from devhost.signing import GitEmail, LinkToken, LocalSigner, Proof, local_identity
 from functions.domain.rollout import step_from_json
 from functions.settings import Settings, SettingsError
@@ -28,19 +34,18 @@ def cmd_releases(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(releases, indent=2))
         return 0
-    table = Table(title="Releases")
-    for column in ("id", "state", "trigger", "candidate", "gate", "updated"):
-        table.add_column(column)
+    listing = Listing("Releases", ("id", "state", "trigger", "candidate", "gate", "updated"), ids={"id"})
     for release in releases:
-        gate = release.get("gate") or {}
-        table.add_row(
-            release["id"], state_label(release["state"]), _trigger(release["trigger"]),
-            _candidate_metric(release),
-            ("promote" if gate.get("promote") else "reject") if gate else "",
-            release.get("updated_at", "")[:16].replace("T", " "),
-        )  # fmt: skip
-    console.print(table)
+        listing.add_row(release["id"], state_label(release["state"]), _trigger(release["trigger"]),
+                        _candidate_metric(release), _gate_decision(release),
+                        _when(release.get("updated_at"))[:16])  # fmt: skip
+    listing.print(console)
     return 0
+
+
+def _gate_decision(release: dict[str, Any]) -> str:
+    gate = release.get("gate") or {}
+    return ("promote" if gate.get("promote") else "reject") if gate else ""
 
 
 def _candidate_metric(release: dict[str, Any]) -> str:
@@ -60,40 +65,47 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(release, indent=2))
         return 0
-    console.print(f"[bold]{release['id']}[/] {state_label(release['state'])}  {_trigger(release['trigger'])}")
+    heading = Text.assemble(literal(release["id"], "bold"), " ", state_label(release["state"]), "  ",
+                            literal(_trigger(release["trigger"])))  # fmt: skip
+    console.print(heading, soft_wrap=True)
     if release.get("gate"):
-        console.print(f"gate: {release['gate']['reason']}")
+        console.print(Text.assemble("gate: ", literal(release["gate"]["reason"])))
     if release.get("error"):
-        console.print(f"[red]error: {release['error']}[/]")
+        console.print(literal(f"error: {release['error']}", "red"))
     rollout = (release.get("production") or {}).get("rollout")
     if rollout and rollout.get("steps"):
         console.print(rollout_table(rollout))
-    table = Table(title="Timeline")
-    for column in ("at", "step", "detail", "invocation"):
-        table.add_column(column)
-    for entry in release["timeline"]:  # the invocation: where a long step began, and where it was seen done
-        table.add_row(entry["at"], entry["step"], entry["detail"], entry.get("invocation", ""))
-    console.print(table)
+    timeline_listing(release["timeline"]).print(console)
     return 0
+
+
+def timeline_listing(timeline: list[dict[str, Any]]) -> Listing:
+    """A release's timeline; the invocation says where a long step began, and where it was seen done."""
+    listing = Listing("Timeline", ("at", "step", "detail", "invocation"), ids={"invocation"})
+    for entry in timeline:
+        detail = entry["detail"]
+        if entry.get("count"):  # a repeat counted on its entry (duplicate and stale events)
+            detail += f" (×{entry['count']}, last {_when(entry.get('last_at'))})"
+        listing.add_row(_when(entry["at"]), entry["step"], detail, entry.get("invocation", ""))
+    return listing
 
 
 def rollout_table(rollout: dict[str, Any]) -> Table:
     """A release's rollout steps: what the new and the stable deployment served, and the verdict."""
-    table = Table(title=f"Rollout against {rollout.get('stable')}")
-    for column in ("step", "state", "requests new/stable", "5xx new/stable", "analysis"):
-        table.add_column(column)
+    columns = ("step", "state", "requests new/stable", "5xx new/stable", "analysis")
+    listing = Listing(f"Rollout against {rollout.get('stable')}", columns)
     for step in rollout["steps"]:
         verdict = step.get("verdict") or {}
         new, old = verdict.get("candidate") or {}, verdict.get("stable") or {}
         summary = verdict.get("summary", "")
-        table.add_row(
+        listing.add_row(
             step_from_json(step).label,
             step.get("state", "pending"),
             f"{new.get('requests', '-')}/{old.get('requests', '-')}",
             f"{new.get('errors', '-')}/{old.get('errors', '-')}",
             summary.split(": ", 2)[-1] if summary else step.get("reason", ""),
         )
-    return table
+    return listing.table()
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
@@ -101,7 +113,7 @@ def cmd_approve(args: argparse.Namespace) -> int:
     moved to; when the approval began the promotion, its steps as they happen until it ends."""
     proof = decision_proof(args)
     release = _decided(lambda: HostClient().approve(args.id, proof, args.comment or ""), proof)
-    console.print(f"{release['id']}: {state_label(release['state'])}")
+    _print_moved(release)
     return _followed(release, args)
 
 
@@ -113,9 +125,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     proof = decision_proof(args)
     release = _decided(lambda: HostClient().rollback(proof, args.comment, args.to), proof)
     trigger = release["trigger"]
-    console.print(f"{release['id']}: rollback from {trigger.get('from') or 'nothing'} to {trigger['to']} "
-                  f"({trigger['model']}), {state_label(release['state'])}")  # fmt: skip
+    what = f"rollback from {trigger.get('from') or 'nothing'} to {trigger['to']} ({trigger['model']}), "
+    console.print(Text.assemble(literal(release["id"]), ": ", literal(what), state_label(release["state"])),
+                  soft_wrap=True)  # fmt: skip
     return _followed(release, args)
+
+
+def _print_moved(release: dict[str, Any]) -> None:
+    """`ID: state`, on one line whatever the width, so the id can be copied."""
+    console.print(Text.assemble(literal(release["id"]), ": ", state_label(release["state"])), soft_wrap=True)
 
 
 def _followed(release: dict[str, Any], args: argparse.Namespace) -> int:
@@ -124,17 +142,19 @@ def _followed(release: dict[str, Any], args: argparse.Namespace) -> int:
         return 0
 
     def show(entry: dict[str, Any]) -> None:
-        console.print(f"  {entry['at'][11:19]} {entry['step']}: {entry['detail']}")
+        console.print(literal(f"  {entry['at'][11:19]} {entry['step']}: {entry['detail']}"))
 
     try:
         with console.status("promoting: beside production, tested, then traffic by the rollout policy…"):
             done = HostClient().follow(release["id"], show, timeout_s=args.timeout)
     except HostError as exc:  # e.g. on Azure reading a release needs the function key this command lacks
-        console.print(f"the promotion goes on, but it cannot be followed from here ({exc}); see the release's page")
+        said = f"the promotion goes on, but it cannot be followed from here ({exc}); see the release's page"
+        console.print(literal(said))
         return 0
-    console.print(f"{done['id']}: {state_label(done['state'])}" + (f" ({done['error']})" if done.get("error") else ""))
+    error = literal(f" ({done['error']})" if done.get("error") else "")
+    console.print(Text.assemble(literal(done["id"]), ": ", state_label(done["state"]), error), soft_wrap=True)
     if done["state"] == "promoting":
-        console.print(f"still promoting after {args.timeout:.0f} s; `mlops show {done['id']}` follows it up")
+        console.print(literal(f"still promoting after {args.timeout:.0f} s; `mlops show {done['id']}` follows it up"))
     return 0 if done["state"] == "live" else 1
 
 
@@ -142,7 +162,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
     """`mlops reject ID [--by IDENTITY | --link TOKEN] --comment TEXT`: the state the release moved to."""
     proof = decision_proof(args)
     release = _decided(lambda: HostClient().reject(args.id, proof, args.comment), proof)
-    console.print(f"{release['id']}: {state_label(release['state'])}")
+    _print_moved(release)
     return 0
 
 
@@ -173,27 +193,62 @@ def _decided(call: Callable[[], dict[str, Any]], proof: Proof) -> dict[str, Any]
 
 
 def cmd_dead_letters(args: argparse.Namespace) -> int:
-    """`mlops dead-letters [--json]`: the events the host could not process, and why."""
-    letters = HostClient().dead_letters()
+    """`mlops dead-letters [--json] [--limit N] [--before CURSOR]`: a page of the events the host could not
+    process, newest first, and why; then the command for the next page, if there is one."""
+    page = HostClient().dead_letters_page(limit=args.limit, before=args.before)
+    listing = Listing("Dead letters", ("received", "event id", "type", "function", "reason", "size"), ids={"event id"})
+    for letter in page["dead_letters"]:
+        listing.add_row(_when(letter.get("received_at")), letter["event_id"], letter["event_type"], letter["function"],
+                        letter["reason"], _size(letter.get("size")))  # fmt: skip
+    return _print_page(args, "dead-letters", page["dead_letters"], page.get("next"), listing)
+
+
+def cmd_parked(args: argparse.Namespace) -> int:
+    """`mlops parked [--json] [--limit N] [--before CURSOR]`: a page of the events that arrived before their
+    release was ready for them (each waits until it expires into a dead letter); then the next page's command."""
+    try:
+        page = HostClient().parked_page(limit=args.limit, before=args.before)
+    except HostError as exc:
+        if exc.status != 404:
+            raise
+        raise HostError(f"{exc} (a host older than this mlops has no parked events to show)", exc.status) from None
+    columns = ("release", "event id", "type", "parked", "expires")
+    listing = Listing("Parked events", columns, ids={"release", "event id"})
+    for event in page["parked"]:
+        listing.add_row(event["release_id"], event["event_id"], event["event_type"], _when(event.get("parked_at")),
+                        _when(event.get("expires_at")))  # fmt: skip
+    return _print_page(args, "parked", page["parked"], page.get("next"), listing)
+
+
+def _print_page(
+    args: argparse.Namespace, command: str, items: list[dict[str, Any]], cursor: str | None, listing: Listing
+) -> int:
+    """--json: the items as a JSON list on stdout, as before paging, and the next page's command on stderr;
+    else the listing and the next page's command below it."""
+    follow_on = next_page_command(command, args.limit, cursor, args.json) if cursor else None
     if args.json:
-        print(json.dumps(letters, indent=2))
+        print(json.dumps(items, indent=2))
+        if follow_on:
+            print(f"next page: {follow_on}", file=sys.stderr)
         return 0
-    table = Table(title="Dead letters")
-    for column in ("received", "function", "event id", "type", "reason"):
-        table.add_column(column)
-    for letter in letters:
-        table.add_row(letter["received_at"], letter["function"], letter["event_id"], letter["event_type"],
-                      letter["reason"])  # fmt: skip
-    console.print(table)
+    listing.print(console)
+    if follow_on:
+        console.print(Text.assemble("next page: ", literal(follow_on)), soft_wrap=True)
     return 0
 
 
+def next_page_command(command: str, limit: int, cursor: str, as_json: bool = False) -> str:
+    """The `mlops` command that prints the page after this one, quoted so it can be pasted into a shell."""
+    options = [*(["--json"] if as_json else []), *(["--limit", str(limit)] if limit != DEFAULT_PAGE else [])]
+    return shlex.join(["mlops", command, *options, "--before", cursor])
+
+
 # ---- rendering -----------------------------------------------------------------------------
-def state_label(state: str) -> str:
-    """The state in rich markup, coloured by outcome (white for a state without a colour of its own)."""
+def state_label(state: str) -> Text:
+    """The state, coloured by outcome (white for a state without a colour of its own)."""
     colour = {"live": "green", "awaiting_approval": "cyan", "rejected": "yellow", "failed": "red",
               "rolled_back": "red", "declined": "yellow", "expired": "yellow"}.get(state, "white")  # fmt: skip
-    return f"[{colour}]{state}[/]"
+    return literal(state, colour)
 
 
 def _trigger(trigger: dict[str, Any]) -> str:
@@ -202,3 +257,15 @@ def _trigger(trigger: dict[str, Any]) -> str:
         params = f" {json.dumps(trigger['parameters'])}" if trigger.get("parameters") else ""
         return f"build {trigger.get('buildNumber') or trigger.get('buildId')}{params}"
     return str(trigger.get("kind"))
+
+
+def _when(at: str | None) -> str:
+    """An ISO time to the second, with a space where it may wrap: ``2026-12-04 01:53:00``."""
+    return (at or "")[:19].replace("T", " ")
+
+
+def _size(size: int | None) -> str:
+    """Bytes in a few characters; ``?`` where an older host did not say."""
+    if not isinstance(size, int):
+        return "?"
+    return f"{size} B" if size < 1024 else f"{size / 1024:.1f} KiB"

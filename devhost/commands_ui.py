@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from rich.table import Table
 
-from devhost.console import console
+from devhost.console import console, literal
 from devhost.signing import local_identity
 from functions.domain.notifications import TARGET_FORMATS, Notification
 from functions.entrypoints.identity.local_signature import load_or_create_key
@@ -82,8 +82,8 @@ def cmd_notifications(args: argparse.Namespace) -> int:
         table.add_column(column)
     for record in records:
         sent_at = str(record.get("sent_at", ""))[:19].replace("T", " ")
-        table.add_row(sent_at, record["release_id"], str(record.get("kind", "")), str(record.get("title", "")),
-                      str(record.get("url", "")))  # fmt: skip
+        table.add_row(sent_at, literal(record["release_id"]), literal(record.get("kind", "")),
+                      literal(record.get("title", "")), literal(record.get("url", "")))  # fmt: skip
     console.print(table)
     if not records:
         console.print("none yet")

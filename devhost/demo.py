@@ -28,13 +28,14 @@ from typing import Any
 
 import requests
 from rich.table import Table
+from rich.text import Text
 
 from devhost.client import HostClient, release_path
 from devhost.commands_builds import build_completed_event, release_of
 from devhost.commands_host import cmd_down, settings_for_port, start_detached
 from devhost.commands_releases import state_label
 from devhost.commands_ui import describe_payloads, login_url
-from devhost.console import console
+from devhost.console import console, literal
 from devhost.rollout_progress import follow_rollout
 from devhost.settings import REPO_ROOT
 from devhost.signing import GitEmail, LocalSigner, git_user_email
@@ -284,8 +285,11 @@ def _follow(client: HostClient, release_id: str, timeout_s: float, printed: int 
 
 def _print_timeline(release: dict[str, Any], already: int) -> int:
     for entry in release["timeline"][already:]:
-        mark = "[red]✘[/]" if entry["step"] in ("failed", "gate_rejected", "rolled_back") else "[green]✔[/]"
-        console.print(f"{mark} {entry['at'][11:19]} [bold]{entry['step']}[/]: {entry['detail']}")
+        failed = entry["step"] in ("failed", "gate_rejected", "rolled_back")
+        mark = ("✘", "red") if failed else ("✔", "green")
+        console.print(
+            Text.assemble(mark, f" {entry['at'][11:19]} ", (entry["step"], "bold"), ": ", literal(entry["detail"]))
+        )
     return len(release["timeline"])
 
 
@@ -338,11 +342,14 @@ def _summary(
     for release in releases:
         trigger = release["trigger"]
         if trigger.get("kind") == "rollback":
-            console.print(f"{release['id']}: rollback to {trigger['to']} ({trigger['model']}): {trigger['reason']}")
+            line = f"{release['id']}: rollback to {trigger['to']} ({trigger['model']}): {trigger['reason']}"
+            console.print(literal(line), soft_wrap=True)
         elif release["state"] == "rolled_back":
-            console.print(f"[red]{release['id']} rolled back by itself:[/] {release.get('error')}")
+            said = Text.assemble((f"{release['id']} rolled back by itself:", "red"), " ", literal(release.get("error")))
+            console.print(said, soft_wrap=True)
         else:
-            console.print(f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}")
+            line = f"gate for {release['id']}: {(release.get('gate') or {}).get('reason', '—')}"
+            console.print(literal(line), soft_wrap=True)
     console.print(f"production URL: {production_url}")
     row = ", ".join(f"{v:.4f}" for v in (first_row or _first_row()))
     console.print(
@@ -357,5 +364,5 @@ def _first_row() -> list[float]:
 
 
 def _failed(release: dict[str, Any]) -> int:
-    console.print(f"[red]✘ release {release['id']} ended {release['state']}: {release.get('error')}[/]")
+    console.print(literal(f"✘ release {release['id']} ended {release['state']}: {release.get('error')}", "red"))
     return 1

@@ -5,19 +5,26 @@
 - ``SubscriptionValidation``: answer ``{"validationResponse": <data.validationCode>}`` without invoking;
 - ``Notification``: invoke the function once per event (a body is one event object, CloudEvents style,
   or an array of them, Event Grid schema); 202 when all ran, else 500 naming each failed event, after
-  the rest of the batch has still run;
+  the rest of the batch has still run. An event the worker could not turn into the trigger argument (an
+  ``eventTime`` that is not a time, say) is not a failure of the batch: it is recorded in the host's
+  dead-letter file (``dead_letters``, locally ``$MLOPS_HOME/undelivered.jsonl``, where the local event
+  bus records what it gave up on) and the rest are invoked;
 - ``Unsubscribe``: 202, nothing invoked.
 
 ``OPTIONS`` answers the CloudEvents 1.0 abuse-protection handshake (echoing ``WebHook-Request-Origin``).
 An unknown function, or one that is not an Event Grid function, is 404; a missing or unknown header or a
-body that is not event JSON is 400. Function names match case-insensitively, as on the host.
+body that is not event JSON is 400 (also nested deeper than 64 levels, Json.NET's limit, or more than
+5,000 events); a body over Event Grid's 1 MiB batch is 413 (functions/domain/input_limits.py). Event Grid
+retries neither 400 nor 413. Function names match case-insensitively, as on the host.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -26,8 +33,20 @@ from starlette.responses import JSONResponse, Response
 from devhost.conversion import BodyTooLarge, decode_event, error_response, read_body
 from devhost.indexing import EVENT_GRID_TRIGGER
 from devhost.invocation import HostedFunction, invoke
+from functions.domain.input_limits import (
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    MAX_WEBHOOK_BODY_BYTES,
+    ShapeLimits,
+    printable,
+    shape_problem,
+)
+from functions.domain.refs import DeadLetter
+from platforms.local.files import append_jsonl
 
 EVENT_GRID_WEBHOOK = "/runtime/webhooks/eventgrid"
+MAX_HOST_JSON_DEPTH = 64  # Json.NET's default MaxDepth, which the Functions host reads requests with
+logger = logging.getLogger("mlops.host")
 
 
 def webhook_url(function_name: str) -> str:
@@ -36,11 +55,13 @@ def webhook_url(function_name: str) -> str:
 
 
 class EventGridWebhook:
-    """The webhook's request handler over the app's Event Grid functions."""
+    """The webhook's request handler over the app's Event Grid functions; events it cannot hand to the
+    worker go to ``dead_letters`` (a JSON-lines file), or are only logged when there is none."""
 
-    def __init__(self, functions: Iterable[HostedFunction]) -> None:
+    def __init__(self, functions: Iterable[HostedFunction], dead_letters: Path | None = None) -> None:
         self.functions = [function for function in functions if function.trigger_type == EVENT_GRID_TRIGGER]
         self.by_name = {function.name.lower(): function for function in self.functions}
+        self.dead_letters = dead_letters
 
     async def handle(self, request: Request) -> Response:
         name = request.query_params.get("functionName")
@@ -59,25 +80,29 @@ class EventGridWebhook:
             expected = "SubscriptionValidation, Notification or Unsubscribe"
             return error_response(400, f"the aeg-event-type header must be {expected}, got {event_type!r}")
         try:
-            events = parse_events(await read_body(request))
+            events = parse_events(await read_body(request, MAX_WEBHOOK_BODY_BYTES))
         except BodyTooLarge as exc:
             return error_response(413, str(exc))
         except ValueError as exc:
             return error_response(400, str(exc))
         if kind == "subscriptionvalidation":
             return validation_response(events)
-        return await deliver(function, events)
+        return await deliver(function, events, self.dead_letters)
 
 
-async def deliver(function: HostedFunction, events: list[dict[str, Any]]) -> Response:
+async def deliver(function: HostedFunction, events: list[dict[str, Any]], dead_letters: Path | None = None) -> Response:
     """Invoke ``function`` once per event; one failure must not keep the rest of the batch from running."""
     failures = []
     for index, event in enumerate(events):
         try:
             argument = decode_event(event)
+        except (ValueError, TypeError, RecursionError) as exc:
+            record_undeliverable(dead_letters, function.name, event, f"cannot become the trigger argument: {exc}")
+            continue
+        try:
             await invoke(function, argument, f"EventGrid trigger fired at {datetime.now(UTC).isoformat()}")
         except Exception as exc:
-            failures.append(f"event {event.get('id', index)!r}: {type(exc).__name__}: {exc}")
+            failures.append(f"event {printable(str(event.get('id', index)))!r}: {type(exc).__name__}: {exc}")
     if failures:
         # A 5xx makes Event Grid retry the delivery (and dead-letter it in the end), as on Azure.
         summary = f"{len(failures)} of {len(events)} events failed in Functions.{function.name}"
@@ -85,15 +110,32 @@ async def deliver(function: HostedFunction, events: list[dict[str, Any]]) -> Res
     return Response(status_code=202)
 
 
+def record_undeliverable(path: Path | None, function: str, event: dict[str, Any], reason: str) -> None:
+    """Event Grid's dead letter for an event the worker refused: the same bounded record as the app's."""
+    event_id, event_type = event.get("id"), event.get("eventType") or event.get("type")
+    at = datetime.now(UTC).isoformat()
+    letter = DeadLetter.of(str(event_id or "(no id)"), str(event_type or ""), function, reason, at, event)
+    logger.warning("event %s for %s not delivered: %s", letter.event_id, function, letter.reason)
+    if path is not None:
+        append_jsonl(path, {"at": at, "source": "host", **letter.to_json()})
+
+
 def parse_events(body: bytes) -> list[dict[str, Any]]:
     """One event object (CloudEvents) or an array of them (Event Grid schema)."""
     try:
         payload = json.loads(body)
+    except RecursionError:
+        raise ValueError(f"the request body is nested deeper than {MAX_HOST_JSON_DEPTH} levels") from None
     except ValueError:
         raise ValueError("the request body is not JSON") from None
+    problem = shape_problem(payload, ShapeLimits(max_depth=MAX_HOST_JSON_DEPTH, max_string_chars=MAX_EVENT_BYTES))
+    if problem and problem.kind == "depth":
+        raise ValueError(f"the request body is nested deeper than {MAX_HOST_JSON_DEPTH} levels")
     events = payload if isinstance(payload, list) else [payload]
     if not all(isinstance(event, dict) for event in events):
         raise ValueError("the request body must be an event object or a JSON array of event objects")
+    if len(events) > MAX_BATCH_EVENTS:
+        raise ValueError(f"a delivery holds at most {MAX_BATCH_EVENTS} events, this one {len(events)}")
     return events
 
 

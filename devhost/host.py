@@ -73,6 +73,7 @@ from devhost.invocation import HOST_API_REASON, HostedFunction, failure_message,
 from devhost.routes import RouteTemplate
 from devhost.site_guard import SameSiteGuard, checked_authorities, loopback_authorities
 from devhost.timers import TimerSchedule, run_timer
+from functions.domain.input_limits import MAX_WEBHOOK_BODY_BYTES
 
 logger = logging.getLogger("devhost.host")
 
@@ -94,7 +95,7 @@ class HttpEndpoint:
 class _Host:
     """Request handlers and timer tasks over the indexed functions."""
 
-    def __init__(self, functions: list[HostedFunction]) -> None:
+    def __init__(self, functions: list[HostedFunction], dead_letters: Path | None = None) -> None:
         self.functions = functions
         self.by_name = {function.name.lower(): function for function in functions}
         endpoints = [
@@ -108,7 +109,7 @@ class _Host:
             for function in functions
             if function.trigger_type == TIMER_TRIGGER
         ]
-        self.eventgrid = EventGridWebhook(functions)
+        self.eventgrid = EventGridWebhook(functions, dead_letters)
 
     def describe(self) -> list[dict[str, Any]]:
         return [self._describe(function) for function in self.functions]
@@ -171,12 +172,16 @@ class _Host:
             route = function.trigger.route.strip("/")
             return error_response(400, f"{function.name} is an HTTP function: call /api/{route}")
         try:
-            payload = json.loads(await read_body(request) or b"{}")
+            payload = json.loads(await read_body(request, MAX_WEBHOOK_BODY_BYTES) or b"{}")
             if not isinstance(payload, dict):
                 raise ValueError('the body must be a JSON object like {"input": ...}')
             argument = admin_argument(function.trigger_type, payload.get("input"))
-        except ValueError as exc:
-            return error_response(400, str(exc))
+        except BodyTooLarge as exc:
+            return error_response(413, str(exc))
+        except RecursionError:
+            return error_response(400, "the body is nested too deeply to read")
+        except (ValueError, TypeError) as exc:  # the converters' words for an input that is not an event
+            return error_response(400, f"cannot build the trigger argument: {exc}")
         # The host answers 202 at once and runs the function afterwards.
         return Response(status_code=202, background=BackgroundTask(_invoke_logged, function, argument))
 
@@ -200,9 +205,15 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
 
 
 def build_host(
-    app: func.FunctionApp, *, run_timers: bool = True, allowed_authorities: Iterable[str] | None = None
+    app: func.FunctionApp,
+    *,
+    run_timers: bool = True,
+    allowed_authorities: Iterable[str] | None = None,
+    dead_letters: Path | None = None,
 ) -> Starlette:
     """A Starlette app serving ``app`` like the Functions host; timers run while it runs if ``run_timers``.
+
+    Events the Event Grid webhook cannot hand to the worker are appended to ``dead_letters`` (JSON lines).
 
     It answers only requests whose Host is one of ``allowed_authorities`` (``host:port``; default: what
     ``serve()`` binds by default, 127.0.0.1:7071 and localhost:7071) and refuses state changes from
@@ -211,7 +222,7 @@ def build_host(
     """
     if problems := check_indexing(app):
         raise ValueError("the function app does not index:\n" + "\n".join(problems))
-    host = _Host([HostedFunction.from_function(function) for function in indexed_functions(app)])
+    host = _Host([HostedFunction.from_function(function) for function in indexed_functions(app)], dead_letters)
     routes = [
         Route("/", host.index, methods=["GET"]),
         Route("/api/{path:path}", host.http, methods=_ALL_METHODS),
@@ -231,12 +242,19 @@ def build_host(
     return starlette
 
 
-def serve(app: func.FunctionApp, host: str = LOOPBACK, port: int = DEFAULT_PORT, run_timers: bool = True) -> None:
+def serve(
+    app: func.FunctionApp,
+    host: str = LOOPBACK,
+    port: int = DEFAULT_PORT,
+    run_timers: bool = True,
+    dead_letters: Path | None = None,
+) -> None:
     """Serve ``app`` on http://127.0.0.1:port until interrupted; only the loopback address is allowed,
     and only requests to 127.0.0.1:port or localhost:port (no other site's state changes) are answered."""
     if host != LOOPBACK:
         raise ValueError(f"the local host only binds {LOOPBACK}, not {host!r}")
-    starlette = build_host(app, run_timers=run_timers, allowed_authorities=loopback_authorities(port))
+    authorities = loopback_authorities(port)
+    starlette = build_host(app, run_timers=run_timers, allowed_authorities=authorities, dead_letters=dead_letters)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s")  # no-op if logging is configured
     for line in _function_lines(starlette.state.functions, f"http://{host}:{port}"):
         logger.info(line)

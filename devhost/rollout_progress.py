@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from devhost.client import FOLLOWED_STATES, HostClient
@@ -70,7 +71,7 @@ def _draw(
         answered = int((verdict.get("candidate") or {}).get("requests") or 0)
         total = progress.tasks[task].total or 1
         mark = {"passed": "[green]✔ passed[/]", "failed": "[red]✘ failed[/]"}.get(state, "skipped")
-        reason = _failed_checks(verdict) if state == "failed" else ""
+        reason = escape(_failed_checks(verdict)) if state == "failed" else ""  # the analysis's words: literal
         progress.update(task, completed=min(answered, total) if state == "failed" else total,
                         said=f"{mark}{reason}")  # fmt: skip
         return

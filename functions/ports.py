@@ -21,6 +21,7 @@ from functions.domain.refs import (
     JobStatus,
     ModelRef,
     Operation,
+    ParkedEvent,
     Progress,
     TestReport,
     WorkItem,
@@ -211,16 +212,27 @@ class ReleaseStore(Protocol):
     def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         """Newest first."""
 
-    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
-        """Keep an event that arrived before its release was ready for it."""
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
+        """Keep an event that arrived before its release was ready for it (once per release and event id;
+        ``parked_at``, ISO UTC, is when it was first parked)."""
 
     def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
         """Remove and return the parked events of a release, oldest first."""
 
+    def parked(self, limit: int = 100, before: str | None = None) -> builtins.list[ParkedEvent]:
+        """Parked events, newest first, each with its ``cursor``; ``before`` a cursor: only older ones."""
+
+    def parked_before(self, cutoff: str, limit: int = 100) -> builtins.list[tuple[ParkedEvent, dict[str, Any]]]:
+        """Parked events parked before ``cutoff`` (ISO UTC), oldest first, with their payloads (for expiry)."""
+
+    def unpark(self, release_id: str, event_id: str) -> bool:
+        """Remove one parked event; False when it is gone already (taken or expired by another worker)."""
+
     def add_dead_letter(self, letter: DeadLetter) -> bool:
         """Record a dead letter once per (event id, function); False if already recorded."""
 
-    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]: ...
+    def dead_letters(self, limit: int = 100, before: str | None = None) -> builtins.list[DeadLetter]:
+        """Newest first, each with its ``cursor``; ``before`` a cursor from a previous page: only older ones."""
 
     # ---- the outbox: background work the timer carries out ----
     def add_work(self, item: WorkItem) -> bool:

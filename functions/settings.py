@@ -89,6 +89,9 @@ class Settings:
     trust_generic_requester: bool = False
     # New training data (MLOPS_DATA_CONTAINER, MLOPS_DATA_PREFIX, MLOPS_DATA_DEBOUNCE_SECONDS); None is off.
     data_trigger: DataTrigger | None = None
+    # How long an event may wait parked for its release (MLOPS_PARKED_EVENT_TTL_HOURS) before it expires
+    # into a dead letter: a day, as long as Event Grid itself retries a delivery.
+    parked_event_ttl: timedelta = timedelta(hours=24)
     # The local deployer's fault injection (MLOPS_LOCAL_FAULT, off when empty): docs/rollout.md.
     local_fault: dict[str, Any] = field(default_factory=dict)
     # The environment the settings came from; secrets are read from it on every request (rotation).
@@ -162,6 +165,7 @@ class Settings:
             generic_webhook_tolerance=timedelta(seconds=_int(env, "MLOPS_GENERIC_WEBHOOK_TOLERANCE", 300, 10, 3600)),
             trust_generic_requester=_bool(env, "MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER"),
             data_trigger=data_trigger_from_env(env, platform),
+            parked_event_ttl=timedelta(hours=_float(env, "MLOPS_PARKED_EVENT_TTL_HOURS", 24.0)),
             env=env,
         )
 

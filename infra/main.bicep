@@ -170,6 +170,9 @@ param dataPrefix string = ''
 @description('MLOPS_DATA_DEBOUNCE_SECONDS: blobs created within this many seconds of the first start one release, trained on the newest.')
 param dataDebounceSeconds string = '300'
 
+@description('MLOPS_PARKED_EVENT_TTL_HOURS: an event that came before its release was ready waits this long, then expires into a dead letter.')
+param parkedEventTtlHours string = '24'
+
 @description('Principal (object) id of the identity the training jobs read their data with (the compute cluster\'s managed identity); gets Storage Blob Data Reader on dataContainer. Empty: grant it yourself.')
 param dataReaderPrincipalId string = ''
 
@@ -639,6 +642,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_DATA_DEBOUNCE_SECONDS'
           value: dataDebounceSeconds
+        }
+        {
+          name: 'MLOPS_PARKED_EVENT_TTL_HOURS'
+          value: parkedEventTtlHours
         }
         {
           name: 'MLOPS_ESTIMATOR'

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from functions.domain.ids import GENERIC, build_system_problem, release_id_for_build, release_id_from_image_tag
+from functions.domain.input_limits import MAX_EVENT_ID_CHARS, parameters_problem
 
 BUILD_COMPLETED = "MLOps.BuildCompleted"
 RELEASE_STATE_CHANGED = "MLOps.ReleaseStateChanged"
@@ -236,6 +237,11 @@ def envelope(payload: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     for key in ("id", "type"):
         if not isinstance(fields[key], str) or not fields[key]:
             raise InvalidEvent(f"event has no {'id' if key == 'id' else 'event type'}")
+    if len(str(fields["id"])) > MAX_EVENT_ID_CHARS:
+        raise InvalidEvent(f"event id is longer than {MAX_EVENT_ID_CHARS} characters")
+    for key in ("subject", "time", "source"):
+        if not isinstance(fields[key], str):
+            raise InvalidEvent(f"{fields['type']} event field {key} must be a string")
     data = payload.get("data")
     if data is None:
         data = {}
@@ -254,7 +260,10 @@ def parse_event(payload: Any) -> DomainEvent:
 
 
 def _parse_build(fields: dict[str, Any], data: dict[str, Any]) -> BuildCompleted:
-    parameters = _mapping(data, "parameters", BUILD_COMPLETED)
+    parameters = data.get("parameters") or {}
+    problem = parameters_problem(parameters, f"{BUILD_COMPLETED} field parameters")
+    if problem:
+        raise InvalidEvent(problem)
     system = data.get("buildSystem") or GENERIC
     problem = build_system_problem(system) if isinstance(system, str) else "buildSystem must be a string"
     if problem:

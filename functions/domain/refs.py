@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from functions.domain.input_limits import DEAD_LETTER_EXCERPT_CHARS, MAX_EVENT_ID_CHARS, json_text, printable
 
 
 @dataclass(frozen=True)
@@ -114,12 +118,90 @@ class TestReport:
 
 @dataclass(frozen=True)
 class DeadLetter:
+    """An event or work item that could not be processed, and why. It keeps a bounded excerpt of the
+    payload's JSON text (invalid Unicode escaped) with the size and sha256 of the whole, never the
+    whole: a dead letter must not be a way to fill the store or the API's answers."""
+
     event_id: str
     event_type: str
     function: str
     reason: str
     received_at: str
-    payload: Any
+    excerpt: str
+    size: int
+    sha256: str
+    cursor: str = ""  # where the store keeps it, for paging (set when read)
+
+    @classmethod
+    def of(
+        cls, event_id: str, event_type: str, function: str, reason: str, received_at: str, payload: Any
+    ) -> DeadLetter:
+        text = json_text(payload)
+        if text is None:
+            text = f"(a {type(payload).__name__} that cannot be written as JSON: nested too deeply)"
+        data = text.encode("ascii")
+        return cls(
+            printable(event_id, MAX_EVENT_ID_CHARS),
+            printable(event_type),
+            printable(function),
+            printable(reason, 2000),
+            received_at,
+            text[:DEAD_LETTER_EXCERPT_CHARS],
+            len(data),
+            hashlib.sha256(data).hexdigest(),
+        )
+
+    @property
+    def truncated(self) -> bool:
+        return len(self.excerpt) < self.size
+
+    def stored(self) -> dict[str, Any]:
+        """What a store keeps of the payload (``from_stored`` reads it back, or a whole legacy payload)."""
+        return {"excerpt": self.excerpt, "size": self.size, "sha256": self.sha256, "kept": "excerpt"}
+
+    @classmethod
+    def from_stored(
+        cls, event_id: str, event_type: str, function: str, reason: str, received_at: str, kept: Any, cursor: str
+    ) -> DeadLetter:
+        if isinstance(kept, dict) and kept.get("kept") == "excerpt":
+            excerpt, size, digest = str(kept["excerpt"]), int(kept["size"]), str(kept["sha256"])
+            return cls(event_id, event_type, function, reason, received_at, excerpt, size, digest, cursor)
+        # Written before dead letters kept excerpts: the whole payload, cut down as it is read.
+        letter = cls.of(event_id, event_type, function, reason, received_at, kept)
+        return dataclasses.replace(letter, cursor=cursor)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "function": self.function,
+            "reason": self.reason,
+            "received_at": self.received_at,
+            "size": self.size,
+            "sha256": self.sha256,
+            "excerpt": self.excerpt,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    """An event kept until its release is ready for it (functions/service/delivery.py), as listed."""
+
+    release_id: str
+    event_id: str
+    event_type: str
+    parked_at: str
+    cursor: str = ""
+
+    def to_json(self, expires_at: str) -> dict[str, Any]:
+        return {
+            "release_id": self.release_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "parked_at": self.parked_at,
+            "expires_at": expires_at,
+        }
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The HTTP API: read releases, approve or decline one, roll production back, read dead letters.
+"""The HTTP API: read releases, approve or decline one, roll production back, read dead letters and parked events.
 
 Every route reads its input through `limits` (body size, JSON shape, query integers) and answers
 JSON; errors are {"error": "..."} with the 4xx that names the problem.
@@ -17,7 +17,14 @@ import azure.functions as func
 from functions import bootstrap
 from functions.domain.release import Release, State
 from functions.entrypoints.identity.authenticate import AuthenticationFailed, identify
-from functions.entrypoints.limits import RequestRejected, parse_json, query_int, query_words, route_word
+from functions.entrypoints.limits import (
+    RequestRejected,
+    parse_json,
+    query_cursor,
+    query_int,
+    query_words,
+    route_word,
+)
 from functions.entrypoints.responses import error, json_response
 from functions.ports import ConcurrencyError
 from functions.service import commands
@@ -63,8 +70,25 @@ def decline_release(req: func.HttpRequest) -> func.HttpResponse:
 
 
 def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
-    letters = commands.dead_letters(bootstrap.context(), MAX_LIST)
-    return json_response({"dead_letters": [letter.__dict__ for letter in letters]})
+    """GET /dead-letters?limit=&before=: a page, newest first, each with an excerpt, size and sha256."""
+    try:
+        limit, before = query_int(req.params, "limit", 50, 1, MAX_LIST), query_cursor(req.params)
+    except RequestRejected as exc:
+        return error(exc.status, str(exc))
+    page = commands.dead_letters(bootstrap.context(), limit, before)
+    return json_response({"dead_letters": [letter.to_json() for letter in page.items], "next": page.next})
+
+
+def parked_events(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /parked?limit=&before=: events waiting for their release, newest first, with when they expire."""
+    try:
+        limit, before = query_int(req.params, "limit", 50, 1, MAX_LIST), query_cursor(req.params)
+    except RequestRejected as exc:
+        return error(exc.status, str(exc))
+    ctx = bootstrap.context()
+    page = commands.parked_events(ctx, limit, before)
+    parked = [entry.to_json(commands.parked_expires_at(ctx, entry)) for entry in page.items]
+    return json_response({"parked": parked, "next": page.next})
 
 
 def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:

@@ -2,12 +2,14 @@
 
 Defaults (RequestLimits()):
 - body: at most 2 MiB (413 beyond);
-- JSON: at most 32 levels of nesting, strings (and object keys) at most 64 KiB each (400 beyond);
+- JSON: at most 32 levels of nesting, strings (and object keys) at most 64 KiB each, valid Unicode
+  (no lone surrogate) (400 beyond);
 - integers in query strings: ASCII digits only, at most 9 of them, within the route's own bounds (400);
 - route and query words (ids, state names): at most 200 characters each, at most 20 words in a list (400).
 
 Routes call `parse_json` / `query_int` / `query_words` / `route_word` and turn RequestRejected into its
 status with {"error": ...}; its ``reason`` says which limit it was, for routes that word it their way.
+The numbers live in functions/domain/input_limits.py with the event limits; docs/limits.md lists them all.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from functions.domain import input_limits
+from functions.domain.input_limits import ShapeLimits, shape_problem
+
 
 class RequestRejected(ValueError):
     """The request breaks a limit or is malformed; ``status`` is the HTTP answer (400 or 413),
-    ``reason`` one of "size", "not_json", "depth", "string", "query"."""
+    ``reason`` one of "size", "not_json", "depth", "string", "unicode", "query"."""
 
     def __init__(self, status: int, message: str, reason: str) -> None:
         super().__init__(message)
@@ -31,8 +36,8 @@ class RequestRejected(ValueError):
 @dataclass(frozen=True)
 class RequestLimits:
     max_body_bytes: int = 2 * 1024 * 1024
-    max_json_depth: int = 32
-    max_string_chars: int = 64 * 1024
+    max_json_depth: int = input_limits.MAX_JSON_DEPTH
+    max_string_chars: int = input_limits.MAX_STRING_CHARS
     max_query_digits: int = 9
     max_word_chars: int = 200
     max_words: int = 20
@@ -61,24 +66,11 @@ def parse_json(body: bytes, limits: RequestLimits = DEFAULT_LIMITS, what: str = 
 
 
 def check_json_shape(document: Any, limits: RequestLimits = DEFAULT_LIMITS, what: str = "body") -> None:
-    """Depth and string lengths, walked without recursion (a deep document cannot overflow the stack)."""
-    pending: list[tuple[Any, int]] = [(document, 1)]
-    while pending:
-        value, depth = pending.pop()
-        if isinstance(value, str):
-            if len(value) > limits.max_string_chars:
-                message = f"{what} has a string longer than {limits.max_string_chars} characters"
-                raise RequestRejected(400, message, "string")
-            continue
-        if not isinstance(value, dict | list):
-            continue
-        if depth > limits.max_json_depth:
-            raise RequestRejected(400, f"{what} is nested deeper than {limits.max_json_depth} levels", "depth")
-        if isinstance(value, dict):
-            pending.extend((key, depth) for key in value)
-            pending.extend((item, depth + 1) for item in value.values())
-        else:
-            pending.extend((item, depth + 1) for item in value)
+    """Depth, string lengths and valid Unicode (functions/domain/input_limits.py walks it without recursion)."""
+    shape = ShapeLimits(max_depth=limits.max_json_depth, max_string_chars=limits.max_string_chars)
+    problem = shape_problem(document, shape, what)
+    if problem:
+        raise RequestRejected(400, problem.message, problem.kind)
 
 
 def query_int(
@@ -105,6 +97,16 @@ def query_words(
         shown = unknown[0][: limits.max_word_chars]
         raise RequestRejected(400, f"{name} {shown!r} is not one of {', '.join(sorted(allowed))}", "query")
     return list(dict.fromkeys(words))
+
+
+def query_cursor(params: Mapping[str, str], name: str = "before") -> str | None:
+    """A page cursor as a listing handed it out (``next``): ASCII digits, at most 20 of them."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not (raw.isascii() and raw.isdecimal()) or len(raw) > 20:
+        raise RequestRejected(400, f"{name} must be a cursor from a previous page's next (digits)", "query")
+    return raw
 
 
 def route_word(value: str, name: str, limits: RequestLimits = DEFAULT_LIMITS) -> str:

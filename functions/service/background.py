@@ -256,7 +256,7 @@ def _give_up(ctx: Context, item: WorkItem, error: str) -> str:
     if not ctx.ports.store.finish_work(item):
         return "work_retried"  # our lease ran out and another worker holds it now: its outcome counts
     reason = f"{item.kind} failed {item.attempts} times; last error: {error}"
-    letter = DeadLetter(item.key, item.kind, BACKGROUND_FUNCTION, reason, _iso(ctx.clock()), item.payload)
+    letter = DeadLetter.of(item.key, item.kind, BACKGROUND_FUNCTION, reason, _iso(ctx.clock()), item.payload)
     ctx.ports.store.add_dead_letter(letter)
     return "work_failed"
 

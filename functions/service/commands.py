@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from functions.domain import ids
 from functions.domain.approval import Principal, requester_of, same_person
-from functions.domain.refs import DeadLetter
+from functions.domain.refs import DeadLetter, ParkedEvent
 from functions.domain.release import Release, State
 from functions.service.announce import announce
 from functions.service.context import Context
@@ -29,6 +30,7 @@ from functions.service.steps import carry_on_approval
 from functions.service.unit_of_work import command, get, update
 
 log = logging.getLogger("mlops.commands")
+Listed = TypeVar("Listed", DeadLetter, ParkedEvent)
 
 
 def get_release(ctx: Context, release_id: str) -> Release:
@@ -39,8 +41,30 @@ def list_releases(ctx: Context, limit: int, states: list[str] | None = None) -> 
     return ctx.ports.store.list(limit=limit, states=states or None)
 
 
-def dead_letters(ctx: Context, limit: int) -> list[DeadLetter]:
-    return ctx.ports.store.dead_letters(limit=limit)
+@dataclass(frozen=True)
+class Page(Generic[Listed]):
+    """One page of a newest-first listing; ``next`` is the cursor of the following page (None: the last)."""
+
+    items: list[Listed]
+    next: str | None
+
+
+def dead_letters(ctx: Context, limit: int, before: str | None = None) -> Page[DeadLetter]:
+    return _page(ctx.ports.store.dead_letters(limit=limit + 1, before=before), limit)
+
+
+def parked_events(ctx: Context, limit: int, before: str | None = None) -> Page[ParkedEvent]:
+    return _page(ctx.ports.store.parked(limit=limit + 1, before=before), limit)
+
+
+def parked_expires_at(ctx: Context, entry: ParkedEvent) -> str:
+    return (datetime.fromisoformat(entry.parked_at) + ctx.timeouts.parked_event).isoformat()
+
+
+def _page(found: list[Listed], limit: int) -> Page[Listed]:
+    """``found`` was asked for one more than a page: whether it came says if there is a next page."""
+    items = found[:limit]
+    return Page(items, items[-1].cursor if len(found) > limit and items else None)
 
 
 def approve(

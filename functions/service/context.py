@@ -45,6 +45,8 @@ class Timeouts:
     max_work_attempts: int = 6
     # One timer pass takes due items for at most this long (a webhook waits up to 15 s per send).
     work_pass_budget: timedelta = timedelta(minutes=2)
+    # An event parked this long (its release never became ready for it) expires into a dead letter.
+    parked_event: timedelta = timedelta(hours=24)
 
 
 @dataclass

@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 from functions.domain import events as ev
+from functions.domain.input_limits import event_problem
 from functions.domain.refs import DeadLetter
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError
@@ -25,10 +27,14 @@ from functions.service.subscriptions import FUNCTION_EVENT_TYPES
 from functions.service.unit_of_work import CONFLICT_RETRIES
 
 log = logging.getLogger("mlops.delivery")
+FUNCTION_OF_PARKED = "parked"  # the function named in a dead letter of a parked event
 
 
 def receive(ctx: Context, function_name: str, payload: Any) -> Outcome:
     """One delivered event; never raises for a bad event (it is dead-lettered)."""
+    problem = event_problem(payload)  # before anything reads it: a lone surrogate cannot even be stored
+    if problem:
+        return dead_letter(ctx, function_name, payload, problem)
     if isinstance(payload, dict) and ev.RELEASE_STATE_CHANGED in (payload.get("eventType"), payload.get("type")):
         return Outcome.IGNORED  # our own notification to other systems, echoed back by a catch-all route
     try:
@@ -64,7 +70,12 @@ def park(ctx: Context, event: ev.DomainEvent, payload: dict[str, Any], seen: Rel
     """Keep an early event. If the release moved while we parked, the handler that moved it
     may already have replayed the parked events, so replay them here too."""
     assert event.release_id, "only events that name a release are parked"
-    ctx.ports.store.park(event.release_id, event.id, payload)
+    try:
+        ctx.ports.store.park(event.release_id, event.id, payload, ctx.clock().isoformat())
+    except ValueError as exc:  # larger than the store can keep for later (Table Storage's entity limit)
+        return dead_letter(
+            ctx, FUNCTION_OF_PARKED, payload, f"came before its release was ready and cannot be parked: {exc}"
+        )
     current = ctx.ports.store.get(event.release_id)
     if current is not None and (seen is None or current.version != seen.version):
         replay_parked(ctx, event.release_id)
@@ -77,15 +88,43 @@ def replay_parked(ctx: Context, release_id: str) -> None:
             handle(ctx, ev.parse_event(payload), payload)
         except Exception:  # keep it for the next replay rather than lose it
             log.exception("release %s: replaying parked event %s failed", release_id, payload.get("id"))
-            ctx.ports.store.park(release_id, str(payload.get("id")), payload)
+            ctx.ports.store.park(release_id, str(payload.get("id")), payload, ctx.clock().isoformat())
 
 
 def dead_letter(ctx: Context, function_name: str, payload: Any, reason: str) -> Outcome:
-    event_id = str(payload.get("id")) if isinstance(payload, dict) and payload.get("id") else "(no id)"
+    """Record the event with the reason (an excerpt of it, its size and sha256) and acknowledge it."""
+    given = payload.get("id") if isinstance(payload, dict) else None
     event_type = ""
     if isinstance(payload, dict):
         event_type = str(payload.get("eventType") or payload.get("type") or "")
-    letter = DeadLetter(event_id, event_type, function_name, reason, ctx.clock().isoformat(), payload)
+    event_id = str(given) if isinstance(given, str | int) and not isinstance(given, bool) and str(given) else ""
+    letter = DeadLetter.of(event_id, event_type, function_name, reason, ctx.clock().isoformat(), payload)
+    if not event_id:  # kept once per (id, function): events without one are told apart by their content
+        letter = dataclasses.replace(letter, event_id=f"(no id) {letter.sha256[:16]}")
     ctx.ports.store.add_dead_letter(letter)
-    log.warning("dead-lettered event %s for %s: %s", event_id, function_name, reason)
+    log.warning("dead-lettered event %s for %s: %s", letter.event_id, function_name, letter.reason)
     return Outcome.DEAD_LETTERED
+
+
+def expire_parked(ctx: Context) -> dict[str, int]:
+    """Parked events older than ``Timeouts.parked_event`` become dead letters that say which release
+    they waited for and how long, then leave the parked events. The dead letter is written first, so
+    a crash in between leaves the event in both places (the next pass finds it recorded), never in neither."""
+    now, ttl = ctx.clock(), ctx.timeouts.parked_event
+    expired = 0
+    for entry, payload in ctx.ports.store.parked_before((now - ttl).isoformat(), limit=100):
+        release = ctx.ports.store.get(entry.release_id)
+        where = "does not exist" if release is None else f"is {release.state.value}"
+        reason = (
+            f"parked at {entry.parked_at} for release {entry.release_id}, which {where}; it was not ready for "
+            f"the event within {ttl.total_seconds() / 3600:g} h (MLOPS_PARKED_EVENT_TTL_HOURS)"
+        )
+        function = next(
+            (f for f, types in FUNCTION_EVENT_TYPES.items() if entry.event_type in types), FUNCTION_OF_PARKED
+        )
+        letter = DeadLetter.of(entry.event_id, entry.event_type, function, reason, now.isoformat(), payload)
+        ctx.ports.store.add_dead_letter(letter)
+        if ctx.ports.store.unpark(entry.release_id, entry.event_id):
+            expired += 1
+            log.warning("parked event %s of release %s expired into a dead letter", entry.event_id, entry.release_id)
+    return {"parked_expired": expired}

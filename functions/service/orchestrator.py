@@ -71,7 +71,7 @@ class Orchestrator:
         return commands.list_releases(self.ctx, limit, states)
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:
-        return commands.dead_letters(self.ctx, limit)
+        return commands.dead_letters(self.ctx, limit).items
 
     def approve(self, release_id: str, principal: Principal, comment: str = "") -> Release:
         return commands.approve(self.ctx, release_id, principal, comment)

@@ -16,6 +16,7 @@ from functions.ports import ConcurrencyError
 from functions.service import background
 from functions.service.announce import announce
 from functions.service.context import Context
+from functions.service.delivery import expire_parked
 from functions.service.handlers import start_release
 from functions.service.results import Outcome
 from functions.service.steps import advance, fail, read_data_checks
@@ -32,7 +33,7 @@ def timer_pass(ctx: Context) -> dict[str, int]:
     Each part is guarded on its own: a reconcile that breaks must not stop the outbox, and the reverse.
     """
     counts: dict[str, int] = {}
-    for part in (start_scheduled, reconcile, background.run_due):
+    for part in (start_scheduled, reconcile, expire_parked, background.run_due):
         try:
             counts |= part(ctx)
         except Exception:

@@ -49,6 +49,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -59,7 +60,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
-from functions.domain.refs import DeadLetter, WorkItem
+from functions.domain.refs import DeadLetter, ParkedEvent, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 
@@ -216,11 +217,14 @@ class TableReleaseStore:
         return etag
 
     # ---- parked events --------------------------------------------------------------
-    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
         entity = {
             "PartitionKey": table_key(release_id),
             "RowKey": table_key(event_id),
+            "release_id": release_id,
             "event_id": event_id,
+            "event_type": str(payload.get("eventType") or payload.get("type") or ""),
+            "parked_at": utc_iso(parked_at),
             "seq": next_sequence(),
             **split_json(json.dumps(payload), what=f"parked event {event_id}"),
         }
@@ -249,14 +253,33 @@ class TableReleaseStore:
             taken.append(json.loads(join_json(entity)))
         return taken
 
+    def parked(self, limit: int = 100, before: str | None = None) -> builtins.list[ParkedEvent]:
+        """Newest first (sorted here: the table is keyed by release). Only the listed columns are read."""
+        columns = ["PartitionKey", "event_id", "event_type", "parked_at", "seq", "release_id"]
+        if before:
+            rows = self._parked.query_entities("seq lt @before", parameters={"before": before}, select=columns)
+        else:
+            rows = self._parked.list_entities(select=columns)
+        entities = sorted(rows, key=lambda entity: entity["seq"], reverse=True)[:limit]
+        return [_parked_event(entity) for entity in entities]
+
+    def parked_before(self, cutoff: str, limit: int = 100) -> builtins.list[tuple[ParkedEvent, dict[str, Any]]]:
+        """Oldest first. Events parked before parked_at was kept count from their entity's Timestamp."""
+        found = [entity for entity in self._parked.list_entities() if _parked_at(entity) < utc_iso(cutoff)]
+        found.sort(key=lambda entity: (_parked_at(entity), entity["seq"]))
+        return [(_parked_event(entity), json.loads(join_json(entity))) for entity in found[:limit]]
+
+    def unpark(self, release_id: str, event_id: str) -> bool:
+        keys = (table_key(release_id), table_key(event_id))
+        try:
+            entity = self._parked.get_entity(*keys)
+            self._parked.delete_entity(*keys, etag=etag_of(entity), match_condition=MatchConditions.IfNotModified)
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False  # gone, or a taker claimed it first
+        return True
+
     # ---- dead letters ---------------------------------------------------------------
     def add_dead_letter(self, letter: DeadLetter) -> bool:
-        payload = json.dumps(letter.payload, default=str)
-        try:
-            parts = split_json(payload, max_parts=MAX_PARTS - 2, what="dead letter")
-        except DocumentTooLarge:  # keep the letter, and as much of the payload as fits
-            cut = (MAX_PARTS - 3) * PART_CHARS // 2  # escaping the JSON as a string at most doubles it
-            parts = split_json(json.dumps({"truncated": True, "json_prefix": payload[:cut]}), what="dead letter")
         entity = {
             "PartitionKey": table_key(letter.function),
             "RowKey": table_key(letter.event_id),
@@ -266,7 +289,7 @@ class TableReleaseStore:
             "reason": letter.reason[:MAX_REASON_CHARS],
             "received_at": letter.received_at,
             "seq": next_sequence(),
-            **parts,
+            **split_json(json.dumps(letter.stored()), what="dead letter"),
         }
         try:
             self._dead.create_entity(entity)
@@ -274,17 +297,22 @@ class TableReleaseStore:
             return False
         return True
 
-    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]:
-        """Newest first (sorted here: the keys are the event ids)."""
-        entities = sorted(self._dead.list_entities(), key=lambda entity: entity["seq"], reverse=True)[:limit]
+    def dead_letters(self, limit: int = 100, before: str | None = None) -> builtins.list[DeadLetter]:
+        """Newest first (sorted here: the keys are the event ids); ``before`` filters on the server."""
+        if before:
+            rows = self._dead.query_entities("seq lt @before", parameters={"before": before})
+        else:
+            rows = self._dead.list_entities()
+        entities = sorted(rows, key=lambda entity: entity["seq"], reverse=True)[:limit]
         return [
-            DeadLetter(
+            DeadLetter.from_stored(
                 entity["event_id"],
                 entity["event_type"],
                 entity["function"],
                 entity["reason"],
                 entity["received_at"],
                 json.loads(join_json(entity)),
+                entity["seq"],
             )
             for entity in entities
         ]
@@ -521,6 +549,19 @@ def join_json(entity: TableEntity) -> str:
 
 _sequence_lock = threading.Lock()
 _last_sequence = 0
+
+
+def _parked_at(entity: Any) -> str:
+    """When an event was parked: its parked_at, or (parked by an older version) its entity's Timestamp."""
+    if entity.get("parked_at"):
+        return str(entity["parked_at"])
+    stamp = entity.metadata.get("timestamp")
+    return utc_iso(stamp.isoformat()) if stamp else ""
+
+
+def _parked_event(entity: Any) -> ParkedEvent:
+    release_id = entity.get("release_id") or unquote(entity["PartitionKey"])
+    return ParkedEvent(release_id, entity["event_id"], entity.get("event_type", ""), _parked_at(entity), entity["seq"])
 
 
 def next_sequence() -> str:

@@ -20,10 +20,11 @@ import sqlite3
 import threading
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from functions.domain.refs import DeadLetter, WorkItem
+from functions.domain.refs import DeadLetter, ParkedEvent, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
 from platforms.local.sqlite_db import immediate_transaction, while_locked
@@ -43,6 +44,8 @@ CREATE TABLE IF NOT EXISTS parked_events (
     release_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
     payload TEXT NOT NULL,
+    parked_at TEXT NOT NULL DEFAULT '',
+    event_type TEXT NOT NULL DEFAULT '',
     UNIQUE (release_id, event_id)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -76,6 +79,25 @@ CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at);
 _WORK_COLUMNS = "key, kind, release_id, payload, due_at, attempts, last_error, version"
 
 
+_LAST_POSITION = 2**63 - 1  # SQLite's largest INTEGER
+
+
+def _position(cursor: str | None) -> int:
+    """A page cursor (the row's seq, as the store handed it out) as the bound of the next page; one past
+    any seq (a cursor no page handed out, or none) is the same as the start."""
+    return min(int(cursor), _LAST_POSITION) if cursor else _LAST_POSITION
+
+
+def _add_parked_columns(connection: sqlite3.Connection) -> None:
+    """Stores made before parked events expired have no parked_at: they start their clock now."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(parked_events)")}
+    for column in ("parked_at", "event_type"):
+        if column not in columns:
+            connection.execute(f"ALTER TABLE parked_events ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    connection.execute("UPDATE parked_events SET parked_at = ? WHERE parked_at = ''", (datetime.now(UTC).isoformat(),))
+    connection.execute("CREATE INDEX IF NOT EXISTS parked_age ON parked_events (parked_at, seq)")
+
+
 class SqliteReleaseStore:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -83,6 +105,7 @@ class SqliteReleaseStore:
         self._local = threading.local()
         with self._connect() as connection:
             connection.executescript(SCHEMA)
+            _add_parked_columns(connection)
 
     def _connect(self) -> sqlite3.Connection:
         # One connection per thread: sqlite3 connections must not cross threads.
@@ -137,10 +160,12 @@ class SqliteReleaseStore:
         params.append(limit)
         return [_release(row) for row in self._connect().execute(query, params)]
 
-    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
+        event_type = str(payload.get("eventType") or payload.get("type") or "")
         self._connect().execute(
-            "INSERT OR IGNORE INTO parked_events (release_id, event_id, payload) VALUES (?, ?, ?)",
-            (release_id, event_id, json.dumps(payload)),
+            "INSERT OR IGNORE INTO parked_events (release_id, event_id, payload, parked_at, event_type) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (release_id, event_id, json.dumps(payload), utc_iso(parked_at), event_type),
         )
 
     def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
@@ -150,6 +175,28 @@ class SqliteReleaseStore:
             ).fetchall()
             connection.execute("DELETE FROM parked_events WHERE release_id = ?", (release_id,))
         return [json.loads(payload) for _, payload in rows]
+
+    def parked(self, limit: int = 100, before: str | None = None) -> builtins.list[ParkedEvent]:
+        rows = self._connect().execute(
+            "SELECT seq, release_id, event_id, event_type, parked_at FROM parked_events "
+            "WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            (_position(before), limit),
+        )
+        return [ParkedEvent(r, e, t, at, str(seq)) for seq, r, e, t, at in rows]
+
+    def parked_before(self, cutoff: str, limit: int = 100) -> builtins.list[tuple[ParkedEvent, dict[str, Any]]]:
+        rows = self._connect().execute(
+            "SELECT seq, release_id, event_id, event_type, parked_at, payload FROM parked_events "
+            "WHERE parked_at < ? ORDER BY parked_at, seq LIMIT ?",
+            (utc_iso(cutoff), limit),
+        )
+        return [(ParkedEvent(r, e, t, at, str(seq)), json.loads(payload)) for seq, r, e, t, at, payload in rows]
+
+    def unpark(self, release_id: str, event_id: str) -> bool:
+        cursor = self._connect().execute(
+            "DELETE FROM parked_events WHERE release_id = ? AND event_id = ?", (release_id, event_id)
+        )
+        return cursor.rowcount == 1
 
     def add_dead_letter(self, letter: DeadLetter) -> bool:
         cursor = self._connect().execute(
@@ -161,20 +208,20 @@ class SqliteReleaseStore:
                 letter.event_type,
                 letter.reason,
                 letter.received_at,
-                json.dumps(letter.payload, default=str),
+                json.dumps(letter.stored()),
             ),
         )
         return cursor.rowcount == 1
 
-    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]:
+    def dead_letters(self, limit: int = 100, before: str | None = None) -> builtins.list[DeadLetter]:
         rows = self._connect().execute(
-            "SELECT event_id, event_type, function, reason, received_at, payload FROM dead_letters "
-            "ORDER BY seq DESC LIMIT ?",
-            (limit,),
+            "SELECT seq, event_id, event_type, function, reason, received_at, payload FROM dead_letters "
+            "WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+            (_position(before), limit),
         )
         return [
-            DeadLetter(event_id, event_type, function, reason, received_at, json.loads(payload))
-            for event_id, event_type, function, reason, received_at, payload in rows
+            DeadLetter.from_stored(event_id, event_type, function, reason, received_at, json.loads(kept), str(seq))
+            for seq, event_id, event_type, function, reason, received_at, kept in rows
         ]
 
     # ---- the outbox -----------------------------------------------------------------

@@ -290,16 +290,19 @@ def test_a_release_from_list_can_be_saved(store: ReleaseStore) -> None:
 
 
 # ---- parked events ----------------------------------------------------------------------
+PARKED_AT = NOW.isoformat()
+
+
 def event(event_id: str, size: int = 0) -> dict[str, Any]:
     return {"id": event_id, "eventType": "Microsoft.MachineLearningServices.RunCompleted", "data": {"pad": "p" * size}}
 
 
 def test_parked_events_come_back_oldest_first_once(store: ReleaseStore) -> None:
-    store.park("rel-1", "e1", event("e1"))
-    store.park("rel-1", AWKWARD, event(AWKWARD, size=100_000))  # a large one, and an id keys may not hold
-    store.park("rel-1", "e1", event("e1"))  # delivered twice: parked once
-    store.park("rel-1", "e3", event("e3"))
-    store.park("rel-2", "e1", event("e1"))  # another release's
+    store.park("rel-1", "e1", event("e1"), PARKED_AT)
+    store.park("rel-1", AWKWARD, event(AWKWARD, size=100_000), PARKED_AT)  # a large one, and an id keys may not hold
+    store.park("rel-1", "e1", event("e1"), PARKED_AT)  # delivered twice: parked once
+    store.park("rel-1", "e3", event("e3"), PARKED_AT)
+    store.park("rel-2", "e1", event("e1"), PARKED_AT)  # another release's
 
     assert [p["id"] for p in store.take_parked("rel-1")] == ["e1", AWKWARD, "e3"]
     assert store.take_parked("rel-1") == []
@@ -308,11 +311,11 @@ def test_parked_events_come_back_oldest_first_once(store: ReleaseStore) -> None:
 
 
 def test_a_taken_event_can_be_parked_again(store: ReleaseStore) -> None:
-    store.park("rel-1", "e1", event("e1"))
-    store.park("rel-1", "e2", event("e2"))
+    store.park("rel-1", "e1", event("e1"), PARKED_AT)
+    store.park("rel-1", "e2", event("e2"), PARKED_AT)
     assert [p["id"] for p in store.take_parked("rel-1")] == ["e1", "e2"]
 
-    store.park("rel-1", "e1", event("e1"))  # its replay failed: the orchestrator parks it again
+    store.park("rel-1", "e1", event("e1"), PARKED_AT)  # its replay failed: the orchestrator parks it again
     assert store.take_parked("rel-1") == [event("e1")]
 
 
@@ -320,7 +323,7 @@ def test_concurrent_takers_get_each_parked_event_once(open_store: StoreFactory) 
     first, second = open_store(), open_store()
     ids = [f"e{i:02d}" for i in range(12)]
     for event_id in ids:
-        first.park("rel-1", event_id, event(event_id))
+        first.park("rel-1", event_id, event(event_id), PARKED_AT)
     start = threading.Barrier(2, timeout=30)
     taken: list[list[dict[str, Any]]] = [[], []]
 
@@ -337,9 +340,35 @@ def test_concurrent_takers_get_each_parked_event_once(open_store: StoreFactory) 
     assert first.take_parked("rel-1") == []
 
 
+def test_parked_events_are_listed_newest_first_in_pages(store: ReleaseStore) -> None:
+    for n in range(5):
+        store.park(f"rel-{n % 2}", f"e{n}", event(f"e{n}"), at(n))
+    first = store.parked(limit=3)
+    assert [(p.release_id, p.event_id) for p in first] == [("rel-0", "e4"), ("rel-1", "e3"), ("rel-0", "e2")]
+    assert first[0].event_type == "Microsoft.MachineLearningServices.RunCompleted"
+    assert first[0].parked_at == at(4)
+    rest = store.parked(limit=3, before=first[-1].cursor)
+    assert [p.event_id for p in rest] == ["e1", "e0"]
+    assert store.parked(limit=3, before=rest[-1].cursor) == []
+
+
+def test_parked_events_older_than_a_cutoff_come_with_their_payloads_and_unpark_once(store: ReleaseStore) -> None:
+    store.park("rel-1", "old", event("old", size=100_000), at(-120))
+    store.park("rel-2", AWKWARD, event(AWKWARD), at(-61))
+    store.park("rel-1", "new", event("new"), at(-1))
+    found = store.parked_before(at(-60))
+    assert [(entry.release_id, entry.event_id) for entry, _ in found] == [("rel-1", "old"), ("rel-2", AWKWARD)]
+    assert found[0][1] == event("old", size=100_000)
+    assert store.unpark("rel-1", "old") is True
+    assert store.unpark("rel-1", "old") is False  # gone already: another worker expired it
+    assert store.unpark("rel-2", AWKWARD) is True
+    assert store.parked_before(at(-60)) == []
+    assert [p["id"] for p in store.take_parked("rel-1")] == ["new"]
+
+
 # ---- dead letters -----------------------------------------------------------------------
 def letter(event_id: str, function: str, payload: Any = None, reason: str = "bad") -> DeadLetter:
-    return DeadLetter(event_id, "Some.Event", function, reason, NOW.isoformat(), payload)
+    return DeadLetter.of(event_id, "Some.Event", function, reason, NOW.isoformat(), payload)
 
 
 def test_a_dead_letter_is_kept_once_per_event_and_function(store: ReleaseStore) -> None:
@@ -369,12 +398,12 @@ def test_a_dead_letter_is_kept_once_per_event_and_function(store: ReleaseStore) 
     assert first.reason == "bad"
 
 
-def test_dead_letters_are_newest_first_with_their_payloads(store: ReleaseStore) -> None:
+def test_dead_letters_are_newest_first_with_bounded_excerpts(store: ReleaseStore) -> None:
     payloads: list[Any] = [
         {"id": "e0", "nested": {"a": [1, 2]}},
         "not even an object",
         None,
-        {"id": "e3", "pad": "q" * 100_000},  # over 64 KiB
+        {"id": "e3", "pad": "q" * 100_000},  # over 64 KiB: kept as its excerpt, size and sha256
         ["a", "list"],
     ]
     for i, payload in enumerate(payloads):
@@ -382,15 +411,39 @@ def test_dead_letters_are_newest_first_with_their_payloads(store: ReleaseStore) 
 
     letters = store.dead_letters()
     assert [d.event_id for d in letters] == ["e4", "e3", "e2", "e1", "e0"]
-    assert [d.payload for d in letters] == list(reversed(payloads))
-    assert letters[0] == DeadLetter("e4", "Some.Event", "on_build", "reason 4", NOW.isoformat(), ["a", "list"])
+    assert [json.loads(d.excerpt) for d in letters if d.event_id != "e3"] == [
+        ["a", "list"],
+        None,
+        "not even an object",
+        payloads[0],
+    ]
+    big = letters[1]
+    assert big.truncated and big.size == len(json.dumps(payloads[3])) and len(big.excerpt) == 2048
+    assert dataclasses.replace(letters[0], cursor="") == letter("e4", "on_build", ["a", "list"], reason="reason 4")
     assert [d.event_id for d in store.dead_letters(limit=2)] == ["e4", "e3"]
+
+
+def test_dead_letters_page_by_cursor(store: ReleaseStore) -> None:
+    for n in range(7):
+        store.add_dead_letter(letter(f"e{n}", "on_build"))
+    pages, before = [], None
+    while page := store.dead_letters(limit=3, before=before):
+        pages.append([d.event_id for d in page])
+        before = page[-1].cursor
+    assert pages == [["e6", "e5", "e4"], ["e3", "e2", "e1"], ["e0"]]
+
+
+def test_a_dead_letter_of_text_that_is_not_valid_unicode_is_kept_escaped(store: ReleaseStore) -> None:
+    bad = letter("evt\ud800", "on_build", {"id": "evt\ud800", "data": {"x": "\udc00"}}, reason="lone \ud800")
+    assert store.add_dead_letter(bad)
+    (kept,) = store.dead_letters()
+    assert kept.event_id == "evt\\ud800" and kept.reason == "lone \\ud800" and "\\udc00" in kept.excerpt
 
 
 def test_a_dead_letter_payload_that_is_not_json_is_kept_as_text(store: ReleaseStore) -> None:
     assert store.add_dead_letter(letter("e1", "on_build", {"when": NOW}))
     (kept,) = store.dead_letters()
-    assert kept.payload == {"when": str(NOW)}
+    assert json.loads(kept.excerpt) == {"when": str(NOW)}
 
 
 # ---- the outbox --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from functions.domain.refs import (
     JobStatus,
     ModelRef,
     Operation,
+    ParkedEvent,
     Progress,
     TestReport,
     WorkItem,
@@ -59,7 +60,8 @@ class InMemoryReleaseStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.releases: dict[str, dict[str, Any]] = {}
-        self.parked: list[tuple[str, str, dict[str, Any]]] = []
+        self.parked_events: list[tuple[ParkedEvent, dict[str, Any]]] = []
+        self._sequence = 0  # cursors of parked events and dead letters, as a store hands them out
         self.letters: list[DeadLetter] = []
         self.work: dict[str, WorkItem] = {}
         self.nonces: dict[str, str] = {}  # spent nonce -> expires_at
@@ -92,27 +94,51 @@ class InMemoryReleaseStore:
         documents.sort(key=lambda d: (d["created_at"], d["id"]), reverse=True)
         return [Release.from_json(d) for d in documents[:limit]]
 
-    def park(self, release_id: str, event_id: str, payload: dict[str, Any]) -> None:
+    def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
         with self._lock:
-            if not any(r == release_id and e == event_id for r, e, _ in self.parked):
-                self.parked.append((release_id, event_id, copy.deepcopy(payload)))
+            if not any(p.release_id == release_id and p.event_id == event_id for p, _ in self.parked_events):
+                self._sequence += 1
+                event_type = str(payload.get("eventType") or payload.get("type") or "")
+                entry = ParkedEvent(release_id, event_id, event_type, utc_iso(parked_at), f"{self._sequence:020d}")
+                self.parked_events.append((entry, copy.deepcopy(payload)))
 
     def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
         with self._lock:
-            taken = [p for r, _, p in self.parked if r == release_id]
-            self.parked = [item for item in self.parked if item[0] != release_id]
+            taken = [payload for entry, payload in self.parked_events if entry.release_id == release_id]
+            self.parked_events = [item for item in self.parked_events if item[0].release_id != release_id]
             return taken
+
+    def parked(self, limit: int = 100, before: str | None = None) -> builtins.list[ParkedEvent]:
+        with self._lock:
+            entries = [entry for entry, _ in self.parked_events if before is None or entry.cursor < before]
+        return builtins.list(reversed(entries))[:limit]
+
+    def parked_before(self, cutoff: str, limit: int = 100) -> builtins.list[tuple[ParkedEvent, dict[str, Any]]]:
+        with self._lock:
+            found = [(entry, copy.deepcopy(p)) for entry, p in self.parked_events if entry.parked_at < utc_iso(cutoff)]
+        return sorted(found, key=lambda item: (item[0].parked_at, item[0].cursor))[:limit]
+
+    def unpark(self, release_id: str, event_id: str) -> bool:
+        with self._lock:
+            kept = [
+                item for item in self.parked_events if (item[0].release_id, item[0].event_id) != (release_id, event_id)
+            ]
+            removed = len(kept) != len(self.parked_events)
+            self.parked_events = kept
+            return removed
 
     def add_dead_letter(self, letter: DeadLetter) -> bool:
         with self._lock:
             if any(x.event_id == letter.event_id and x.function == letter.function for x in self.letters):
                 return False
-            self.letters.append(letter)
+            self._sequence += 1
+            self.letters.append(dataclasses.replace(letter, cursor=f"{self._sequence:020d}"))
             return True
 
-    def dead_letters(self, limit: int = 100) -> builtins.list[DeadLetter]:
+    def dead_letters(self, limit: int = 100, before: str | None = None) -> builtins.list[DeadLetter]:
         with self._lock:
-            return builtins.list(reversed(self.letters))[:limit]
+            letters = [letter for letter in self.letters if before is None or letter.cursor < before]
+        return builtins.list(reversed(letters))[:limit]
 
     # ---- the outbox -------------------------------------------------------------------
     def add_work(self, item: WorkItem) -> bool:

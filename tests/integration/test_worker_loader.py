@@ -51,7 +51,7 @@ def test_the_worker_indexes_every_function_of_the_app():
     import function_app
 
     expected = {f.get_function_name() for f in indexed_functions(function_app.app)}
-    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 23
+    assert {f["name"] for f in result["functions"]} == expected and len(expected) == 25
     bindings = {f["name"]: f["bindings"] for f in result["functions"]}
     event_grid = {name for name, binding in bindings.items() if binding == {"event": "eventGridTrigger"}}
     assert event_grid == {"on_build_event", "on_ml_event", "on_registry_event", "on_storage_event"}

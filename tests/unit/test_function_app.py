@@ -52,6 +52,7 @@ def test_functions_triggers_and_routes():
         ("releases/{id}/reject", ("POST",)),
         ("production/rollback", ("POST",)),
         ("dead-letters", ("GET",)),
+        ("parked", ("GET",)),
         ("hooks/azure-devops", ("POST",)),
         ("hooks/github", ("POST",)),
         ("hooks/generic", ("POST",)),
@@ -62,6 +63,7 @@ def test_functions_triggers_and_routes():
         ("ui/releases/{id}/rollback", ("POST",)),
         ("ui/login", ("GET",)),
         ("ui/logout", ("POST",)),
+        ("openapi.json", ("GET",)),
     }
     timer = trigger_of(functions["reconcile"])
     assert timer.get_binding_name() == "timerTrigger"
@@ -80,6 +82,8 @@ AUTH_LEVELS = {
     "list_releases": func.AuthLevel.FUNCTION,
     "get_release": func.AuthLevel.FUNCTION,
     "dead_letters": func.AuthLevel.FUNCTION,
+    "parked_events": func.AuthLevel.FUNCTION,
+    "openapi": func.AuthLevel.ANONYMOUS,
     # Decisions need a proven identity, which the app checks itself (401 without): a function key is a
     # shared secret, not an identity, and must not end up in a link.
     "approve_release": func.AuthLevel.ANONYMOUS,

@@ -43,7 +43,7 @@ def world(monkeypatch: pytest.MonkeyPatch):
 
 
 def nothing_recorded(store: InMemoryReleaseStore, calls: Calls) -> bool:
-    return store.releases == {} and store.letters == [] and store.parked == [] and calls.log == []
+    return store.releases == {} and store.letters == [] and store.parked_events == [] and calls.log == []
 
 
 def request(route: str, body: bytes, headers: dict[str, str]) -> func.HttpRequest:

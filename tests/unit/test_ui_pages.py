@@ -229,6 +229,14 @@ def test_text_from_the_record_is_escaped(world):
     assert "<script>alert" not in shown and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; more" in shown
 
 
+def test_a_redelivered_event_shows_once_with_its_count(world):
+    again = p.build_completed("1234", event_id="b-again")
+    for _ in range(4):  # one to start it, if it were new; then three redeliveries
+        world.orchestrator.receive("on_build_event", again)
+    _, shown, _ = open_release(world, "carol@example.com")
+    assert shown.count("delivered again") == 1 and "(×3, last " in shown
+
+
 # ---- deciding from the page --------------------------------------------------------------------------
 def test_approving_from_the_page_is_the_policy_judged_command(world):
     status, _, response = decide(world, "bob@example.com", "approve", "the interval clears")
