@@ -540,7 +540,7 @@ def check_run(
 
     unhandled: Counter[str] = Counter()
     for rid, release in states.items():
-        build = rid.removeprefix("rel-")
+        build = rid.split("-", 2)[2]  # rel-<system>-<build id>
         unhandled.update(kind for kind in "brim" if f"{kind}-{build}" not in release["handled_events"])
     detail = f"missing: {unhandled['b']} build, {unhandled['r']} run, {unhandled['i']} image"
     lost = unhandled["b"] + unhandled["r"] + unhandled["i"]

@@ -1,13 +1,14 @@
-"""Memory and storage under hostile input: 10 MB bodies, a thousand-event dead-letter listing, 3,000 redeliveries.
+"""Memory and storage under hostile input: 10 MB bodies, a dead-letter listing, 3,000 redeliveries.
 
     python -m benchmarks.input_bounds [--bodies 16] [--body-mb 10] [--letters 16] [--redeliveries 3000]
 
 a) A real host (`python -m devhost up`, 127.0.0.1, its own $MLOPS_HOME): its resident memory (VmRSS) after
    start and a few ordinary requests is the baseline; then ``--bodies`` bodies of ``--body-mb`` MB each to
-   the Event Grid webhook (413) and one to each POST route (413, or 401 from a hook that checks its
-   signature first: either way a 4xx and nothing kept); then ``--letters`` events of about
-   1 MB each (within Event Grid's limit) that are dead-lettered, and ``GET /api/dead-letters``: its size.
-   Before the limits, 16 bodies of 10 MB took the host from 93 to 672 MB and that listing was 162 MB.
+   the Event Grid webhook (413), as many again without a Content-Length (chunked), and one to each POST
+   route (413, or 401 from a hook that checks its signature first: either way a 4xx and nothing kept);
+   then ``--letters`` events of about 1 MB each (within Event Grid's limit) that are dead-lettered, and
+   ``GET /api/dead-letters``: its size. Before the limits, 16 bodies of 10 MB took the host from 93 to
+   672 MB and that listing was 162 MB.
 b) In-process (no-op platform adapters, the real SQLite store): one BuildCompleted, then ``--redeliveries``
    redeliveries of it; the release document's size after them against its size after the first duplicate
    (before duplicates were counted: 323 KB after 3,000).
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -79,7 +81,12 @@ def webhook(base: str, function: str = "on_build_event") -> str:
 NOTIFY = {"aeg-event-type": "Notification", "content-type": "application/json"}
 
 
-def post_status(url: str, body: bytes, headers: dict[str, str]) -> int:
+def chunked(megabytes: int) -> Iterator[bytes]:
+    for _ in range(megabytes):
+        yield b" " * (1024 * 1024)
+
+
+def post_status(url: str, body: bytes | Iterator[bytes], headers: dict[str, str]) -> int:
     try:
         return requests.post(url, data=body, headers=headers, timeout=60).status_code
     except requests.ConnectionError:
@@ -97,6 +104,8 @@ def host_figures(args: argparse.Namespace) -> dict[str, float]:
             baseline = rss_mb(process.pid)
             body = b"[" + b" " * (args.body_mb * 1024 * 1024) + b"]"
             statuses = [post_status(webhook(base), body, NOTIFY) for _ in range(args.bodies)]
+            # The same without a Content-Length (chunked): the host must count as it reads and keep nothing.
+            statuses += [post_status(webhook(base), chunked(args.body_mb), NOTIFY) for _ in range(args.bodies)]
             for route in POST_ROUTES:
                 statuses += [post_status(f"{base}/api/{route}", body, {"content-type": "application/json"})]
             after_bodies = rss_mb(process.pid)
@@ -160,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     for column in ("figure", "measured", "baseline", "ratio", "target", "result"):
         table.add_column(column)
     table.add_row(
-        f"host RSS after {args.bodies} × {args.body_mb} MB webhook bodies + one per POST route ({len(POST_ROUTES)})",
+        f"host RSS after 2 × {args.bodies} × {args.body_mb} MB webhook bodies (sized, chunked) + one per POST route",
         f"{host['after_bodies_mb']:.0f} MB ({host['refused']:.0f} of {host['sent']:.0f} refused with a 4xx)",
         f"{host['baseline_mb']:.0f} MB",
         f"{host['after_bodies_mb'] / host['baseline_mb']:.2f}",

@@ -43,7 +43,7 @@ FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 MODEL_NAME = "diabetes-model"
 MODEL_VERSION = "1"
 REPOSITORY = "diabetes-scoring"
-COUNTED = ("submit", "register", "build", "deploy_staging", "remove_staging", "smoke", "integration")
+COUNTED = ("submit", "register", "build", "begin_staging", "remove_staging", "smoke", "integration")
 
 
 def fixed_clock() -> datetime:

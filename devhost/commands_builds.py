@@ -240,7 +240,8 @@ def cmd_publish_build(
         try:
             event_id = publisher.publish(BUILD_COMPLETED, subject, data)
         except AzureError as exc:
-            console.print(f"[red]mlops: publishing to {where} failed: {type(exc).__name__}: {exc}[/]", soft_wrap=True)
+            said = f"mlops: publishing to {where} failed: {type(exc).__name__}: {exc}"
+            console.print(literal(said, "red"), soft_wrap=True)
             return 1
         finally:
             close = getattr(publisher, "close", None)

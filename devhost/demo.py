@@ -153,8 +153,9 @@ def _approve_in_rollout(
     """Approve, then draw the rollout's steps (a bar each) while the live traffic flows, until it ends."""
     answer = client.approve(release["id"], signer, comment)
     who = (answer.get("approval") or {}).get("by") or approver
-    console.print(f"approved by [bold]{who}[/] (HTTP 202): beside production, tested directly, then the traffic "
-                  "step by step, each step judged on what it served")  # fmt: skip
+    rest = " (HTTP 202): beside production, tested directly, then the traffic step by step, each step judged on "
+    rest += "what it served"
+    console.print(Text.assemble("approved by ", literal(who, "bold"), rest))
     return follow_rollout(client, release["id"], traffic.production_url, _print_entry, timeout_s * 2,
                           printed=_count_before(answer, "approved"))  # fmt: skip
 
@@ -205,8 +206,9 @@ def _approve_and_follow(
     console.print(f"[bold]→ approving over HTTP:[/] POST {approve_url} as {approver}, signed with "
                   f"{key_path(Settings.from_env().home)} (requested by {CI_REQUESTER})")  # fmt: skip
     answer = client.approve(release["id"], signer, comment)
-    console.print(f"approved by [bold]{(answer.get('approval') or {}).get('by') or approver}[/] (HTTP 202): the "
-                  "promotion goes on in the background: beside production, tested directly, then traffic")  # fmt: skip
+    who = (answer.get("approval") or {}).get("by") or approver
+    console.print(Text.assemble("approved by ", literal(who, "bold"), " (HTTP 202): the promotion goes on in the "
+                                "background: beside production, tested directly, then traffic"))  # fmt: skip
     return _follow(client, release["id"], timeout_s, printed=_count_before(answer, "approved"))
 
 
@@ -228,8 +230,9 @@ def _show_notifications(settings: Settings, release_id: str) -> None:
         return
     webhooks = [spec.name for spec in settings.notification_targets()]
     configured = ", ".join(webhooks) if webhooks else "none (MLOPS_NOTIFICATION_TARGETS, docs/notifications.md)"
-    console.print(f"[bold]→ notified:[/] {requests_sent[-1]['title']}; webhook targets: {configured}; "
-                  f"{settings.home / NOTIFICATIONS_FILE} has it. What each target format receives:")  # fmt: skip
+    said = (f"{requests_sent[-1]['title']}; webhook targets: {configured}; {settings.home / NOTIFICATIONS_FILE} "
+            "has it. What each target format receives:")  # fmt: skip
+    console.print(Text.assemble(("→ notified:", "bold"), " ", literal(said)))
     for line in describe_payloads(requests_sent[-1]):
         console.print(f"   {line}", highlight=False)
     console.print(f"   (whole payloads: {cli_hint('notifications --format teams')})")

@@ -214,7 +214,7 @@ class ReleaseStore(Protocol):
 
     def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
         """Keep an event that arrived before its release was ready for it (once per release and event id;
-        ``parked_at``, ISO UTC, is when it was first parked)."""
+        ``parked_at``, ISO UTC, is when: a replay that fails parks it again, from then)."""
 
     def take_parked(self, release_id: str) -> builtins.list[dict[str, Any]]:
         """Remove and return the parked events of a release, oldest first."""

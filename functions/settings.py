@@ -165,7 +165,7 @@ class Settings:
             generic_webhook_tolerance=timedelta(seconds=_int(env, "MLOPS_GENERIC_WEBHOOK_TOLERANCE", 300, 10, 3600)),
             trust_generic_requester=_bool(env, "MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER"),
             data_trigger=data_trigger_from_env(env, platform),
-            parked_event_ttl=timedelta(hours=_float(env, "MLOPS_PARKED_EVENT_TTL_HOURS", 24.0)),
+            parked_event_ttl=timedelta(hours=_hours(env, "MLOPS_PARKED_EVENT_TTL_HOURS", 24.0, 0.01, 8760.0)),
             env=env,
         )
 
@@ -270,6 +270,14 @@ def data_trigger_from_env(env: Mapping[str, str], platform: str) -> DataTrigger 
         return DataTrigger(container or LOCAL_CONTAINER, (env.get("MLOPS_DATA_PREFIX") or "").strip(), debounce)
     except DataTriggerError as exc:
         raise SettingsError(str(exc)) from None
+
+
+def _hours(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """A number of hours within [low, high] (a year at most: beyond, times overflow); SettingsError otherwise."""
+    value = _float(env, name, default)
+    if not low <= value <= high:  # also refuses inf and nan
+        raise SettingsError(f"{name} must be between {low:g} and {high:g} hours, got {env.get(name)!r}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:

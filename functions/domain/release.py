@@ -41,10 +41,8 @@ FINAL_STATES = frozenset(
     {State.REJECTED, State.DECLINED, State.EXPIRED, State.FAILED, State.ROLLED_BACK, State.SUPERSEDED}
 )
 AT_REST = FINAL_STATES | {State.AWAITING_APPROVAL, State.LIVE}
-# Timeline steps that repeat with each redelivery: counted on a recent equal entry, not appended.
+# Timeline steps that repeat with each redelivery: counted on the equal entry, not appended.
 COUNTED_STEPS = frozenset({"duplicate_event", "stale_event"})
-RECENT_ENTRIES_FOR_REPEATS = 20
-MAX_HANDLED_EVENTS = 1000
 
 
 class InvalidTransition(Exception):
@@ -141,11 +139,11 @@ class Release:
     def note(self, now: datetime, step: str, detail: str) -> None:
         """Add a timeline entry without changing state (duplicates, stale events...).
 
-        A duplicate or stale event that repeats a recent entry is counted on it (``count``, ``last_at``)
-        instead of appended: the timeline stays readable and the document bounded however often Event
-        Grid redelivers."""
+        A duplicate or stale event that repeats an entry is counted on it (``count``, ``last_at``) instead
+        of appended: the timeline stays readable and the document bounded however often Event Grid
+        redelivers, and in whatever order (the whole timeline is searched, newest first)."""
         if step in COUNTED_STEPS:
-            for entry in reversed(self.timeline[-RECENT_ENTRIES_FOR_REPEATS:]):
+            for entry in reversed(self.timeline):
                 if entry.get("step") == step and entry.get("detail") == detail:
                     entry["count"] = int(entry.get("count", 1)) + 1
                     entry["last_at"] = _iso(now)
@@ -158,11 +156,10 @@ class Release:
         return event_id in self.handled_events
 
     def mark_handled(self, event_id: str) -> None:
-        """Remember the event for duplicate detection: the newest MAX_HANDLED_EVENTS are kept (an older
-        one redelivered meets a release that has moved on, which every handler checks, so it is stale)."""
+        """Remember the event for duplicate detection (kept for the release's life: some handlers, such as a
+        blob joining a data window, rely on it alone). A redelivery adds nothing; each distinct event one id."""
         if event_id not in self.handled_events:
             self.handled_events.append(event_id)
-            del self.handled_events[:-MAX_HANDLED_EVENTS]
 
     def _moved(self, now: datetime, step: str, detail: str, new_state: State | None = None) -> None:
         if new_state is not None and new_state != self.state:

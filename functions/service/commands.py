@@ -58,7 +58,11 @@ def parked_events(ctx: Context, limit: int, before: str | None = None) -> Page[P
 
 
 def parked_expires_at(ctx: Context, entry: ParkedEvent) -> str:
-    return (datetime.fromisoformat(entry.parked_at) + ctx.timeouts.parked_event).isoformat()
+    """When the reconcile pass turns the parked event into a dead letter ("" when its park time is unknown)."""
+    try:
+        return (datetime.fromisoformat(entry.parked_at) + ctx.timeouts.parked_event).isoformat()
+    except ValueError:
+        return ""
 
 
 def _page(found: list[Listed], limit: int) -> Page[Listed]:

@@ -42,6 +42,7 @@ import builtins
 import contextlib
 import dataclasses
 import hashlib
+import heapq
 import json
 import re
 import threading
@@ -254,20 +255,25 @@ class TableReleaseStore:
         return taken
 
     def parked(self, limit: int = 100, before: str | None = None) -> builtins.list[ParkedEvent]:
-        """Newest first (sorted here: the table is keyed by release). Only the listed columns are read."""
-        columns = ["PartitionKey", "event_id", "event_type", "parked_at", "seq", "release_id"]
-        if before:
-            rows = self._parked.query_entities("seq lt @before", parameters={"before": before}, select=columns)
-        else:
-            rows = self._parked.list_entities(select=columns)
-        entities = sorted(rows, key=lambda entity: entity["seq"], reverse=True)[:limit]
-        return [_parked_event(entity) for entity in entities]
+        """Newest first, picked here (the table is keyed by release) from the listed columns only: no payload
+        is read."""
+        rows = self._rows(self._parked, _PARKED_COLUMNS, before)
+        return [_parked_event(entity) for entity in heapq.nlargest(limit, rows, key=lambda entity: entity["seq"])]
 
     def parked_before(self, cutoff: str, limit: int = 100) -> builtins.list[tuple[ParkedEvent, dict[str, Any]]]:
-        """Oldest first. Events parked before parked_at was kept count from their entity's Timestamp."""
-        found = [entity for entity in self._parked.list_entities() if _parked_at(entity) < utc_iso(cutoff)]
-        found.sort(key=lambda entity: (_parked_at(entity), entity["seq"]))
-        return [(_parked_event(entity), json.loads(join_json(entity))) for entity in found[:limit]]
+        """Oldest first. Chosen from the listed columns (events parked before parked_at was kept count from
+        their entity's Timestamp); only the chosen ones' payloads are read, one by one."""
+        rows = self._parked.list_entities(select=_PARKED_COLUMNS)
+        old = (entity for entity in rows if _parked_at(entity) < utc_iso(cutoff))
+        chosen = heapq.nsmallest(limit, old, key=lambda entity: (_parked_at(entity), entity["seq"]))
+        found: builtins.list[tuple[ParkedEvent, dict[str, Any]]] = []
+        for entity in chosen:
+            try:
+                whole = self._parked.get_entity(entity["PartitionKey"], entity["RowKey"])
+            except ResourceNotFoundError:
+                continue  # taken since it was listed
+            found.append((_parked_event(entity), json.loads(join_json(whole))))
+        return found
 
     def unpark(self, release_id: str, event_id: str) -> bool:
         keys = (table_key(release_id), table_key(event_id))
@@ -277,6 +283,13 @@ class TableReleaseStore:
         except (ResourceNotFoundError, ResourceModifiedError):
             return False  # gone, or a taker claimed it first
         return True
+
+    @staticmethod
+    def _rows(table: TableClient, columns: builtins.list[str], before: str | None) -> Iterable[TableEntity]:
+        """The rows of ``table`` (only ``columns``), those with a sequence before ``before`` if given."""
+        if before:
+            return table.query_entities("seq lt @before", parameters={"before": before}, select=columns)
+        return table.list_entities(select=columns)
 
     # ---- dead letters ---------------------------------------------------------------
     def add_dead_letter(self, letter: DeadLetter) -> bool:
@@ -298,12 +311,13 @@ class TableReleaseStore:
         return True
 
     def dead_letters(self, limit: int = 100, before: str | None = None) -> builtins.list[DeadLetter]:
-        """Newest first (sorted here: the keys are the event ids); ``before`` filters on the server."""
-        if before:
-            rows = self._dead.query_entities("seq lt @before", parameters={"before": before})
-        else:
-            rows = self._dead.list_entities()
-        entities = sorted(rows, key=lambda entity: entity["seq"], reverse=True)[:limit]
+        """Newest first: picked here from the keys and sequence only (the keys are the event ids, so rows
+        come in another order), then the page's letters read one by one; ``before`` filters on the server."""
+        keys = heapq.nlargest(limit, self._rows(self._dead, _KEY_COLUMNS, before), key=lambda entity: entity["seq"])
+        entities = []
+        for key in keys:
+            with contextlib.suppress(ResourceNotFoundError):
+                entities.append(self._dead.get_entity(key["PartitionKey"], key["RowKey"]))
         return [
             DeadLetter.from_stored(
                 entity["event_id"],
@@ -549,6 +563,11 @@ def join_json(entity: TableEntity) -> str:
 
 _sequence_lock = threading.Lock()
 _last_sequence = 0
+
+
+_KEY_COLUMNS = ["PartitionKey", "RowKey", "seq"]
+# Timestamp too: events parked before parked_at was kept are aged by it.
+_PARKED_COLUMNS = [*_KEY_COLUMNS, "release_id", "event_id", "event_type", "parked_at", "Timestamp"]
 
 
 def _parked_at(entity: Any) -> str:

@@ -1,7 +1,7 @@
 """A fresh release store per test, once per implementation: "sqlite" and "table" (Azurite).
 
-The outbox tests run against the in-memory fake of tests/doubles as well ("memory"): the
-service's unit tests rely on it behaving like the real stores.
+The outbox, parked-event and dead-letter listing tests run against the in-memory fake of tests/doubles
+as well ("memory"): the service's unit tests rely on it behaving like the real stores.
 """
 
 from __future__ import annotations
@@ -83,3 +83,12 @@ def open_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stor
 @pytest.fixture
 def outbox(open_outbox: StoreFactory) -> ReleaseStore:
     return open_outbox()
+
+
+@pytest.fixture(params=["sqlite", "table", "memory"])
+def listing_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReleaseStore]:
+    """A store for the parked-event and dead-letter listings, which the in-memory fake must keep too."""
+    stores = _stores(request.param, request, tmp_path)
+    yield next(stores)()
+    with contextlib.suppress(StopIteration):
+        next(stores)

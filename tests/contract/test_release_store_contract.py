@@ -340,7 +340,8 @@ def test_concurrent_takers_get_each_parked_event_once(open_store: StoreFactory) 
     assert first.take_parked("rel-1") == []
 
 
-def test_parked_events_are_listed_newest_first_in_pages(store: ReleaseStore) -> None:
+def test_parked_events_are_listed_newest_first_in_pages(listing_store: ReleaseStore) -> None:
+    store = listing_store
     for n in range(5):
         store.park(f"rel-{n % 2}", f"e{n}", event(f"e{n}"), at(n))
     first = store.parked(limit=3)
@@ -352,7 +353,10 @@ def test_parked_events_are_listed_newest_first_in_pages(store: ReleaseStore) -> 
     assert store.parked(limit=3, before=rest[-1].cursor) == []
 
 
-def test_parked_events_older_than_a_cutoff_come_with_their_payloads_and_unpark_once(store: ReleaseStore) -> None:
+def test_parked_events_older_than_a_cutoff_come_with_their_payloads_and_unpark_once(
+    listing_store: ReleaseStore,
+) -> None:
+    store = listing_store
     store.park("rel-1", "old", event("old", size=100_000), at(-120))
     store.park("rel-2", AWKWARD, event(AWKWARD), at(-61))
     store.park("rel-1", "new", event("new"), at(-1))
@@ -366,12 +370,40 @@ def test_parked_events_older_than_a_cutoff_come_with_their_payloads_and_unpark_o
     assert [p["id"] for p in store.take_parked("rel-1")] == ["new"]
 
 
+def test_an_event_parked_before_parked_at_was_kept_is_aged_by_its_timestamp(
+    azurite_connection_string: str,
+) -> None:
+    """Table Storage: a parked entity written by an older version has no parked_at (SQLite fills it in)."""
+    from azure.data.tables import TableServiceClient
+
+    from platforms.azure.table_store import TableReleaseStore, next_sequence, split_json
+
+    prefix = f"t{uuid.uuid4().hex[:20]}"
+    service = TableServiceClient.from_connection_string(azurite_connection_string)
+    store = TableReleaseStore(service, prefix)
+    try:
+        old = {"PartitionKey": "rel-1", "RowKey": "e1", "event_id": "e1", "seq": next_sequence()}
+        service.get_table_client(f"{prefix}parked").create_entity(
+            {**old, **split_json(json.dumps(event("e1")), what="x")}
+        )
+        (listed,) = store.parked()
+        assert listed.release_id == "rel-1" and listed.parked_at.startswith(str(datetime.now(UTC).year))
+        assert store.parked_before((datetime.now(UTC) - timedelta(hours=1)).isoformat()) == []
+        ((entry, payload),) = store.parked_before((datetime.now(UTC) + timedelta(minutes=5)).isoformat())
+        assert entry.event_id == "e1" and payload == event("e1")
+    finally:
+        from tests.contract.conftest import delete_tables
+
+        delete_tables(azurite_connection_string, prefix)
+
+
 # ---- dead letters -----------------------------------------------------------------------
 def letter(event_id: str, function: str, payload: Any = None, reason: str = "bad") -> DeadLetter:
     return DeadLetter.of(event_id, "Some.Event", function, reason, NOW.isoformat(), payload)
 
 
-def test_a_dead_letter_is_kept_once_per_event_and_function(store: ReleaseStore) -> None:
+def test_a_dead_letter_is_kept_once_per_event_and_function(listing_store: ReleaseStore) -> None:
+    store = listing_store
     assert store.add_dead_letter(letter("e1", "on_run")) is True
     assert store.add_dead_letter(letter("e1", "on_run", reason="again")) is False
     assert store.add_dead_letter(letter("e1", "on_image")) is True
@@ -398,7 +430,8 @@ def test_a_dead_letter_is_kept_once_per_event_and_function(store: ReleaseStore) 
     assert first.reason == "bad"
 
 
-def test_dead_letters_are_newest_first_with_bounded_excerpts(store: ReleaseStore) -> None:
+def test_dead_letters_are_newest_first_with_bounded_excerpts(listing_store: ReleaseStore) -> None:
+    store = listing_store
     payloads: list[Any] = [
         {"id": "e0", "nested": {"a": [1, 2]}},
         "not even an object",
@@ -423,7 +456,8 @@ def test_dead_letters_are_newest_first_with_bounded_excerpts(store: ReleaseStore
     assert [d.event_id for d in store.dead_letters(limit=2)] == ["e4", "e3"]
 
 
-def test_dead_letters_page_by_cursor(store: ReleaseStore) -> None:
+def test_dead_letters_page_by_cursor(listing_store: ReleaseStore) -> None:
+    store = listing_store
     for n in range(7):
         store.add_dead_letter(letter(f"e{n}", "on_build"))
     pages, before = [], None
@@ -433,7 +467,8 @@ def test_dead_letters_page_by_cursor(store: ReleaseStore) -> None:
     assert pages == [["e6", "e5", "e4"], ["e3", "e2", "e1"], ["e0"]]
 
 
-def test_a_dead_letter_of_text_that_is_not_valid_unicode_is_kept_escaped(store: ReleaseStore) -> None:
+def test_a_dead_letter_of_text_that_is_not_valid_unicode_is_kept_escaped(listing_store: ReleaseStore) -> None:
+    store = listing_store
     bad = letter("evt\ud800", "on_build", {"id": "evt\ud800", "data": {"x": "\udc00"}}, reason="lone \ud800")
     assert store.add_dead_letter(bad)
     (kept,) = store.dead_letters()

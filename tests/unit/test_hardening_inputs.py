@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import timedelta
 from typing import Any
 
 import azure.functions as func
@@ -26,6 +27,7 @@ from functions.entrypoints import http_api
 from functions.links import Links
 from functions.service.orchestrator import Orchestrator
 from functions.service.results import Outcome
+from functions.settings import Settings, SettingsError
 from tests import payloads as p
 from tests.doubles.clock import Clock
 from tests.doubles.ports import Calls, fake_ports
@@ -211,13 +213,26 @@ def test_three_thousand_redeliveries_are_counted_and_the_document_stays_bounded(
     assert len(json.dumps(release.to_json())) < after_one + 100  # the count's digits, not 3,000 entries
 
 
-def test_handled_event_ids_are_bounded_and_an_old_one_meets_a_release_that_moved_on(world):
+def test_redeliveries_in_turn_of_many_events_are_counted_one_entry_each(world):
     orchestrator, _ = world
     orchestrator.receive("on_build_event", p.build_completed("1234"))
+    events = [p.model_registered(n, RELEASE) for n in range(30)]  # more events than a recent window would see
+    for event in events:
+        orchestrator.receive("on_ml_event", event)
+    for _ in range(70):
+        for event in events:
+            assert orchestrator.receive("on_ml_event", event) is Outcome.DUPLICATE
     release = orchestrator.ctx.ports.store.get(RELEASE)
-    for n in range(1500):
-        release.mark_handled(f"event-{n}")
-    assert len(release.handled_events) == 1000 and release.handled_events[-1] == "event-1499"
+    duplicates = [entry for entry in release.timeline if entry["step"] == "duplicate_event"]
+    assert len(duplicates) == 30 and {entry["count"] for entry in duplicates} == {70}
+    assert len(release.handled_events) == len(set(release.handled_events)) == 31  # a redelivery adds no id
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "inf", "nan", "8761", "1e8", "soon"])
+def test_the_parked_event_ttl_must_be_a_sane_number_of_hours(raw):
+    with pytest.raises(SettingsError, match="MLOPS_PARKED_EVENT_TTL_HOURS"):
+        Settings.from_env({"MLOPS_PARKED_EVENT_TTL_HOURS": raw})
+    assert Settings.from_env({"MLOPS_PARKED_EVENT_TTL_HOURS": "0.5"}).parked_event_ttl == timedelta(minutes=30)
 
 
 # ---- parked events: visible, and they expire ----------------------------------------------------
