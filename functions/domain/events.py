@@ -10,9 +10,11 @@ caller dead-letters it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from functions.domain.ids import GENERIC, build_system_problem, release_id_for_build, release_id_from_image_tag
 from functions.domain.input_limits import MAX_EVENT_ID_CHARS, parameters_problem
@@ -352,14 +354,35 @@ def _parse_blob(fields: dict[str, Any], data: dict[str, Any]) -> BlobCreated:
     size = data.get("contentLength", 0)
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InvalidEvent(f"{BLOB_CREATED} field contentLength must be a non-negative integer")
+    url = _require_text(data, "url", BLOB_CREATED)
+    problem = _blob_url_problem(url, fields["subject"])
+    if problem:
+        raise InvalidEvent(f"{BLOB_CREATED} field url {problem}")
     return BlobCreated(
         **fields,
         data=data,
-        url=_require_text(data, "url", BLOB_CREATED),
+        url=url,
         size=size,
         etag=str(data.get("eTag") or ""),
         api=str(data.get("api") or ""),
     )
+
+
+_BLOB_SUBJECT = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)")
+
+
+def _blob_url_problem(url: str, subject: str) -> str | None:
+    """Why ``url`` is not where the subject's blob is read from (training reads the url, so a url that names
+    another file, or another scheme, must not ride on a subject that passes the container filter)."""
+    found = _BLOB_SUBJECT.fullmatch(subject)
+    if found is None:
+        return None  # the subject's own check words it
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http", "file"):
+        return f"must be an https (or local file) URL, not {parts.scheme or 'relative'}"
+    if not unquote(parts.path).endswith(f"/{found['container']}/{found['name']}"):
+        return f"does not name the blob of the subject ({found['container']}/{found['name']})"
+    return None
 
 
 _PARSERS = {

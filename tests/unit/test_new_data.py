@@ -175,3 +175,28 @@ def test_the_settings_turn_it_on_and_name_a_bad_value():
         Settings.from_env({**env, "MLOPS_DATA_DEBOUNCE_SECONDS": "-1"})
     with pytest.raises(DataTriggerError, match="no leading"):
         DataTrigger("new-data", "/x")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("file:///etc/passwd", "does not name the blob of the subject"),
+        ("https://stmlops.blob.core.windows.net/training-data/diabetes/other.csv", "does not name the blob"),
+        ("ftp://stmlops/training-data/diabetes/new.csv", "must be an https (or local file) URL"),
+        ("/training-data/diabetes/new.csv", "not relative"),
+    ],
+)
+def test_a_blob_whose_url_is_not_the_subjects_blob_is_dead_lettered_and_trains_nothing(url, why):
+    orchestrator, calls, clock = service()
+    event = blob_created("diabetes/new.csv", clock)
+    event["data"]["url"] = url
+    assert orchestrator.receive("on_storage_event", event) is Outcome.DEAD_LETTERED
+    (letter,) = orchestrator.ports.store.dead_letters()
+    assert why in letter.reason and data_releases(orchestrator) == []
+
+
+def test_a_local_file_url_of_the_subjects_blob_is_taken():
+    orchestrator, _, clock = service()
+    event = blob_created("diabetes/new.csv", clock)
+    event["data"]["url"] = "file:///home/me/.mlops/training-data/diabetes/new%2Ecsv"
+    assert orchestrator.receive("on_storage_event", event) is Outcome.HANDLED
