@@ -29,25 +29,9 @@ from functions.entrypoints.identity.local_signature import (
     verify,
 )
 from functions.settings import SettingsError
+from tests.doubles.host_response import FakeResponse
 
 HOST = "http://127.0.0.1:7199"
-
-
-@dataclass
-class FakeResponse:
-    status_code: int
-    payload: Any
-
-    @property
-    def content(self) -> bytes:
-        return json.dumps(self.payload).encode()
-
-    @property
-    def text(self) -> str:
-        return self.content.decode()
-
-    def json(self) -> Any:
-        return self.payload
 
 
 @dataclass

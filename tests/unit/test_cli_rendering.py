@@ -22,6 +22,7 @@ from devhost.cli import main
 from devhost.client import EXCERPT_CHARS, HostClient
 from devhost.commands_releases import next_page_command, rollout_table
 from devhost.console import Listing, literal
+from tests.doubles.host_response import FakeResponse
 
 HOST = "http://127.0.0.1:7198"
 LONG_ID = "rel-jenkins-train-pipeline-20261204-1234567"
@@ -31,35 +32,18 @@ MARKUP = ("[/bold]", "[red]x[/red]", "[link=http://x]")
 
 
 @dataclass
-class Answer:
-    status_code: int
-    payload: Any
-
-    @property
-    def content(self) -> bytes:
-        return json.dumps(self.payload).encode()
-
-    @property
-    def text(self) -> str:
-        return self.content.decode()
-
-    def json(self) -> Any:
-        return self.payload
-
-
-@dataclass
 class Host:
     """Answers every request with ``answer``; the URLs asked, in order."""
 
-    answer: Answer = field(default_factory=lambda: Answer(200, {}))
+    answer: FakeResponse = field(default_factory=lambda: FakeResponse(200, {}))
     urls: list[str] = field(default_factory=list)
 
-    def request(self, method: str, url: str, **kwargs: Any) -> Answer:
+    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
         self.urls.append(url)
         return self.answer
 
     def answers(self, payload: Any, status: int = 200) -> None:
-        self.answer = Answer(status, payload)
+        self.answer = FakeResponse(status, payload)
 
     def query(self) -> dict[str, list[str]]:
         return parse_qs(urlsplit(self.urls[-1]).query)
