@@ -662,8 +662,12 @@ def _dead_letter() -> Json:
         "function": {"type": "string"},
         "reason": {"type": "string"},
         "received_at": {"type": "string"},
-        "size": {"type": "integer", "minimum": 0, "description": "Bytes of the whole payload's JSON text."},
-        "sha256": {"type": "string", "description": "Of the whole payload's JSON text."},
+        "size": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Bytes of the whole payload's JSON text as the app writes it (ASCII, non-ASCII escaped).",
+        },
+        "sha256": {"type": "string", "description": "Of that JSON text (hex)."},
         "excerpt": {"type": "string", "description": "The start of the payload's JSON text."},
         "truncated": {"type": "boolean", "description": "Whether the excerpt is shorter than the payload."},
     }
