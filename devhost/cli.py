@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from devhost.client import DEFAULT_PAGE, MAX_PAGE, HostError
+from devhost.client import HostError
 from devhost.commands_azure import add_azure_parser
 from devhost.commands_builds import cmd_publish_build, cmd_trigger
 from devhost.commands_data import cmd_trigger_data
@@ -45,6 +45,7 @@ from devhost.commands_releases import (
 )
 from devhost.commands_ui import add_ui_parsers
 from devhost.console import console, literal
+from functions.domain.input_limits import DEFAULT_PAGE, MAX_PAGE
 from functions.settings import SettingsError
 
 DEFAULT_PORT = 7071

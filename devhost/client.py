@@ -18,12 +18,11 @@ from urllib.parse import quote, urlencode
 import requests
 
 from devhost.signing import Proof
+from functions.domain.input_limits import DEAD_LETTER_EXCERPT_CHARS, DEFAULT_PAGE
 from functions.settings import Settings
 
 ROLLBACK_PATH = "/api/production/rollback"
 FOLLOWED_STATES = frozenset({"promoting", "deploying_staging"})  # states whose operations the timer follows
-DEFAULT_PAGE, MAX_PAGE = 50, 500  # the host's page sizes: its default, and the most it serves
-EXCERPT_CHARS = 2048  # how much of a dead letter's event JSON a paging host sends
 
 
 class HostError(RuntimeError):
@@ -140,5 +139,6 @@ def with_excerpt(letter: dict[str, Any]) -> dict[str, Any]:
     if "excerpt" in letter or "payload" not in letter:
         return letter
     text = json.dumps(letter["payload"])
-    return {**letter, "excerpt": text[:EXCERPT_CHARS], "truncated": len(text) > EXCERPT_CHARS, "size": None,
+    return {**letter, "excerpt": text[:DEAD_LETTER_EXCERPT_CHARS], "truncated": len(text) > DEAD_LETTER_EXCERPT_CHARS,
+            "size": None,
             "sha256": None}  # fmt: skip

@@ -21,9 +21,10 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from devhost.client import DEFAULT_PAGE, HostClient, HostError
+from devhost.client import HostClient, HostError
 from devhost.console import Listing, console, literal
 from devhost.signing import GitEmail, LinkToken, LocalSigner, Proof, local_identity
+from functions.domain.input_limits import DEFAULT_PAGE
 from functions.domain.rollout import step_from_json
 from functions.settings import Settings, SettingsError
 

@@ -33,14 +33,8 @@ from starlette.responses import JSONResponse, Response
 from devhost.conversion import BodyTooLarge, decode_event, error_response, read_body
 from devhost.indexing import EVENT_GRID_TRIGGER
 from devhost.invocation import HostedFunction, invoke
-from functions.domain.input_limits import (
-    MAX_BATCH_EVENTS,
-    MAX_EVENT_BYTES,
-    MAX_WEBHOOK_BODY_BYTES,
-    ShapeLimits,
-    printable,
-    shape_problem,
-)
+from functions.domain.events import wire_id, wire_type
+from functions.domain.input_limits import MAX_BATCH_EVENTS, MAX_WEBHOOK_BODY_BYTES, nested_deeper_than, printable
 from functions.domain.refs import DeadLetter
 from platforms.local.files import append_jsonl
 
@@ -112,9 +106,8 @@ async def deliver(function: HostedFunction, events: list[dict[str, Any]], dead_l
 
 def record_undeliverable(path: Path | None, function: str, event: dict[str, Any], reason: str) -> None:
     """Event Grid's dead letter for an event the worker refused: the same bounded record as the app's."""
-    event_id, event_type = event.get("id"), event.get("eventType") or event.get("type")
     at = datetime.now(UTC).isoformat()
-    letter = DeadLetter.of(str(event_id or "(no id)"), str(event_type or ""), function, reason, at, event)
+    letter = DeadLetter.of(wire_id(event), wire_type(event), function, reason, at, event)
     logger.warning("event %s for %s not delivered: %s", letter.event_id, function, letter.reason)
     if path is not None:
         append_jsonl(path, {"at": at, "source": "host", **letter.to_json()})
@@ -128,8 +121,7 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         raise ValueError(f"the request body is nested deeper than {MAX_HOST_JSON_DEPTH} levels") from None
     except ValueError:
         raise ValueError("the request body is not JSON") from None
-    problem = shape_problem(payload, ShapeLimits(max_depth=MAX_HOST_JSON_DEPTH, max_string_chars=MAX_EVENT_BYTES))
-    if problem and problem.kind == "depth":
+    if nested_deeper_than(payload, MAX_HOST_JSON_DEPTH):
         raise ValueError(f"the request body is nested deeper than {MAX_HOST_JSON_DEPTH} levels")
     events = payload if isinstance(payload, list) else [payload]
     if not all(isinstance(event, dict) for event in events):

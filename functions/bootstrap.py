@@ -31,7 +31,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
             links=links,
             policy=settings.gate_policy,
             approval_policy=settings.approval_policy,
-            timeouts=Timeouts(approval=settings.approval_timeout, parked_event=settings.parked_event_ttl),
+            timeouts=_timeouts(settings),
             rollout_policy=settings.rollout_policy,
             clock=clock,
             retrain_schedule=settings.retrain_schedule,
@@ -46,11 +46,7 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         links=links,
         policy=settings.gate_policy,
         approval_policy=settings.approval_policy,
-        timeouts=Timeouts(
-            approval=settings.approval_timeout,
-            claimed_step=timedelta(minutes=35),
-            parked_event=settings.parked_event_ttl,
-        ),
+        timeouts=_timeouts(settings, claimed_step=timedelta(minutes=35)),
         rollout_policy=settings.rollout_policy,
         promote_inline=False,
         clock=clock,
@@ -58,6 +54,13 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
         retrain_schedule=settings.retrain_schedule,
         trust_generic_requester=settings.trust_generic_requester,
         data_trigger=settings.data_trigger,
+    )
+
+
+def _timeouts(settings: Settings, claimed_step: timedelta = Timeouts.claimed_step) -> Timeouts:
+    """The timeouts the settings choose; the platform may hold a claimed step longer (Azure's 35 minutes)."""
+    return Timeouts(
+        approval=settings.approval_timeout, parked_event=settings.parked_event_ttl, claimed_step=claimed_step
     )
 
 

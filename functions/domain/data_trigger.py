@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from functions.domain.events import blob_of_subject
 from functions.domain.ids import release_id
 
 LOCAL_CONTAINER = "training-data"  # locally: $MLOPS_HOME/training-data, `mlops trigger data`
@@ -24,7 +25,6 @@ CLOSE_WINDOW = "close_data_window"  # the work item's kind
 MAX_LISTED_BLOBS = 100
 # Storage's documented container names: 3-63 of a-z, 0-9 and single hyphens, starting with a letter or digit.
 _CONTAINER = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?!-)){2,62}")
-_SUBJECT = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)")
 
 
 class DataTriggerError(ValueError):
@@ -48,10 +48,10 @@ class DataTrigger:
 
     def blob_name(self, subject: str) -> str | None:
         """The blob's name when ``subject`` (a BlobCreated subject) is under the container and prefix."""
-        found = _SUBJECT.fullmatch(subject)
-        if found is None or found["container"] != self.container or not found["name"].startswith(self.prefix):
+        blob = blob_of_subject(subject)
+        if blob is None or blob[0] != self.container or not blob[1].startswith(self.prefix):
             return None
-        return found["name"]
+        return blob[1]
 
     @property
     def window_key(self) -> str:

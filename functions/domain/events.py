@@ -213,6 +213,29 @@ def _mapping(data: Mapping[str, Any], key: str, event_type: str) -> Mapping[str,
     return value
 
 
+def wire_id(payload: Any) -> str:
+    """The event's id as delivered, when it is one a record can be kept under (a non-empty string or an
+    integer), else "": for dead letters, which keep even events that have none."""
+    given = payload.get("id") if isinstance(payload, Mapping) else None
+    return str(given) if isinstance(given, str | int) and not isinstance(given, bool) else ""
+
+
+def wire_type(payload: Any) -> str:
+    """The event's type as delivered, in either schema ("" when there is none)."""
+    if not isinstance(payload, Mapping):
+        return ""
+    return str(payload.get("eventType") or payload.get("type") or "")
+
+
+_BLOB_SUBJECT = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)")
+
+
+def blob_of_subject(subject: str) -> tuple[str, str] | None:
+    """(container, blob name) of a Storage event's subject, ``/blobServices/default/containers/<c>/blobs/<name>``."""
+    found = _BLOB_SUBJECT.fullmatch(subject)
+    return (found["container"], found["name"]) if found else None
+
+
 def envelope(payload: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split a payload into its common envelope fields and its data, for either schema."""
     if not isinstance(payload, Mapping):
@@ -354,7 +377,8 @@ def _parse_blob(fields: dict[str, Any], data: dict[str, Any]) -> BlobCreated:
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InvalidEvent(f"{BLOB_CREATED} field contentLength must be a non-negative integer")
     url = _require_text(data, "url", BLOB_CREATED)
-    problem = _blob_url_problem(url, fields["subject"])
+    blob = blob_of_subject(fields["subject"])  # none: not a blob (a container's event), which nothing trains on
+    problem = _blob_url_problem(url, *blob) if blob else None
     if problem:
         raise InvalidEvent(f"{BLOB_CREATED} field url {problem}")
     return BlobCreated(
@@ -367,21 +391,15 @@ def _parse_blob(fields: dict[str, Any], data: dict[str, Any]) -> BlobCreated:
     )
 
 
-_BLOB_SUBJECT = re.compile(r"/blobServices/default/containers/(?P<container>[^/]+)/blobs/(?P<name>.+)")
-
-
-def _blob_url_problem(url: str, subject: str) -> str | None:
+def _blob_url_problem(url: str, container: str, name: str) -> str | None:
     """Why ``url`` is not where the subject's blob is read from (training reads the url, so a url that names
     another file, or another scheme, must not ride on a subject that passes the container filter)."""
-    found = _BLOB_SUBJECT.fullmatch(subject)
-    if found is None:
-        return None  # the subject's own check words it
     where = _URL.fullmatch(url)
     scheme = where["scheme"].lower() if where else ""
     if where is None or scheme not in ("https", "http", "file"):
         return f"must be an https (or local file) URL, not {scheme or 'relative'}"
-    if not _percent_decoded(where["path"]).endswith(f"/{found['container']}/{found['name']}"):
-        return f"does not name the blob of the subject ({found['container']}/{found['name']})"
+    if not _percent_decoded(where["path"]).endswith(f"/{container}/{name}"):
+        return f"does not name the blob of the subject ({container}/{name})"
     return None
 
 

@@ -27,6 +27,11 @@ MAX_PARAMETER_BYTES = 16 * 1024
 MAX_PARAMETER_ENTRIES = 100
 # What a dead letter keeps of its payload: the start of its JSON text, with the size and sha256 of the whole.
 DEAD_LETTER_EXCERPT_CHARS = 2048
+# Listings (releases, dead letters, parked events): the page's default and largest size, and a page cursor
+# (a store's position, as its ``next`` handed it out) of at most this many ASCII digits.
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
+MAX_CURSOR_DIGITS = 20
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,19 @@ def shape_problem(document: Any, limits: ShapeLimits = ShapeLimits(), what: str 
         else:
             pending.extend((item, depth + 1) for item in value)
     return None
+
+
+def nested_deeper_than(document: Any, max_depth: int) -> bool:
+    """Whether ``document`` nests lists and objects deeper than ``max_depth`` (walked without recursion)."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def is_valid_unicode(text: str) -> bool:

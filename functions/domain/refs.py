@@ -136,19 +136,22 @@ class DeadLetter:
     def of(
         cls, event_id: str, event_type: str, function: str, reason: str, received_at: str, payload: Any
     ) -> DeadLetter:
+        """The letter of ``payload``. Letters are kept once per (event id, function), so one without an
+        ``event_id`` ("") is named by its content: ``(no id) <sha256 prefix>``."""
         text = json_text(payload)
         if text is None:
             text = f"(a {type(payload).__name__} that cannot be written as JSON: nested too deeply)"
         data = text.encode("ascii")
+        digest = hashlib.sha256(data).hexdigest()
         return cls(
-            printable(event_id, MAX_EVENT_ID_CHARS),
+            printable(event_id, MAX_EVENT_ID_CHARS) if event_id else f"(no id) {digest[:16]}",
             printable(event_type),
             printable(function),
             printable(reason, 2000),
             received_at,
             text[:DEAD_LETTER_EXCERPT_CHARS],
             len(data),
-            hashlib.sha256(data).hexdigest(),
+            digest,
         )
 
     @property

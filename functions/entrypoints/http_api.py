@@ -15,6 +15,7 @@ from typing import Any
 import azure.functions as func
 
 from functions import bootstrap
+from functions.domain.input_limits import DEFAULT_PAGE, MAX_PAGE
 from functions.domain.release import Release, State
 from functions.entrypoints.identity.authenticate import AuthenticationFailed, identify
 from functions.entrypoints.limits import (
@@ -31,7 +32,7 @@ from functions.service import commands
 from functions.service.invocations import invocation
 from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 
-MAX_LIST = 500
+MAX_LIST = MAX_PAGE
 STATES = frozenset(state.value for state in State)
 DECISION_BODY = '{"comment": "..."}'
 
@@ -42,7 +43,7 @@ def health(_: func.HttpRequest) -> func.HttpResponse:
 
 def list_releases(req: func.HttpRequest) -> func.HttpResponse:
     try:
-        limit = query_int(req.params, "limit", 50, 1, MAX_LIST)
+        limit = query_int(req.params, "limit", DEFAULT_PAGE, 1, MAX_LIST)
         states = query_words(req.params, "state", STATES)
     except RequestRejected as exc:
         return error(exc.status, str(exc))
@@ -72,7 +73,7 @@ def decline_release(req: func.HttpRequest) -> func.HttpResponse:
 def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     """GET /dead-letters?limit=&before=: a page, newest first, each with an excerpt, size and sha256."""
     try:
-        limit, before = query_int(req.params, "limit", 50, 1, MAX_LIST), query_cursor(req.params)
+        limit, before = _page_query(req)
     except RequestRejected as exc:
         return error(exc.status, str(exc))
     page = commands.dead_letters(bootstrap.context(), limit, before)
@@ -82,13 +83,18 @@ def dead_letters(req: func.HttpRequest) -> func.HttpResponse:
 def parked_events(req: func.HttpRequest) -> func.HttpResponse:
     """GET /parked?limit=&before=: events waiting for their release, newest first, with when they expire."""
     try:
-        limit, before = query_int(req.params, "limit", 50, 1, MAX_LIST), query_cursor(req.params)
+        limit, before = _page_query(req)
     except RequestRejected as exc:
         return error(exc.status, str(exc))
     ctx = bootstrap.context()
     page = commands.parked_events(ctx, limit, before)
     parked = [entry.to_json(commands.parked_expires_at(ctx, entry)) for entry in page.items]
     return json_response({"parked": parked, "next": page.next})
+
+
+def _page_query(req: func.HttpRequest) -> tuple[int, str | None]:
+    """A paged listing's ``limit`` and ``before`` cursor (RequestRejected, a 400, for bad ones)."""
+    return query_int(req.params, "limit", DEFAULT_PAGE, 1, MAX_LIST), query_cursor(req.params)
 
 
 def _decide(req: func.HttpRequest, approve: bool) -> func.HttpResponse:

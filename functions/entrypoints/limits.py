@@ -100,11 +100,11 @@ def query_words(
 
 
 def query_cursor(params: Mapping[str, str], name: str = "before") -> str | None:
-    """A page cursor as a listing handed it out (``next``): ASCII digits, at most 20 of them."""
+    """A page cursor as a listing handed it out (``next``): ASCII digits, at most MAX_CURSOR_DIGITS of them."""
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    if not (raw.isascii() and raw.isdecimal()) or len(raw) > 20:
+    if not (raw.isascii() and raw.isdecimal()) or len(raw) > input_limits.MAX_CURSOR_DIGITS:
         raise RequestRejected(400, f"{name} must be a cursor from a previous page's next (digits)", "query")
     return raw
 

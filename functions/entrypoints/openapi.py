@@ -19,6 +19,7 @@ from typing import Any
 
 import azure.functions as func
 
+from functions.domain.input_limits import DEFAULT_PAGE, MAX_CURSOR_DIGITS
 from functions.domain.release import State
 from functions.entrypoints.hooks import azure_devops, generic
 from functions.entrypoints.http_api import MAX_LIST, MAX_TO_CHARS
@@ -31,8 +32,6 @@ from functions.entrypoints.ui.pages import FORM_LIMITS, FORM_TYPE, MAX_COMMENT
 Json = dict[str, Any]
 
 OPENAPI_VERSION = "3.0.3"
-DEFAULT_LIST = 50  # http_api.list_releases' default page
-MAX_CURSOR_CHARS = 20
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 JSON = "application/json"
 HTML = "text/html"
@@ -493,7 +492,7 @@ def _routed_elsewhere() -> Json:
 
 
 def _limit_parameter(what: str) -> Json:
-    schema = {"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": DEFAULT_LIST}
+    schema = {"type": "integer", "minimum": 1, "maximum": MAX_LIST, "default": DEFAULT_PAGE}
     return _query("limit", schema, f"How many {what} (ASCII digits, 1-{MAX_LIST}); 400 outside.")
 
 
@@ -510,7 +509,7 @@ def _states_parameter() -> Json:
 
 
 def _cursor_parameter() -> Json:
-    schema = {"type": "string", "pattern": f"^[0-9]{{0,{MAX_CURSOR_CHARS}}}$", "maxLength": MAX_CURSOR_CHARS}
+    schema = {"type": "string", "pattern": f"^[0-9]{{0,{MAX_CURSOR_DIGITS}}}$", "maxLength": MAX_CURSOR_DIGITS}
     description = "The `next` of the previous page: an opaque cursor of ASCII digits (400 else); empty: the first page."
     return _query("before", schema, description)
 

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -23,7 +22,7 @@ from functions.ports import ConcurrencyError
 from functions.service.context import Context
 from functions.service.handlers import HANDLERS, Park
 from functions.service.results import Outcome
-from functions.service.subscriptions import FUNCTION_EVENT_TYPES
+from functions.service.subscriptions import FUNCTION_EVENT_TYPES, function_for
 from functions.service.unit_of_work import CONFLICT_RETRIES
 
 log = logging.getLogger("mlops.delivery")
@@ -93,14 +92,8 @@ def replay_parked(ctx: Context, release_id: str) -> None:
 
 def dead_letter(ctx: Context, function_name: str, payload: Any, reason: str) -> Outcome:
     """Record the event with the reason (an excerpt of it, its size and sha256) and acknowledge it."""
-    given = payload.get("id") if isinstance(payload, dict) else None
-    event_type = ""
-    if isinstance(payload, dict):
-        event_type = str(payload.get("eventType") or payload.get("type") or "")
-    event_id = str(given) if isinstance(given, str | int) and not isinstance(given, bool) and str(given) else ""
-    letter = DeadLetter.of(event_id, event_type, function_name, reason, ctx.clock().isoformat(), payload)
-    if not event_id:  # kept once per (id, function): events without one are told apart by their content
-        letter = dataclasses.replace(letter, event_id=f"(no id) {letter.sha256[:16]}")
+    at = ctx.clock().isoformat()
+    letter = DeadLetter.of(ev.wire_id(payload), ev.wire_type(payload), function_name, reason, at, payload)
     ctx.ports.store.add_dead_letter(letter)
     log.warning("dead-lettered event %s for %s: %s", letter.event_id, function_name, letter.reason)
     return Outcome.DEAD_LETTERED
@@ -119,9 +112,7 @@ def expire_parked(ctx: Context) -> dict[str, int]:
             f"parked at {entry.parked_at} for release {entry.release_id}, which {where}; it was not ready for "
             f"the event within {ttl.total_seconds() / 3600:g} h (MLOPS_PARKED_EVENT_TTL_HOURS)"
         )
-        function = next(
-            (f for f, types in FUNCTION_EVENT_TYPES.items() if entry.event_type in types), FUNCTION_OF_PARKED
-        )
+        function = function_for(entry.event_type) or FUNCTION_OF_PARKED
         letter = DeadLetter.of(entry.event_id, entry.event_type, function, reason, now.isoformat(), payload)
         ctx.ports.store.add_dead_letter(letter)
         if ctx.ports.store.unpark(entry.release_id, entry.event_id):

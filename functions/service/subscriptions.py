@@ -14,3 +14,8 @@ FUNCTION_EVENT_TYPES: dict[str, tuple[str, ...]] = {
     "on_registry_event": (ev.IMAGE_PUSHED, ev.IMAGE_DELETED),
     "on_storage_event": (ev.BLOB_CREATED,),
 }
+
+
+def function_for(event_type: str) -> str | None:
+    """The function whose subscription takes ``event_type``, if one does."""
+    return next((function for function, types in FUNCTION_EVENT_TYPES.items() if event_type in types), None)

@@ -61,6 +61,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableEntity, TableServiceClient, UpdateMode
 
+from functions.domain.events import wire_type
 from functions.domain.refs import DeadLetter, ParkedEvent, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
@@ -224,7 +225,7 @@ class TableReleaseStore:
             "RowKey": table_key(event_id),
             "release_id": release_id,
             "event_id": event_id,
-            "event_type": str(payload.get("eventType") or payload.get("type") or ""),
+            "event_type": wire_type(payload),
             "parked_at": utc_iso(parked_at),
             "seq": next_sequence(),
             **split_json(json.dumps(payload), what=f"parked event {event_id}"),

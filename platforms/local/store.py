@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from functions.domain.events import wire_type
 from functions.domain.refs import DeadLetter, ParkedEvent, WorkItem
 from functions.domain.release import Release
 from functions.ports import ConcurrencyError, forgettable_before, utc_iso
@@ -161,7 +162,7 @@ class SqliteReleaseStore:
         return [_release(row) for row in self._connect().execute(query, params)]
 
     def park(self, release_id: str, event_id: str, payload: dict[str, Any], parked_at: str) -> None:
-        event_type = str(payload.get("eventType") or payload.get("type") or "")
+        event_type = wire_type(payload)
         self._connect().execute(
             "INSERT OR IGNORE INTO parked_events (release_id, event_id, payload, parked_at, event_type) "
             "VALUES (?, ?, ?, ?, ?)",

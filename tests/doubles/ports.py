@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from functions.domain.events import wire_type
 from functions.domain.ids import image_tag
 from functions.domain.notifications import Notification
 from functions.domain.refs import (
@@ -98,7 +99,7 @@ class InMemoryReleaseStore:
         with self._lock:
             if not any(p.release_id == release_id and p.event_id == event_id for p, _ in self.parked_events):
                 self._sequence += 1
-                event_type = str(payload.get("eventType") or payload.get("type") or "")
+                event_type = wire_type(payload)
                 entry = ParkedEvent(release_id, event_id, event_type, utc_iso(parked_at), f"{self._sequence:020d}")
                 self.parked_events.append((entry, copy.deepcopy(payload)))
 

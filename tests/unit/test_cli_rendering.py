@@ -19,9 +19,10 @@ from rich.console import Console
 
 from devhost import commands_releases
 from devhost.cli import main
-from devhost.client import EXCERPT_CHARS, HostClient
+from devhost.client import HostClient
 from devhost.commands_releases import next_page_command, rollout_table
 from devhost.console import Listing, literal
+from functions.domain.input_limits import DEAD_LETTER_EXCERPT_CHARS
 from tests.doubles.host_response import FakeResponse
 
 HOST = "http://127.0.0.1:7198"
@@ -235,7 +236,7 @@ def test_an_older_host_with_whole_payloads_and_no_paging(host: Host, screen: Con
     assert "b-1" in out and "?" in out and "next page" not in out
 
     (kept,) = HostClient().dead_letters()  # what callers before paging read: the list
-    assert len(kept["excerpt"]) == EXCERPT_CHARS and kept["truncated"] is True
+    assert len(kept["excerpt"]) == DEAD_LETTER_EXCERPT_CHARS and kept["truncated"] is True
     assert kept["size"] is None and kept["sha256"] is None and kept["payload"] == {"data": "x" * 3000}
 
 

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from devhost.eventgrid_webhook import EVENT_GRID_WEBHOOK
 from devhost.host import build_host
 from functions import bootstrap
-from functions.domain.input_limits import MAX_EVENT_ID_CHARS, printable
+from functions.domain.events import wire_id
 from functions.domain.refs import DeadLetter
 from functions.links import Links
 from functions.service import delivery
@@ -123,10 +123,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
 
 def letter_key(payload: Any) -> str:
     """The key the app keeps a dead letter under: the event's id, or one made from its content."""
-    given = payload.get("id") if isinstance(payload, dict) else None
-    if isinstance(given, str | int) and not isinstance(given, bool) and str(given):
-        return printable(str(given), MAX_EVENT_ID_CHARS)
-    return f"(no id) {DeadLetter.of('', '', '', '', '', payload).sha256[:16]}"
+    return DeadLetter.of(wire_id(payload), "", "", "", "", payload).event_id
 
 
 def host_letters(path: Path) -> int:
