@@ -75,6 +75,8 @@ bench: $(STAMP)
 	$(PY) -m benchmarks.invocations
 	$(PY) -m benchmarks.router
 	$(PY) -m benchmarks.input_bounds
+	$(PY) -m benchmarks.crash_recovery
+	$(PY) -m benchmarks.soak
 
 clean:
 	-$(VENV)/bin/mlops down

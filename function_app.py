@@ -60,17 +60,20 @@ def on_storage_event(event: func.EventGridEvent) -> None:
 
 
 @app.function_name("reconcile")
-@app.timer_trigger(schedule="%MLOPS_RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=False)
+# run_on_startup: every instance that starts runs one pass at once, so a host restarted after a crash
+# retries the claims its dead predecessor held in seconds (docs/reliability.md). A pass is idempotent
+# and guarded by the store's version checks, so extra passes on scale-out or recycling are harmless.
+@app.timer_trigger(schedule="%MLOPS_RECONCILE_SCHEDULE%", arg_name="timer", run_on_startup=True)
 def reconcile(timer: func.TimerRequest) -> None:
-    """On the MLOPS_RECONCILE_SCHEDULE setting (default every minute): expire approvals, re-check
-    stuck steps, recover missed events, run due background work."""
+    """At start and on the MLOPS_RECONCILE_SCHEDULE setting (default every minute): expire approvals,
+    re-check stuck steps, retry claims a dead instance held, recover missed events, run due background work."""
     scheduled.reconcile(timer)
 
 
 @app.function_name("follow_operations")
-@app.timer_trigger(schedule="%MLOPS_FOLLOW_SCHEDULE%", arg_name="timer", run_on_startup=False)
+@app.timer_trigger(schedule="%MLOPS_FOLLOW_SCHEDULE%", arg_name="timer", run_on_startup=True)
 def follow_operations(timer: func.TimerRequest) -> None:
-    """On MLOPS_FOLLOW_SCHEDULE (default every 10 s): one look at each deployment coming up or traffic
+    """At start and on MLOPS_FOLLOW_SCHEDULE (default every 10 s): one look at each deployment coming up or traffic
     change in flight, and the release carried on when one has ended. No invocation waits for them."""
     scheduled.follow(timer)
 

@@ -22,6 +22,7 @@ from devhost.console import console
 from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from functions.settings import Settings
 from platforms.local.events import UNDELIVERED_FILE
+from platforms.local.processes import owned_env
 
 
 def settings_for_port(port: int) -> Settings:
@@ -61,25 +62,88 @@ def cmd_up(args: argparse.Namespace) -> int:
             console.print(f"  {problem}", markup=False, soft_wrap=True)
         return 1
     settings.home.mkdir(parents=True, exist_ok=True)
-    _pid_file(settings).write_text(str(os.getpid()))
-    _restore_production(settings)
-    console.print(f"[bold]mlops host[/] on {settings.host_url} (state in {settings.home}); Ctrl-C stops it")
-    for function in indexed_functions(app):
-        console.print(f"  {function_name(function)}: {trigger_of(function).get_binding_name()}")
-    from devhost.commands_data import start_watching
-
+    if live_host := _live_host_of(settings):
+        console.print(f"[red]a host (pid {live_host}) already serves {settings.home}; `mlops down` stops it[/]")
+        return 1
+    # SIGTERM (and a closed terminal) must clean up as Ctrl-C does: uvicorn re-raises the signal once it
+    # has shut down, and the default action of SIGTERM ends the process before the finally below runs.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_cleanly)
     stop_watching = threading.Event()
-    if start_watching(settings, stop_watching) is not None and settings.data_trigger is not None:
-        folder = settings.home / settings.data_trigger.container
-        console.print(f"  new training data: CSV files put under {folder}/{settings.data_trigger.prefix}", markup=False)
     try:
+        _clean_up_after_dead_host(settings)
+        _pid_file(settings).write_text(str(os.getpid()))
+        _restore_production(settings)
+        console.print(f"[bold]mlops host[/] on {settings.host_url} (state in {settings.home}); Ctrl-C stops it")
+        for function in indexed_functions(app):
+            console.print(f"  {function_name(function)}: {trigger_of(function).get_binding_name()}")
+        from devhost.commands_data import start_watching
+
+        if start_watching(settings, stop_watching) is not None and settings.data_trigger is not None:
+            folder = settings.home / settings.data_trigger.container
+            console.print(f"  new training data: CSV files put under {folder}/{settings.data_trigger.prefix}",
+                          markup=False)  # fmt: skip
         # An event the host cannot hand to the app lands where the local bus records what it gave up on.
         serve(app, host="127.0.0.1", port=args.port, dead_letters=settings.home / UNDELIVERED_FILE)
-    finally:
+    finally:  # Ctrl-C, SIGTERM, SIGHUP: the host stops what it started, training jobs included
+        # A second signal (a closed terminal sends SIGHUP twice; `mlops down` may follow up) must not
+        # cut the cleanup short.
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
         stop_watching.set()
-        _pid_file(settings).unlink(missing_ok=True)
         _stop_deployments(settings)
+        from platforms.local.processes import stop_owned
+
+        stop_owned(settings.home)
+        _pid_file(settings).unlink(missing_ok=True)
     return 0
+
+
+def _live_host_of(settings: Settings) -> int | None:
+    """The pid of another host that serves this $MLOPS_HOME now (two would stop each other's servers)."""
+    pid_file = _pid_file(settings)
+    pid = _host_pid(pid_file) if pid_file.exists() else None
+    return pid if pid and pid != os.getpid() else None
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _clean_up_after_dead_host(settings: Settings) -> None:
+    """Before serving: stop what a host that died without stopping (kill -9, a crash) left unrecorded.
+
+    Recorded servers and running training jobs stay: the releases they belong to carry on with them
+    (the start-up reconcile pass retries what the dead host held at once)."""
+    from platforms.local.orphans import stop_orphans
+
+    pid_file = _pid_file(settings)
+    if pid_file.exists():  # cmd_up refused to start beside a live host: this one is gone
+        console.print(f"the previous host (pid {pid_file.read_text().strip()}) ended without stopping; cleaning up")
+        pid_file.unlink(missing_ok=True)
+    for process in stop_orphans(settings.home):
+        console.print(f"  stopped pid {process.pid}, which no record accounts for: {process.command}", markup=False)
+    _remove_unneeded_staging(settings)
+
+
+def _remove_unneeded_staging(settings: Settings) -> None:
+    """Staging servers of releases past staging (live or ended): a host killed between a release going
+    live and removing its staging leaves one running that no step will remove. And records of dead servers."""
+    from functions.bootstrap import release_store
+    from functions.domain.release import FINAL_STATES, State
+    from platforms.local.deployer import LocalDeployer
+
+    deployer = LocalDeployer(settings.home, production_port=settings.production_port)
+    dead = deployer.forget_dead()
+    if dead:
+        console.print(f"  forgot {len(dead)} record(s) of server(s) no longer running: {', '.join(dead)}", markup=False)
+    store = release_store(settings)
+    for release_id in deployer.staging_releases():
+        release = store.get(release_id)
+        if release is None or release.state in FINAL_STATES | {State.LIVE}:
+            deployer.remove_staging(release_id)
+            why = release.state.value if release else "no such release"
+            console.print(f"  removed the staging server of {release_id} ({why})", markup=False)
 
 
 def _restore_production(settings: Settings) -> None:
@@ -116,7 +180,8 @@ def start_detached(settings: Settings, port: int) -> int:
         process = subprocess.Popen(
             [sys.executable, "-m", "devhost", "up", "--port", str(port)],
             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "MLOPS_HOST_URL": settings.host_url, "MLOPS_HOME": str(settings.home)},
+            env=owned_env(settings.home, {**os.environ, "MLOPS_HOST_URL": settings.host_url,
+                                          "MLOPS_HOME": str(settings.home)}),
         )  # fmt: skip
     client = HostClient(settings.host_url)
     deadline = time.monotonic() + 60
@@ -133,7 +198,8 @@ def start_detached(settings: Settings, port: int) -> int:
 
 
 def cmd_down(args: argparse.Namespace | None = None) -> int:
-    """`mlops down`: stop the host named in the pid file, then every endpoint process it started.
+    """`mlops down`: stop the host named in the pid file, every endpoint process, then whatever else of
+    $MLOPS_HOME still runs (training jobs; processes a host killed with SIGKILL left unrecorded).
 
     args is unused (devhost/demo.py calls it without); the parameter makes it a command handler.
     """
@@ -147,6 +213,11 @@ def cmd_down(args: argparse.Namespace | None = None) -> int:
         pid_file.unlink(missing_ok=True)
     stopped = _stop_deployments(settings)
     console.print(f"stopped {len(stopped)} endpoint process(es)" if stopped else "no endpoint processes running")
+    from platforms.local.processes import stop_owned
+
+    if rest := stop_owned(settings.home):
+        groups = len({process.pgid for process in rest})
+        console.print(f"stopped {len(rest)} more process(es) of {settings.home} in {groups} group(s)", markup=False)
     return 0
 
 

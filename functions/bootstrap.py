@@ -59,8 +59,13 @@ def build_orchestrator(settings: Settings | None = None, clock: Clock = utc_now)
 
 def _timeouts(settings: Settings, claimed_step: timedelta = Timeouts.claimed_step) -> Timeouts:
     """The timeouts the settings choose; the platform may hold a claimed step longer (Azure's 35 minutes)."""
+    check = settings.missed_event_check
     return Timeouts(
-        approval=settings.approval_timeout, parked_event=settings.parked_event_ttl, claimed_step=claimed_step
+        approval=settings.approval_timeout,
+        parked_event=settings.parked_event_ttl,
+        claimed_step=claimed_step,
+        training_check=check or Timeouts.training_check,
+        packaging_check=check or Timeouts.packaging_check,
     )
 
 
@@ -83,22 +88,34 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
     # Imported here so the Azure platform never loads local-only modules, and the reverse.
     from platforms.common.endpoint_tests import HttpEndpointTester
     from platforms.common.model_spec import ModelSpec
+    from platforms.local.chaos import EventChaos
     from platforms.local.deployer import LocalDeployer
     from platforms.local.events import LocalEventBus
     from platforms.local.evidence import RouterEvidence
     from platforms.local.images import LocalImages
+    from platforms.local.instances import ProcessInstances
     from platforms.local.notifier import FILE_TARGET, NotificationFile
     from platforms.local.registry import LocalRegistry
     from platforms.local.training import LocalTraining
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
-    bus = LocalEventBus(home, settings.host_url, clock=clock)
+    chaos = EventChaos(home, settings.local_event_chaos) if settings.local_event_chaos else None
+    bus = LocalEventBus(home, settings.host_url, clock=clock, chaos=chaos)
+    training = LocalTraining(
+        home, bus, data=settings.training_data, model=ModelSpec.from_settings(settings.task, settings.estimator)
+    )
+    training.adopt_jobs()  # jobs a host that died started: their ends are announced from here on
+    store = release_store(settings)
+    if settings.local_crash_after:  # a test switch, never on by default (docs/reliability.md)
+        from platforms.local.crash_point import crash_after
+        from platforms.local.store import SqliteReleaseStore
+
+        assert isinstance(store, SqliteReleaseStore)
+        store.after_save = crash_after(settings.local_crash_after, home / "crash_point.fired")
     return Ports(
-        store=release_store(settings),
-        training=LocalTraining(
-            home, bus, data=settings.training_data, model=ModelSpec.from_settings(settings.task, settings.estimator)
-        ),
+        store=store,
+        training=training,
         registry=LocalRegistry(home, bus),
         images=LocalImages(home, bus),
         deployer=LocalDeployer(home, production_port=settings.production_port, fault=settings.local_fault),
@@ -106,6 +123,7 @@ def _local_ports(settings: Settings, clock: Clock) -> Ports:
         notifier=_notification_targets(settings, {FILE_TARGET: NotificationFile(home)}),
         publisher=bus,
         evidence=RouterEvidence(f"http://127.0.0.1:{settings.production_port}"),
+        instances=ProcessInstances(),
     )
 
 
@@ -129,6 +147,7 @@ def _azure_ports(settings: Settings) -> Ports:
     from platforms.azure.deployer import AzureDeployer
     from platforms.azure.evidence import AppInsightsEvidence
     from platforms.azure.images import AcrImages, AcrTasksClient
+    from platforms.azure.instances import AppServiceInstances
     from platforms.azure.models import download_model
     from platforms.azure.notifier import TOPIC_TARGET, TopicNotificationChannel
     from platforms.azure.production import AksProduction
@@ -164,6 +183,7 @@ def _azure_ports(settings: Settings) -> Ports:
         publisher=publisher,
         # The deployments' requests in the workspace's Application Insights (AZUREML_APP_INSIGHTS_ID).
         evidence=AppInsightsEvidence.from_settings(azure, credential, production),
+        instances=AppServiceInstances(),
     )
 
 

@@ -180,6 +180,17 @@ class Publisher(Protocol):
         the duplicate (delivery is at least once)."""
 
 
+class Instances(Protocol):
+    """Which host instance this is, and whether an instance that claimed a step is still running."""
+
+    def current(self) -> str:
+        """This instance's name, recorded on each claim it saves (Release.claimed_by)."""
+
+    def alive(self, instance: str) -> bool | None:
+        """False only when ``instance`` is known to have ended; None when this platform cannot tell
+        (then a claim waits for its timeout, as before instances were recorded)."""
+
+
 class LinkBuilder(Protocol):
     """URLs of the app's own routes, for messages to people (built by the entry layer, passed in)."""
 

@@ -94,6 +94,14 @@ class Settings:
     parked_event_ttl: timedelta = timedelta(hours=24)
     # The local deployer's fault injection (MLOPS_LOCAL_FAULT, off when empty): docs/rollout.md.
     local_fault: dict[str, Any] = field(default_factory=dict)
+    # Test switches of the local platform, off when empty (docs/reliability.md): the host kills itself
+    # with SIGKILL right after saving a release's step (MLOPS_LOCAL_CRASH_AFTER), and the local event bus
+    # drops, duplicates, delays or reorders a share of its deliveries (MLOPS_LOCAL_EVENT_CHAOS).
+    # MLOPS_MISSED_EVENT_CHECK_SECONDS: after how long reconcile asks the platform about a training run or
+    # an image whose event has not come (None: Timeouts' own 15 and 5 minutes).
+    missed_event_check: timedelta | None = None
+    local_crash_after: str = ""
+    local_event_chaos: dict[str, Any] = field(default_factory=dict)
     # The environment the settings came from; secrets are read from it on every request (rotation).
     env: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False, compare=False)
 
@@ -161,6 +169,12 @@ class Settings:
             approval_policy=approval_policy,
             rollout_policy=_rollout_policy(env.get("MLOPS_ROLLOUT_POLICY")),
             local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), platform),
+            # Each check is a platform call per waiting release: at least a minute on Azure.
+            missed_event_check=_optional_seconds(
+                env, "MLOPS_MISSED_EVENT_CHECK_SECONDS", 60 if platform == "azure" else 1, 86400
+            ),
+            local_crash_after=_local_crash_after(env.get("MLOPS_LOCAL_CRASH_AFTER"), _switch_platform(env, platform)),
+            local_event_chaos=_local_event_chaos(env.get("MLOPS_LOCAL_EVENT_CHAOS"), _switch_platform(env, platform)),
             retrain_schedule=_retrain_schedule(env.get("MLOPS_RETRAIN_SCHEDULE")),
             generic_webhook_tolerance=timedelta(seconds=_int(env, "MLOPS_GENERIC_WEBHOOK_TOLERANCE", 300, 10, 3600)),
             trust_generic_requester=_bool(env, "MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER"),
@@ -371,6 +385,70 @@ def _rollout_policy(raw: str | None) -> RolloutPolicy:
         return RolloutPolicy.from_mapping(document)
     except RolloutConfigError as exc:
         raise SettingsError(f"MLOPS_ROLLOUT_POLICY: {exc}") from None
+
+
+def _optional_seconds(env: Mapping[str, str], name: str, low: int, high: int) -> timedelta | None:
+    """A whole number of seconds in low..high, or None when the setting is unset or empty."""
+    if not (env.get(name) or "").strip():
+        return None
+    return timedelta(seconds=_int(env, name, 0, low, high))
+
+
+def _switch_platform(env: Mapping[str, str], platform: str) -> str:
+    """Where a test switch would run: on App Service (its own variables are set) it is Azure, whatever
+    MLOPS_PLATFORM says, so a switch that kills the host or loses events can never be on there."""
+    on_app_service = any(env.get(name) for name in ("WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID"))
+    return "azure" if on_app_service else platform
+
+
+CRASH_POINT = re.compile(r"^(?P<step>[a-z_]+)(?:#(?P<nth>[1-9][0-9]{0,2}))?(?:@(?P<releases>[A-Za-z0-9_.*?-]+))?$")
+CHAOS_SHARES = ("drop", "duplicate", "delay", "reorder")
+
+
+def _local_crash_after(raw: str | None, platform: str) -> str:
+    """MLOPS_LOCAL_CRASH_AFTER: ``step[#n][@releases]``, e.g. ``operation_started#2@rel-ado-*``; off when unset.
+
+    The host dies (SIGKILL, as kill -9) right after it saved the n-th (default first) timeline entry
+    ``step`` of a release whose id matches the pattern (default every release): the crash-matrix tests."""
+    if not raw or not raw.strip():
+        return ""
+    if platform != "local":
+        raise SettingsError("MLOPS_LOCAL_CRASH_AFTER kills the local host for the crash tests; unset it on Azure")
+    if not CRASH_POINT.match(raw.strip()):
+        raise SettingsError(
+            f"MLOPS_LOCAL_CRASH_AFTER must look like step[#n][@release-pattern] (e.g. image_pushed@rel-*), not {raw!r}"
+        )
+    return raw.strip()
+
+
+def _local_event_chaos(raw: str | None, platform: str) -> dict[str, Any]:
+    """MLOPS_LOCAL_EVENT_CHAOS (JSON): the shares of the local bus's deliveries it drops, duplicates, delays
+    (by ``delay_s``) or reorders, drawn from ``seed``; off when unset. Only events of releases that exist
+    are dropped (platforms/local/chaos.py)."""
+    if not raw or not raw.strip():
+        return {}
+    if platform != "local":
+        raise SettingsError("MLOPS_LOCAL_EVENT_CHAOS is the local event bus's chaos switch; unset it on Azure")
+    document = _json_object(raw, "MLOPS_LOCAL_EVENT_CHAOS")
+    known = (*CHAOS_SHARES, "delay_s", "seed")
+    unknown = sorted(set(document) - set(known))
+    if unknown:
+        raise SettingsError(
+            f"MLOPS_LOCAL_EVENT_CHAOS: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}"
+        )
+    chaos: dict[str, Any] = {"drop": 0.0, "duplicate": 0.0, "delay": 0.0, "reorder": 0.0, "delay_s": 2.0, "seed": 0}
+    for name in known:
+        value = document.get(name, chaos[name])
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.{name} must be a number, not {value!r}")
+        if name in CHAOS_SHARES and not 0.0 <= value <= 1.0:
+            raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.{name} must be a share between 0 and 1, not {value}")
+        if name == "delay_s" and not 0.0 <= value <= 60.0:
+            raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.delay_s must be between 0 and 60 seconds, not {value}")
+        if name == "seed" and not isinstance(value, int):
+            raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.seed must be a whole number, not {value!r}")
+        chaos[name] = value
+    return chaos
 
 
 def _local_fault(raw: str | None, platform: str) -> dict[str, Any]:

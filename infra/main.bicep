@@ -173,6 +173,9 @@ param dataDebounceSeconds string = '300'
 @description('MLOPS_PARKED_EVENT_TTL_HOURS: an event that came before its release was ready waits this long, then expires into a dead letter.')
 param parkedEventTtlHours string = '24'
 
+@description('MLOPS_MISSED_EVENT_CHECK_SECONDS: how long reconcile waits for a training run\'s or an image\'s event before asking the platform itself (empty: 900 for a run, 300 for an image).')
+param missedEventCheckSeconds string = ''
+
 @description('Principal (object) id of the identity the training jobs read their data with (the compute cluster\'s managed identity); gets Storage Blob Data Reader on dataContainer. Empty: grant it yourself.')
 param dataReaderPrincipalId string = ''
 
@@ -646,6 +649,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'MLOPS_PARKED_EVENT_TTL_HOURS'
           value: parkedEventTtlHours
+        }
+        {
+          name: 'MLOPS_MISSED_EVENT_CHECK_SECONDS'
+          value: missedEventCheckSeconds
         }
         {
           name: 'MLOPS_ESTIMATOR'

@@ -77,7 +77,13 @@ class Release:
     error: str | None = None
     timeline: list[dict[str, Any]] = field(default_factory=list)
     handled_events: list[str] = field(default_factory=list)
+    # The host instance whose save last claimed the step ({"instance", "at"}): a claim held by an
+    # instance known to be gone is retried at once (service/reconcile.py), not after a timeout.
+    claimed_by: dict[str, Any] | None = None
     version: int = 0  # optimistic concurrency: the store's version of this record
+    # Set by a transition that moves the claim (a new state, an operation begun or seen to end, a
+    # retry); the save stamps claimed_by (stamp_claim) and clears it. Not stored.
+    claim_moved: bool = field(default=False, compare=False, repr=False)
 
     # ---- creation -------------------------------------------------------------------
     @classmethod
@@ -161,7 +167,14 @@ class Release:
         if event_id not in self.handled_events:
             self.handled_events.append(event_id)
 
+    def stamp_claim(self, instance: str, now: datetime) -> None:
+        """Before a save: if a transition moved the claim, ``instance`` (the saver) holds it now."""
+        if self.claim_moved:
+            self.claimed_by = {"instance": instance, "at": _iso(now)}
+            self.claim_moved = False
+
     def _moved(self, now: datetime, step: str, detail: str, new_state: State | None = None) -> None:
+        self.claim_moved = True
         if new_state is not None and new_state != self.state:
             self.state = new_state
             self.step_started_at = _iso(now)
@@ -300,6 +313,7 @@ class Release:
         self.operation = {**operation, "number": number, "started_at": _iso(now), "deadline": _iso(deadline),
                           "started_by": invocation, "what": what}  # fmt: skip
         self.step_started_at = _iso(now)  # reconcile's stuck-step clock counts from the last progress
+        self.claim_moved = True
         self._entry(now, "operation_started", f"{what}: started, followed by the timer", invocation)
 
     def operation_finished(self, now: datetime, number: int, state: str, detail: str, invocation: str) -> None:
@@ -310,6 +324,7 @@ class Release:
         what, began = self.operation.get("what", "operation"), self.operation.get("started_by", "")
         self.operation = None
         self.step_started_at = _iso(now)
+        self.claim_moved = True  # saving this is the claim to carry the step on
         said = f": {detail}" if detail else ""
         self._entry(now, f"operation_{state}", f"{what}: {state}{said} (began in {began})", invocation)
 
@@ -431,6 +446,7 @@ class Release:
         """Reconcile found the claimed step stuck: count the attempt and restart its clock."""
         self.step_attempts += 1
         self.step_started_at = _iso(now)
+        self.claim_moved = True
         self.note(now, "retry", f"{self.state.value} made no progress; attempt {self.step_attempts + 1}")
 
     # ---- views ----------------------------------------------------------------------
@@ -461,6 +477,7 @@ class Release:
             "error": self.error,
             "timeline": self.timeline,
             "handled_events": self.handled_events,
+            "claimed_by": self.claimed_by,
             "version": self.version,
         }
 
@@ -470,6 +487,7 @@ class Release:
         fields = copy.deepcopy(document) if copy_document else dict(document)
         fields["state"] = State(fields["state"])
         fields.setdefault("operation", None)  # records from before operations were kept
+        fields.setdefault("claimed_by", None)  # records from before claims named their instance
         return cls(**fields)
 
 

@@ -39,7 +39,7 @@ UI_TAG = "ui"
 GUARD = "Locally, also: a POST from another site's `Origin` (the host's same-site guard)."
 STATES = [state.value for state in State]
 RELEASE_PARTS = ("job", "candidate", "champion", "gate", "data_checks", "image", "staging", "approval",
-                 "production", "operation")  # fmt: skip
+                 "production", "operation", "claimed_by")  # fmt: skip
 
 # Security requirements: alternatives, each a set of schemes that go together.
 FUNCTION_KEY = (("functionKey",), ("functionKeyHeader",))

@@ -27,7 +27,7 @@ from functions.service.announce import announce
 from functions.service.context import Context
 from functions.service.results import Conflict, Forbidden, Gone, Invalid, NotFound
 from functions.service.steps import carry_on_approval
-from functions.service.unit_of_work import command, get, update
+from functions.service.unit_of_work import claimed, command, get, update
 
 log = logging.getLogger("mlops.commands")
 Listed = TypeVar("Listed", DeadLetter, ParkedEvent)
@@ -216,7 +216,7 @@ def rollback(
     release = Release.for_rollback(
         release_id, target, ctx.clock(), who=who, comment=comment.strip(), from_release=serving.id if serving else ""
     )
-    if not ctx.ports.store.create(release):
+    if not ctx.ports.store.create(claimed(ctx, release)):
         raise Conflict(f"release {release_id} exists already; try again")
     log.info("release %s: rollback to %s by %s", release_id, target.id, _who(principal))
     return carry_on_approval(ctx, release)

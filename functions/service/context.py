@@ -14,6 +14,7 @@ from functions.ports import (
     Deployer,
     EndpointTester,
     Images,
+    Instances,
     LinkBuilder,
     Notifier,
     ProductionEvidence,
@@ -61,6 +62,18 @@ class Ports:
     publisher: Publisher
     # What production's deployments served: a rollout step's analysis reads it.
     evidence: ProductionEvidence
+    # Who holds a claim, and whether it is still running (reconcile retries a dead one's claim at once).
+    instances: Instances = field(default_factory=lambda: UnknownInstances())
+
+
+class UnknownInstances:
+    """For a platform that cannot tell whether an instance runs: claims wait for their timeouts."""
+
+    def current(self) -> str:
+        return "unknown"
+
+    def alive(self, instance: str) -> bool | None:
+        return None
 
 
 def utc_now() -> datetime:

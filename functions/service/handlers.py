@@ -21,7 +21,7 @@ from functions.service.context import Context
 from functions.service.new_data import on_blob_created
 from functions.service.results import Outcome
 from functions.service.steps import advance, read_data_checks
-from functions.service.unit_of_work import get, note
+from functions.service.unit_of_work import claimed, get, note
 
 log = logging.getLogger("mlops.handlers")
 
@@ -116,7 +116,7 @@ def on_run_finished(ctx: Context, event: ev.RunFinished) -> Result:
         announce(ctx, release)
         return Outcome.HANDLED
     release.evaluation_started(ctx.clock())
-    ctx.ports.store.save(release)  # the claim: only one handler gets past this line
+    ctx.ports.store.save(claimed(ctx, release))  # the claim: only one handler gets past this line
     advance(ctx, release)
     return Outcome.HANDLED
 
@@ -144,7 +144,7 @@ def on_image_pushed(ctx: Context, event: ev.ImageEvent) -> Result:
         return note(ctx, release, "stale_event", why, Outcome.STALE, event.id)
     release.mark_handled(event.id)
     release.image_pushed(ctx.clock(), event.repository, event.tag, event.digest)
-    ctx.ports.store.save(release)  # claim the staging step
+    ctx.ports.store.save(claimed(ctx, release))  # claim the staging step
     advance(ctx, release)
     return Outcome.HANDLED
 
@@ -210,7 +210,7 @@ def start_release(
     """Create the release and begin it; the same ``release_id`` again is a duplicate (same event) or stale."""
     release = Release.create(release_id, trigger, params, ctx.clock())
     release.mark_handled(event_id)
-    if not ctx.ports.store.create(release):
+    if not ctx.ports.store.create(claimed(ctx, release)):
         existing = get(ctx, release_id)
         if existing.has_handled(event_id):
             return note(ctx, existing, "duplicate_event", f"event {event_id} delivered again", Outcome.DUPLICATE)

@@ -24,7 +24,7 @@ from functions.ports import ConcurrencyError
 from functions.service.context import Context
 from functions.service.results import Outcome
 from functions.service.steps import advance
-from functions.service.unit_of_work import get, note
+from functions.service.unit_of_work import claimed, get, note
 
 log = logging.getLogger("mlops.new_data")
 
@@ -65,7 +65,7 @@ def _record(ctx: Context, trigger: data_trigger.DataTrigger, event: ev.BlobCreat
         release = Release.collecting(release_id, data_trigger.window_trigger(trigger, opened), now)
         release.data_arrived(now, event.blob(name))
         release.mark_handled(event.id)
-        if ctx.ports.store.create(release):
+        if ctx.ports.store.create(claimed(ctx, release)):
             log.info("new data %s opened window %s (closes %s)", name, release_id, window.due_at)
             return Outcome.HANDLED
         release = get(ctx, release_id)
@@ -75,7 +75,7 @@ def _record(ctx: Context, trigger: data_trigger.DataTrigger, event: ev.BlobCreat
         raise ConcurrencyError(f"window {release_id} has just closed: open the next one")
     release.data_arrived(now, event.blob(name))
     release.mark_handled(event.id)
-    ctx.ports.store.save(release)
+    ctx.ports.store.save(claimed(ctx, release))
     return Outcome.HANDLED
 
 
@@ -91,7 +91,7 @@ def close_window(ctx: Context, item: WorkItem) -> bool:
     if release is None or release.state != State.COLLECTING:
         return False  # no blob was recorded, or a previous attempt closed it
     release.data_window_closed(ctx.clock())
-    ctx.ports.store.save(release)  # the claim: a blob racing in now gets ConcurrencyError and retries
+    ctx.ports.store.save(claimed(ctx, release))  # the claim: a blob racing in gets ConcurrencyError, retries
     log.info("window %s closed: %s blob(s)", release.id, release.trigger.get("blob_count"))
     advance(ctx, release)
     return True

@@ -4,6 +4,9 @@ the retraining schedule (MLOPS_RETRAIN_SCHEDULE), whose due occurrence it starts
 Recovers what events alone cannot: a missed RunCompleted or ImagePushed (asks the platform), a
 handler that died holding a claim (retries the step, then fails the release), an approval
 nobody gave before its deadline. One broken release never stops the pass for the others.
+A step whose claim names an instance the platform knows has ended (Ports.instances) is looked at
+on the first pass, not after its timeout; the app runs a pass when it starts, so a host restarted
+after a crash recovers its releases in seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from functions.service.delivery import expire_parked
 from functions.service.handlers import start_release
 from functions.service.results import Outcome
 from functions.service.steps import advance, fail, read_data_checks
-from functions.service.unit_of_work import get, update
+from functions.service.unit_of_work import claimed, get, update
 
 log = logging.getLogger("mlops.reconcile")
 
@@ -83,23 +86,33 @@ def reconcile(ctx: Context) -> dict[str, int]:
 
 def _reconcile_one(ctx: Context, release: Release, now: datetime) -> str | None:
     age, t = release.step_age(now), ctx.timeouts
+    # A step whose holder is known to be gone (a host killed mid-step) is looked at now, not after its
+    # timeout: nobody else will finish it.
+    orphaned = holder_gone(ctx, release)
     if release.state == State.AWAITING_APPROVAL:
         return _expire_if_due(ctx, release, now)
-    if release.state == State.TRAINING and age >= t.training_check:
+    if release.state == State.TRAINING and (orphaned or age >= t.training_check):
         return _recheck_training(ctx, release, now, age)
-    if release.state == State.PACKAGING and age >= t.packaging_check:
+    if release.state == State.PACKAGING and (orphaned or age >= t.packaging_check):
         return _recheck_packaging(ctx, release, now, age)
     if release.state in CLAIMED_STATES and release.operation:
         return None  # the follow timer has it: an operation past its deadline is a step error there
-    if release.state in CLAIMED_STATES and age >= t.claimed_step:
+    if release.state in CLAIMED_STATES and (orphaned or age >= t.claimed_step):
         if release.step_attempts >= t.max_step_attempts:
             fail(ctx, release, f"step {release.state.value} did not finish after {release.step_attempts} attempts")
             return "failed"
         release.retry_step(now)
-        ctx.ports.store.save(release)  # the claim; a concurrent pass gets ConcurrencyError and skips
+        ctx.ports.store.save(claimed(ctx, release))  # the claim; a concurrent pass gets ConcurrencyError and skips
         advance(ctx, release)
         return "retried"
     return None
+
+
+def holder_gone(ctx: Context, release: Release) -> bool:
+    """Whether the instance that last claimed ``release``'s step is known to have ended (not this one)."""
+    holder = str((release.claimed_by or {}).get("instance") or "")
+    instances = ctx.ports.instances
+    return bool(holder) and holder != instances.current() and instances.alive(holder) is False
 
 
 def _expire_if_due(ctx: Context, release: Release, now: datetime) -> str | None:

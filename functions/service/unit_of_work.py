@@ -16,6 +16,12 @@ from functions.service.results import Conflict, NotFound, Outcome
 CONFLICT_RETRIES = 8
 
 
+def claimed(ctx: Context, release: Release) -> Release:
+    """Before a save: a transition that moved the claim records this instance as its holder."""
+    release.stamp_claim(ctx.ports.instances.current(), ctx.clock())
+    return release
+
+
 def get(ctx: Context, release_id: str) -> Release:
     release = ctx.ports.store.get(release_id)
     if release is None:
@@ -34,7 +40,7 @@ def update(ctx: Context, release: Release, expected: State, mutate: Callable[[Re
             raise ConcurrencyError(f"release {release.id} moved to {current.state.value}")
         mutate(current)
         try:
-            ctx.ports.store.save(current)
+            ctx.ports.store.save(claimed(ctx, current))
             return current
         except ConcurrencyError:
             current = get(ctx, release.id)
@@ -64,6 +70,7 @@ def command(ctx: Context, release_id: str, mutate: Callable[[Release], None]) ->
             mutate(release)
         except InvalidTransition as exc:
             raise Conflict(str(exc)) from None
+        claimed(ctx, release)  # an approval that claims the promotion names this instance
 
     return change(ctx.ports.store, release_id, checked)
 

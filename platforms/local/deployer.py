@@ -43,7 +43,7 @@ from platforms.common.readiness import http_ok
 from platforms.local import production_router
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.inference_server import DEFAULT_STARTUP_TIMEOUT_S, InferenceServer, free_port
-from platforms.local.processes import log_tail, pid_alive, stop_process_group
+from platforms.local.processes import log_tail, owned_env, pid_alive, stop_process_group
 
 logger = logging.getLogger("mlops.deployer")
 
@@ -255,6 +255,25 @@ class LocalDeployer:
             "servers": [{**entry, "running": self._running(entry)} for entry in state["servers"].values()],
         }
 
+    def forget_dead(self) -> list[str]:
+        """Drop the records of servers whose process is gone and that have no traffic (a host killed while
+        it stopped one leaves its record); the names dropped. One with traffic stays: production needs it
+        back, and begin_beside relaunches a dead one."""
+        traffic = self.traffic()
+        with self._locked_state() as state:
+            dead = [
+                name
+                for name, entry in state["servers"].items()
+                if not self._alive(entry) and not (entry["role"] == "production" and traffic.get(entry["release_id"]))
+            ]
+            for name in dead:
+                del state["servers"][name]
+        return dead
+
+    def staging_releases(self) -> list[str]:
+        """The releases with a staging server recorded."""
+        return [e["release_id"] for e in self._read_state()["servers"].values() if e["role"] == "staging"]
+
     def stop_all(self) -> list[str]:
         """Stop every server and the router (also those an earlier process started); return what was running."""
         stopped: list[str] = []
@@ -318,11 +337,11 @@ class LocalDeployer:
             )
         port = free_port()
         log = self.logs / f"{role}-{_file_name_part(key)}-{port}.log"
-        entry_script, env = context / "score.py", {}
+        entry_script, env = context / "score.py", owned_env(self.home, {})
         if role == "production" and self.fault and fnmatch.fnmatchcase(key, self.fault["deployments"]):
             # A documented test setting, never on by default: the image's score.py behind a faulty wrapper.
             entry_script = FAULTY_ENTRY_SCRIPT
-            env = {"MLOPS_FAULT_SCORE_SCRIPT": str(context / "score.py"), "MLOPS_FAULT": json.dumps(self.fault)}
+            env |= {"MLOPS_FAULT_SCORE_SCRIPT": str(context / "score.py"), "MLOPS_FAULT": json.dumps(self.fault)}
             logger.warning("production deployment %s gets the injected fault %s (MLOPS_LOCAL_FAULT)", key, self.fault)
         server = InferenceServer(entry_script, context / "model", log, port=port, env=env).launch()
         assert server.process is not None  # launch() started it
@@ -397,7 +416,7 @@ class LocalDeployer:
             process = subprocess.Popen(
                 command,
                 cwd=self.home,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=owned_env(self.home, {**os.environ, "PYTHONUNBUFFERED": "1"}),
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # outlives the caller's terminal session, like the servers

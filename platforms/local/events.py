@@ -27,6 +27,7 @@ from typing import Any
 import requests
 
 from functions.ports import Clock
+from platforms.local.chaos import EventChaos
 from platforms.local.files import append_jsonl
 
 logger = logging.getLogger("mlops.events")
@@ -136,6 +137,7 @@ class LocalEventBus:
         *,
         clock: Clock = system_clock,
         deliver_in_background: bool = True,
+        chaos: EventChaos | None = None,
     ) -> None:
         self.home = Path(home)
         self.host_url = host_url
@@ -145,6 +147,7 @@ class LocalEventBus:
         self.request_timeout_s = request_timeout_s
         self.clock = clock
         self.deliver_in_background = deliver_in_background
+        self.chaos = chaos  # MLOPS_LOCAL_EVENT_CHAOS: drops, duplicates, delays, reorders (tests only)
         self._queue: list[_Delivery] = []
         self._in_flight = 0
         self._sequence = itertools.count()
@@ -164,7 +167,9 @@ class LocalEventBus:
         with self._condition:
             if self._closed:
                 raise RuntimeError(f"event bus is closed; {event_type} for {subject!r} was not sent")
-            heapq.heappush(self._queue, _Delivery(now, next(self._sequence), event, function))
+            for delay_s in self.chaos.deliveries(event) if self.chaos else [0.0]:
+                due = now + timedelta(seconds=delay_s)
+                heapq.heappush(self._queue, _Delivery(due, next(self._sequence), event, function))
             if not self._started:
                 self._started = True
                 if self.deliver_in_background:

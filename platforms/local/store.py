@@ -18,7 +18,7 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,24 +100,45 @@ def _add_parked_columns(connection: sqlite3.Connection) -> None:
 
 
 class SqliteReleaseStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, after_save: Callable[[Release], None] | None = None) -> None:
         self.path = Path(path)
+        # Called with each release once its create or save committed (the crash tests' kill switch).
+        self.after_save = after_save
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections_lock = threading.Lock()
         with self._connect() as connection:
             connection.executescript(SCHEMA)
             _add_parked_columns(connection)
 
     def _connect(self) -> sqlite3.Connection:
-        # One connection per thread: sqlite3 connections must not cross threads.
+        # One connection per thread: sqlite3 connections must not be used across threads. The host's
+        # worker threads come and go, so a new connection first closes those of threads that ended
+        # (left to the garbage collector, each kept two file descriptors open for minutes: the soak).
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._close_connections_of_ended_threads()
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA busy_timeout=30000")
             while_locked(lambda: connection.execute("PRAGMA journal_mode=WAL"))  # see sqlite_db.connect
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append((threading.current_thread(), connection))
         return connection
+
+    def _close_connections_of_ended_threads(self) -> None:
+        with self._connections_lock:
+            ended = [(thread, connection) for thread, connection in self._connections if not thread.is_alive()]
+            self._connections = [pair for pair in self._connections if pair not in ended]
+        for _, connection in ended:
+            connection.close()  # its thread is gone: nobody else uses it (check_same_thread=False allows this)
+
+    def open_connections(self) -> int:
+        """How many connections this store holds (one per thread that used it and has not ended)."""
+        with self._connections_lock:
+            return len(self._connections)
 
     def _write_transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """This thread's connection inside BEGIN IMMEDIATE (sqlite_db.immediate_transaction)."""
@@ -137,6 +158,8 @@ class SqliteReleaseStore:
         if cursor.rowcount == 0:
             release.version = 0
             return False
+        if self.after_save:
+            self.after_save(release)
         return True
 
     def save(self, release: Release) -> None:
@@ -149,6 +172,8 @@ class SqliteReleaseStore:
         if cursor.rowcount != 1:
             release.version = expected
             raise ConcurrencyError(f"release {release.id} changed since version {expected}")
+        if self.after_save:
+            self.after_save(release)
 
     def list(self, limit: int = 100, states: Iterable[str] | None = None) -> builtins.list[Release]:
         query = "SELECT document, version FROM releases"

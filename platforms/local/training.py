@@ -1,11 +1,16 @@
 """Retraining jobs on this machine: the pipeline's component scripts as subprocesses.
 
-A job runs data_checks -> train -> evaluate (the same CLIs an Azure ML pipeline runs) in a
-background thread of the calling process, one subprocess per step, from the repository root.
-Everything about a job is in ``<home>/jobs/<job>/``: ``status.json`` (state, timestamps,
-step exit codes, the pid of the process driving the job), ``logs/<step>.log`` and the
-outputs. When it ends the job publishes what Azure ML would: RunCompleted, or
-RunStatusChanged with runStatus "Failed" naming the step that failed.
+A job runs data_checks -> train -> evaluate (the same CLIs an Azure ML pipeline runs), one
+subprocess per step, from the repository root, driven by a process of its own
+(platforms/local/training_job.py) in a session of its own: the job is one process group that
+survives the host that started it, and that `mlops down` stops whole. Everything about a job is in
+``<home>/jobs/<job>/``: ``status.json`` (state, timestamps, step exit codes, the job process's pid and
+the pid of the host that started it), ``logs/<step>.log`` and the outputs.
+
+The host that started a job waits for its process in a thread; when it ends, it publishes what
+Azure ML would: RunCompleted, or RunStatusChanged with runStatus "Failed" naming the step that failed
+(also when the job's process died without recording an end). A host started after that one died adopts
+its running jobs (``adopt_jobs``, when the platform is built) and announces their ends the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +37,7 @@ from platforms.common.model_spec import ModelSpec
 from platforms.common.names import job_name_part
 from platforms.local.files import read_json, utc_now, write_json_atomic
 from platforms.local.paths import REPO_ROOT
-from platforms.local.processes import log_tail, pid_alive
+from platforms.local.processes import owned_env, pid_alive
 
 logger = logging.getLogger("mlops.training")
 
@@ -40,7 +47,6 @@ EXPERIMENT_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-local:experiment:{EXP
 RUN_TYPE = "azureml.PipelineRun"
 STEPS = ("data_checks", "train", "evaluate")
 BUILTIN_DATA = "diabetes"
-ERROR_LINES = 5
 # What a step needs from the environment; nothing else leaks in (credentials, AZUREML_* settings).
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 
@@ -79,7 +85,8 @@ class LocalTraining:
             "params": self.model.params_for(params),
             "champion": champion.location if champion else None,
             "data": self.data_for(build),
-            "pid": os.getpid(),
+            "pid": None,  # the job's own process (platforms/local/training_job.py) writes its pid
+            "started_by": os.getpid(),  # the host that watches it
             "submitted_at": utc_now(),
             "finished_at": None,
             "current_step": None,
@@ -87,9 +94,8 @@ class LocalTraining:
             "failed_step": None,
             "error": None,
         }
-        write_json_atomic(job_dir / "status.json", status)
-        thread = threading.Thread(target=self._run, args=(job_dir, status, champion), name=job, daemon=True)
-        thread.start()
+        status["commands"] = self._commands(job_dir, status, champion)
+        self._launch(job_dir, status)
         logger.info("submitted %s for release %s", job, release_id)
         return job
 
@@ -100,7 +106,8 @@ class LocalTraining:
             return JobStatus("unknown", f"no job {job_name} under {self.jobs}")
         url = job_dir.resolve().as_uri()
         state = status["state"]
-        if state == "running" and not pid_alive(status.get("pid")):
+        # Until the job's process writes its pid, the host that started it vouches for it.
+        if state == "running" and not pid_alive(status.get("pid") or status.get("started_by")):
             return JobStatus("failed", "job process vanished", url)
         if state == "running":
             step = status.get("current_step") or STEPS[0]
@@ -161,44 +168,69 @@ class LocalTraining:
             "evaluate": [self.python, "-m", "ml_pipeline.evaluate", *evaluate],
         }
 
-    def _run(self, job_dir: Path, status: dict[str, Any], champion: ModelRef | None) -> None:
-        failed_step, error = None, ""
-        step = STEPS[0]
-        try:
-            for step, command in self._commands(job_dir, status, champion).items():
-                status["current_step"] = step
-                write_json_atomic(job_dir / "status.json", status)
-                exit_code = self._run_step(job_dir, step, command, status)
-                if exit_code != 0:
-                    tail = log_tail(job_dir / "logs" / f"{step}.log", ERROR_LINES)
-                    failed_step, error = step, f"exit code {exit_code}\n{tail}"
-                    break
-        except Exception as exc:  # the job must end in a recorded state and an event, whatever broke
-            logger.exception("job %s broke in step %s", status["job"], step)
-            failed_step, error = step, f"{type(exc).__name__}: {exc}"
-        self._finish(job_dir, status, failed_step, error)
-
-    def _run_step(self, job_dir: Path, step: str, command: list[str], status: dict[str, Any]) -> int:
+    def _launch(self, job_dir: Path, status: dict[str, Any]) -> None:
+        """Start the job's process in a session of its own (it records its pid) and watch it end."""
+        write_json_atomic(job_dir / "status.json", status)  # before the process: it starts from this
         env = {name: os.environ[name] for name in _PASSED_ENV if name in os.environ}
         env["PYTHONPATH"] = str(REPO_ROOT)
-        record: dict[str, Any] = {"command": command, "started_at": utc_now(), "exit_code": None}
-        status["steps"][step] = record
-        started = time.perf_counter()
-        with open(job_dir / "logs" / f"{step}.log", "wb") as log:
-            done = subprocess.run(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
-        record.update(exit_code=done.returncode, finished_at=utc_now(), seconds=round(time.perf_counter() - started, 3))
+        with open(job_dir / "logs" / "job.log", "wb") as log:
+            process = subprocess.Popen(
+                [self.python, "-m", "platforms.local.training_job", str(job_dir)],
+                cwd=REPO_ROOT, env=owned_env(self.home, env), stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # one process group: outlives this host, stopped whole by `mlops down`
+            )  # fmt: skip
+        # Recorded at once too (the job writes it as its first act, but a host killed in between must not
+        # leave a running job that looks like none): the next host keeps it and adopts it.
+        status["pid"] = process.pid
         write_json_atomic(job_dir / "status.json", status)
-        return done.returncode
+        self._watch(job_dir, lambda: process.wait())
 
-    def _finish(self, job_dir: Path, status: dict[str, Any], failed_step: str | None = None, error: str = "") -> None:
-        status.update(
-            state="failed" if failed_step else "completed",
-            current_step=None,
-            finished_at=utc_now(),
-            failed_step=failed_step,
-            error=error or None,
-        )
-        write_json_atomic(job_dir / "status.json", status)
+    def _watch(self, job_dir: Path, wait: Callable[[], int | None]) -> None:
+        """Announce the job's end once ``wait`` returns (its process exited), in a thread of its own."""
+        if not _claim_watch(job_dir.name):
+            return  # this process watches it already (a second LocalTraining of the same home)
+        thread = threading.Thread(target=self._announce_end, args=(job_dir, wait), name=job_dir.name, daemon=True)
+        thread.start()
+
+    def adopt_jobs(self) -> int:
+        """Watch the running jobs a host that is gone started; a job whose process died is failed at once.
+
+        Called when the platform is built, so a host restarted after a crash picks its jobs up in seconds
+        rather than when reconcile's training check comes round. The number of jobs adopted."""
+        adopted = 0
+        for status_path in sorted(self.jobs.glob("*/status.json")) if self.jobs.is_dir() else []:
+            status = read_json(status_path)
+            if not isinstance(status, dict) or status.get("state") != "running" or "commands" not in status:
+                continue
+            if pid_alive(status.get("started_by")) and status.get("started_by") != os.getpid():
+                continue  # its own host is alive and watches it
+            self._watch(status_path.parent, partial(_wait_for_job_process, status_path))
+            adopted += 1
+        if adopted:
+            logger.info("watching %d training job(s) an earlier host started", adopted)
+        return adopted
+
+    def _announce_end(self, job_dir: Path, wait: Callable[[], int | None]) -> None:
+        try:
+            self._record_and_publish_end(job_dir, wait())
+        except Exception:  # a watcher thread must say why it stopped; reconcile asks about the job later
+            logger.exception("job %s: could not announce its end", job_dir.name)
+
+    def _record_and_publish_end(self, job_dir: Path, exit_code: int | None) -> None:
+        status = read_json(job_dir / "status.json") or {}
+        if status.get("state") == "running":  # its process died before recording the end (killed, OOM)
+            step = status.get("current_step") or STEPS[0]
+            how = f"exit code {exit_code}" if exit_code is not None else "it is gone"
+            status.update(state="failed", current_step=None, finished_at=utc_now(), failed_step=step,
+                          error=f"the job's process ended before the job did ({how})")  # fmt: skip
+            write_json_atomic(job_dir / "status.json", status)
+        if status.get("state") in ("completed", "failed"):
+            self._finish(status)
+
+    def _finish(self, status: dict[str, Any]) -> None:
+        """Publish what Azure ML would for the job's recorded end (status.json holds it already)."""
+        job_dir = self.jobs / status["job"]
+        failed_step, error = status.get("failed_step"), status.get("error") or ""
         job = status["job"]
         data: dict[str, Any] = {
             "experimentId": EXPERIMENT_ID,
@@ -223,7 +255,34 @@ class LocalTraining:
         else:
             event_type = "Microsoft.MachineLearningServices.RunCompleted"
             logger.info("job %s completed", job)
+        # One id per job end: the host and a host that adopted the job may both announce it.
+        event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mlops-local:{self.home.resolve()}:{job}:{event_type}"))
         try:
-            self.publisher.publish(event_type, f"experiments/{EXPERIMENT_ID}/runs/{job}", data)
+            self.publisher.publish(event_type, f"experiments/{EXPERIMENT_ID}/runs/{job}", data, event_id=event_id)
         except Exception:  # status.json has the outcome; reconcile finds jobs whose event went missing
             logger.exception("job %s ended but its %s event could not be published", job, event_type)
+
+
+_watched: set[str] = set()
+_watched_lock = threading.Lock()
+
+
+def _claim_watch(job: str) -> bool:
+    """True for the first caller in this process that wants to watch ``job``."""
+    with _watched_lock:
+        if job in _watched:
+            return False
+        _watched.add(job)
+        return True
+
+
+def _wait_for_job_process(status_path: Path, interval_s: float = 0.5, starting_s: float = 10.0) -> None:
+    """Wait for a job process that is not our child to end (nothing to wait on but its pid).
+
+    A job whose process has not written its pid yet (its host died just after starting it) gets
+    ``starting_s`` to do so; one that never does is gone."""
+    deadline = time.monotonic() + starting_s
+    while not (pid := (read_json(status_path) or {}).get("pid")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    while pid_alive(pid):
+        time.sleep(interval_s)

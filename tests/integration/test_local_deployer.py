@@ -26,6 +26,7 @@ from ml_pipeline.train import train
 from platforms.local.deployer import DeploymentError, LocalDeployer
 from platforms.local.images import LocalImages
 from platforms.local.inference_server import free_port
+from platforms.local.processes import owned_processes
 from tests.doubles.publisher import RecordingPublisher
 
 pytestmark = pytest.mark.integration
@@ -88,6 +89,10 @@ def test_staging_starts_without_waiting_and_is_idempotent_across_restarts(env, r
     image = env.images.build("stage-1", env.a)
     operation = env.deployer.begin_staging("stage-1", image, env.a)
     assert env.deployer.follow(operation).state == "running"  # begun: the server is still starting
+    # Recorded before anything waits on it, and marked as the home's: no kill can leave it unaccounted for.
+    recorded = json.loads((env.home / "deployments.json").read_text())["servers"]["staging-stage-1"]
+    assert recorded["pid"] == operation.handle["pid"]
+    assert recorded["pid"] in {process.pgid for process in owned_processes(env.home)}
     progress = up(env.deployer, operation)
     endpoint = progress.endpoint
     assert progress.state == "succeeded" and endpoint is not None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,3 +43,27 @@ def test_an_old_store_gets_parked_times_from_now_and_reads_whole_payloads_as_exc
     (letter,) = store.dead_letters()
     assert letter.size == len(json.dumps(event)) and letter.truncated and len(letter.excerpt) == 2048
     assert store.take_parked("rel-1") == [event]
+
+
+def test_connections_of_threads_that_ended_are_closed_not_left_to_the_collector(tmp_path):
+    store = SqliteReleaseStore(tmp_path / "releases.db")
+    gc.disable()  # the collector must not be what closes them
+    try:
+        for _ in range(20):
+            worker = threading.Thread(target=lambda: store.list(limit=1))
+            worker.start()
+            worker.join()
+        store.list(limit=1)  # this thread's connection closes those of the 20 that ended
+        fds = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd") if _readable(fd)]
+        assert sum(1 for target in fds if target.startswith(str(tmp_path / "releases.db"))) <= 6
+        assert store.open_connections() <= 2
+    finally:
+        gc.enable()
+
+
+def _readable(fd: str) -> bool:
+    try:
+        os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return False
+    return True

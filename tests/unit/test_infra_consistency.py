@@ -35,6 +35,9 @@ NOT_APP_SETTINGS = {
     "EVENTGRID_TOPIC_KEY": "CLI only (mlops publish); the app sends events with its managed identity",
     "WEBSITE_AUTH_ENABLED": "set by App Service when Easy Auth is on; an app setting would claim it without it",
     "MLOPS_LOCAL_FAULT": "the local deployer's fault injection; the settings refuse it on Azure",
+    "WEBSITE_INSTANCE_ID": "set by App Service on each instance; names the instance on its claims",
+    "MLOPS_LOCAL_CRASH_AFTER": "the local host's crash switch for the crash tests; the settings refuse it on Azure",
+    "MLOPS_LOCAL_EVENT_CHAOS": "the local event bus's chaos switch; the settings refuse it on Azure",
 }
 # App settings the Functions host or platform reads rather than this code.
 HOST_SETTINGS = {
