@@ -31,7 +31,7 @@ from rich.table import Table
 from benchmarks.common import git_revision, machine_summary, verdict, wide_console
 from platforms.local.inference_server import free_port
 from platforms.local.processes import owned_processes
-from tests.crash_lab import DEFINITE, HostProcess, approve, live_traffic, new_release_id, wait_definite
+from tests.crash_lab import HostProcess, live_traffic, new_release_id, run_to_the_end
 
 console = wide_console()
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -95,11 +95,7 @@ def run(minutes: float, rate: float, interval_s: float, max_releases: int) -> tu
 
         def one_release() -> bool:
             release_id, event = new_release_id(f"soak-{run_id}-{live + failed}")
-            host.client.deliver("on_build_event", [event])
-            release = wait_definite(host.client, release_id, DEFINITE, 180)
-            if release and release["state"] == "awaiting_approval":
-                approve(host.client, release_id)
-                release = wait_definite(host.client, release_id, {"live", "rolled_back", "failed"}, 300)
+            release = run_to_the_end(host, release_id, event)
             if not release or release["state"] != "live":
                 console.print(f"  {release_id} ended {(release or {}).get('state')}: {(release or {}).get('error')}")
             return bool(release and release["state"] == "live")

@@ -22,7 +22,7 @@ from devhost.console import console
 from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from functions.settings import Settings
 from platforms.local.events import UNDELIVERED_FILE
-from platforms.local.processes import owned_env
+from platforms.local.processes import OwnedProcess, owned_env
 
 
 def settings_for_port(port: int) -> Settings:
@@ -91,10 +91,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(signum, signal.SIG_IGN)
         stop_watching.set()
-        _stop_deployments(settings)
-        from platforms.local.processes import stop_owned
-
-        stop_owned(settings.home)
+        _stop_everything(settings)
         _pid_file(settings).unlink(missing_ok=True)
     return 0
 
@@ -211,11 +208,9 @@ def cmd_down(args: argparse.Namespace | None = None) -> int:
             _terminate(pid)
             console.print(f"host (pid {pid}) stopped")
         pid_file.unlink(missing_ok=True)
-    stopped = _stop_deployments(settings)
+    stopped, rest = _stop_everything(settings)
     console.print(f"stopped {len(stopped)} endpoint process(es)" if stopped else "no endpoint processes running")
-    from platforms.local.processes import stop_owned
-
-    if rest := stop_owned(settings.home):
+    if rest:
         groups = len({process.pgid for process in rest})
         console.print(f"stopped {len(rest)} more process(es) of {settings.home} in {groups} group(s)", markup=False)
     return 0
@@ -269,11 +264,15 @@ def _terminate(pid: int, timeout_s: float = 10.0) -> None:
         time.sleep(0.1)
 
 
-def _stop_deployments(settings: Settings) -> list[str]:
-    """Stop every endpoint server and the production router under $MLOPS_HOME; the names of those that ran."""
+def _stop_everything(settings: Settings) -> tuple[list[str], list[OwnedProcess]]:
+    """Stop every endpoint server and the router under $MLOPS_HOME (their records cleared), then every
+    other process of the home (training jobs, whatever lost its record): the names of the endpoints
+    that ran, and the other processes."""
     from platforms.local.deployer import LocalDeployer
+    from platforms.local.processes import stop_owned
 
-    return LocalDeployer(settings.home, production_port=settings.production_port).stop_all()
+    endpoints = LocalDeployer(settings.home, production_port=settings.production_port).stop_all()
+    return endpoints, stop_owned(settings.home)
 
 
 # ---- demo --------------------------------------------------------------------------------

@@ -146,6 +146,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         platform = env.get("MLOPS_PLATFORM", "local").strip().lower()
+        switches_on = _switch_platform(env, platform)  # where the local test switches would run
         if platform not in PLATFORMS:
             raise SettingsError(f"MLOPS_PLATFORM must be one of {', '.join(PLATFORMS)}, got {platform!r}")
         host_url = _url(env, "MLOPS_HOST_URL", "http://127.0.0.1:7071")
@@ -168,13 +169,13 @@ class Settings:
             gate_policy=_gate_policy(env.get("MLOPS_GATE_POLICY"), task),
             approval_policy=approval_policy,
             rollout_policy=_rollout_policy(env.get("MLOPS_ROLLOUT_POLICY")),
-            local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), platform),
+            local_fault=_local_fault(env.get("MLOPS_LOCAL_FAULT"), switches_on),
             # Each check is a platform call per waiting release: at least a minute on Azure.
             missed_event_check=_optional_seconds(
                 env, "MLOPS_MISSED_EVENT_CHECK_SECONDS", 60 if platform == "azure" else 1, 86400
             ),
-            local_crash_after=_local_crash_after(env.get("MLOPS_LOCAL_CRASH_AFTER"), _switch_platform(env, platform)),
-            local_event_chaos=_local_event_chaos(env.get("MLOPS_LOCAL_EVENT_CHAOS"), _switch_platform(env, platform)),
+            local_crash_after=_local_crash_after(env.get("MLOPS_LOCAL_CRASH_AFTER"), switches_on),
+            local_event_chaos=_local_event_chaos(env.get("MLOPS_LOCAL_EVENT_CHAOS"), switches_on),
             retrain_schedule=_retrain_schedule(env.get("MLOPS_RETRAIN_SCHEDULE")),
             generic_webhook_tolerance=timedelta(seconds=_int(env, "MLOPS_GENERIC_WEBHOOK_TOLERANCE", 300, 10, 3600)),
             trust_generic_requester=_bool(env, "MLOPS_GENERIC_WEBHOOK_TRUST_REQUESTER"),
@@ -438,17 +439,22 @@ def _local_event_chaos(raw: str | None, platform: str) -> dict[str, Any]:
         )
     chaos: dict[str, Any] = {"drop": 0.0, "duplicate": 0.0, "delay": 0.0, "reorder": 0.0, "delay_s": 2.0, "seed": 0}
     for name in known:
-        value = document.get(name, chaos[name])
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.{name} must be a number, not {value!r}")
+        value = _number(
+            "MLOPS_LOCAL_EVENT_CHAOS", name, document.get(name, chaos[name]), int if name == "seed" else float
+        )
         if name in CHAOS_SHARES and not 0.0 <= value <= 1.0:
             raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.{name} must be a share between 0 and 1, not {value}")
         if name == "delay_s" and not 0.0 <= value <= 60.0:
             raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.delay_s must be between 0 and 60 seconds, not {value}")
-        if name == "seed" and not isinstance(value, int):
-            raise SettingsError(f"MLOPS_LOCAL_EVENT_CHAOS.seed must be a whole number, not {value!r}")
         chaos[name] = value
     return chaos
+
+
+def _number(setting: str, name: str, value: Any, kind: type = float) -> float:
+    """A JSON setting's numeric field: a number (a whole one when ``kind`` is int), never a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and not isinstance(value, int)):
+        raise SettingsError(f"{setting}.{name} must be a {'whole number' if kind is int else 'number'}, not {value!r}")
+    return kind(value)
 
 
 def _local_fault(raw: str | None, platform: str) -> dict[str, Any]:
@@ -473,13 +479,7 @@ def _local_fault(raw: str | None, platform: str) -> dict[str, Any]:
         value = document.get(name)
         if name == "deployments" or value is None:
             continue
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or (kind is int and not isinstance(value, int))
-        ):
-            raise SettingsError(f"MLOPS_LOCAL_FAULT.{name} must be a {'whole number' if kind is int else 'number'}")
-        fault[name] = kind(value)
+        fault[name] = _number("MLOPS_LOCAL_FAULT", name, value, kind)
     for name in ("share", "error_share"):
         if not 0.0 <= fault[name] <= 1.0:
             raise SettingsError(f"MLOPS_LOCAL_FAULT.{name} must be between 0 and 1, got {fault[name]}")

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,10 @@ from devhost.commands_builds import build_completed_event, release_of
 from devhost.settings import REPO_ROOT, apply_app_setting_defaults
 from devhost.signing import LocalSigner
 from devhost.traffic import LiveTraffic
+from platforms.local.deployer import LocalDeployer
 from platforms.local.inference_server import free_port
 from platforms.local.orphans import recorded_groups
-from platforms.local.processes import owned_processes, stop_owned
+from platforms.local.processes import owned_processes, pid_alive, stop_owned
 from tests.e2e.conftest import APPROVER, REQUESTER, RunningHost
 
 DEFINITE = {"live", "awaiting_approval", "rolled_back", "failed", "rejected", "superseded", "declined", "expired"}
@@ -205,17 +207,15 @@ def duplicates(home: Path) -> dict[str, int]:
 
 
 def stale_records(home: Path) -> list[str]:
-    """Recorded servers whose process is gone (a record nothing will clean up)."""
-    from platforms.local.processes import pid_alive
-
+    """Recorded servers whose process is gone (read from the file itself, not through the deployer's own
+    idea of a dead record, which spares one that has traffic)."""
     state = json.loads((home / "deployments.json").read_text()) if (home / "deployments.json").exists() else {}
     return [name for name, entry in (state.get("servers") or {}).items() if not pid_alive(entry.get("pid"))]
 
 
 def unneeded_staging(home: Path, client: RunningHost) -> list[str]:
     """Staging servers still recorded for releases past staging (live or ended): nobody will use them."""
-    state = json.loads((home / "deployments.json").read_text()) if (home / "deployments.json").exists() else {}
-    staged = [entry["release_id"] for entry in (state.get("servers") or {}).values() if entry["role"] == "staging"]
+    staged = LocalDeployer(home).staging_releases()
     states = {release_id: (release_or_none(client, release_id) or {}).get("state") for release_id in staged}
     return [
         f"{key}: {value}"
@@ -231,8 +231,6 @@ def not_at_rest(client: RunningHost) -> list[str]:
 
 def _seconds_between(release: dict[str, Any], step: str, nth: int, end_steps: set[str]) -> float | None:
     """Seconds from the release's nth timeline entry ``step`` to the first later entry in ``end_steps``."""
-    from datetime import datetime
-
     seen = 0
     start: datetime | None = None
     for entry in release["timeline"]:
@@ -285,13 +283,20 @@ def run_matrix(
     return results
 
 
-def to_the_end(host: HostProcess, release_id: str, event: dict[str, Any]) -> None:
-    """Deliver the build, approve the release once it waits, and wait until it is live."""
+def run_to_the_end(host: HostProcess, release_id: str, event: dict[str, Any]) -> dict[str, Any] | None:
+    """Deliver the build, approve the release once it waits, and wait until its promotion ended; the
+    release as it ended (or as it stood when a wait ran out)."""
     host.client.deliver("on_build_event", [event])
-    waiting = wait_definite(host.client, release_id, DEFINITE, 120)
-    assert waiting and waiting["state"] == "awaiting_approval", waiting
-    approve(host.client, release_id)
-    done = wait_definite(host.client, release_id, {"live", "rolled_back", "failed"}, 180)
+    release = wait_definite(host.client, release_id, DEFINITE, 180)
+    if release and release["state"] == "awaiting_approval":
+        approve(host.client, release_id)
+        release = wait_definite(host.client, release_id, {"live", "rolled_back", "failed"}, 300)
+    return release
+
+
+def to_the_end(host: HostProcess, release_id: str, event: dict[str, Any]) -> None:
+    """``run_to_the_end``, which must end live."""
+    done = run_to_the_end(host, release_id, event)
     assert done and done["state"] == "live", done
 
 

@@ -50,6 +50,16 @@ class Timeouts:
     parked_event: timedelta = timedelta(hours=24)
 
 
+class UnknownInstances:
+    """For a platform that cannot tell whether an instance runs: claims wait for their timeouts."""
+
+    def current(self) -> str:
+        return "unknown"
+
+    def alive(self, instance: str) -> bool | None:
+        return None
+
+
 @dataclass
 class Ports:
     store: ReleaseStore
@@ -63,17 +73,7 @@ class Ports:
     # What production's deployments served: a rollout step's analysis reads it.
     evidence: ProductionEvidence
     # Who holds a claim, and whether it is still running (reconcile retries a dead one's claim at once).
-    instances: Instances = field(default_factory=lambda: UnknownInstances())
-
-
-class UnknownInstances:
-    """For a platform that cannot tell whether an instance runs: claims wait for their timeouts."""
-
-    def current(self) -> str:
-        return "unknown"
-
-    def alive(self, instance: str) -> bool | None:
-        return None
+    instances: Instances = field(default_factory=UnknownInstances)
 
 
 def utc_now() -> datetime:

@@ -86,11 +86,11 @@ def reconcile(ctx: Context) -> dict[str, int]:
 
 def _reconcile_one(ctx: Context, release: Release, now: datetime) -> str | None:
     age, t = release.step_age(now), ctx.timeouts
+    if release.state == State.AWAITING_APPROVAL:
+        return _expire_if_due(ctx, release, now)
     # A step whose holder is known to be gone (a host killed mid-step) is looked at now, not after its
     # timeout: nobody else will finish it.
     orphaned = holder_gone(ctx, release)
-    if release.state == State.AWAITING_APPROVAL:
-        return _expire_if_due(ctx, release, now)
     if release.state == State.TRAINING and (orphaned or age >= t.training_check):
         return _recheck_training(ctx, release, now, age)
     if release.state == State.PACKAGING and (orphaned or age >= t.packaging_check):

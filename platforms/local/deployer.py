@@ -255,19 +255,29 @@ class LocalDeployer:
             "servers": [{**entry, "running": self._running(entry)} for entry in state["servers"].values()],
         }
 
-    def forget_dead(self) -> list[str]:
-        """Drop the records of servers whose process is gone and that have no traffic (a host killed while
-        it stopped one leaves its record); the names dropped. One with traffic stays: production needs it
-        back, and begin_beside relaunches a dead one."""
+    def recorded_pids(self) -> set[int]:
+        """The pids (process-group leaders) of every recorded server and of the router."""
+        state = self._read_state()
+        entries = [*state["servers"].values(), *([state["router"]] if state["router"] else [])]
+        return {int(entry["pid"]) for entry in entries if entry.get("pid")}
+
+    def dead_records(self) -> list[str]:
+        """Recorded servers whose process is gone and that have no traffic (a host killed while it stopped
+        one leaves its record). One with traffic is not among them: production needs it back, and
+        begin_beside relaunches a dead one."""
         traffic = self.traffic()
+        return [
+            name
+            for name, entry in self._read_state()["servers"].items()
+            if not self._alive(entry) and not (entry["role"] == "production" and traffic.get(entry["release_id"]))
+        ]
+
+    def forget_dead(self) -> list[str]:
+        """Drop the dead records (``dead_records``); the names dropped."""
+        dead = self.dead_records()
         with self._locked_state() as state:
-            dead = [
-                name
-                for name, entry in state["servers"].items()
-                if not self._alive(entry) and not (entry["role"] == "production" and traffic.get(entry["release_id"]))
-            ]
             for name in dead:
-                del state["servers"][name]
+                state["servers"].pop(name, None)
         return dead
 
     def staging_releases(self) -> list[str]:

@@ -129,9 +129,12 @@ class SqliteReleaseStore:
         return connection
 
     def _close_connections_of_ended_threads(self) -> None:
+        kept: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        ended: list[tuple[threading.Thread, sqlite3.Connection]] = []
         with self._connections_lock:
-            ended = [(thread, connection) for thread, connection in self._connections if not thread.is_alive()]
-            self._connections = [pair for pair in self._connections if pair not in ended]
+            for pair in self._connections:
+                (kept if pair[0].is_alive() else ended).append(pair)
+            self._connections = kept
         for _, connection in ended:
             connection.close()  # its thread is gone: nobody else uses it (check_same_thread=False allows this)
 

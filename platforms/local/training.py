@@ -183,7 +183,7 @@ class LocalTraining:
         # leave a running job that looks like none): the next host keeps it and adopts it.
         status["pid"] = process.pid
         write_json_atomic(job_dir / "status.json", status)
-        self._watch(job_dir, lambda: process.wait())
+        self._watch(job_dir, process.wait)
 
     def _watch(self, job_dir: Path, wait: Callable[[], int | None]) -> None:
         """Announce the job's end once ``wait`` returns (its process exited), in a thread of its own."""
@@ -198,10 +198,9 @@ class LocalTraining:
         Called when the platform is built, so a host restarted after a crash picks its jobs up in seconds
         rather than when reconcile's training check comes round. The number of jobs adopted."""
         adopted = 0
-        for status_path in sorted(self.jobs.glob("*/status.json")) if self.jobs.is_dir() else []:
-            status = read_json(status_path)
-            if not isinstance(status, dict) or status.get("state") != "running" or "commands" not in status:
-                continue
+        for status_path, status in running_jobs(self.home):
+            if "commands" not in status:
+                continue  # a job from before jobs were processes of their own: nothing to wait on
             if pid_alive(status.get("started_by")) and status.get("started_by") != os.getpid():
                 continue  # its own host is alive and watches it
             self._watch(status_path.parent, partial(_wait_for_job_process, status_path))
@@ -261,6 +260,16 @@ class LocalTraining:
             self.publisher.publish(event_type, f"experiments/{EXPERIMENT_ID}/runs/{job}", data, event_id=event_id)
         except Exception:  # status.json has the outcome; reconcile finds jobs whose event went missing
             logger.exception("job %s ended but its %s event could not be published", job, event_type)
+
+
+def running_jobs(home: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The status files of the home's jobs that are recorded as running, with what they say."""
+    found = []
+    for status_path in sorted((Path(home) / "jobs").glob("*/status.json")):
+        status = read_json(status_path)
+        if isinstance(status, dict) and status.get("state") == "running":
+            found.append((status_path, status))
+    return found
 
 
 _watched: set[str] = set()

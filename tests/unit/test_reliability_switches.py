@@ -34,8 +34,10 @@ def test_a_malformed_crash_point_stops_the_app_naming_the_setting(spec):
 
 @pytest.mark.parametrize("where", [{"MLOPS_PLATFORM": "azure"}, {"WEBSITE_SITE_NAME": "func-mlops"}])
 def test_the_switches_are_refused_on_azure_and_on_app_service_whatever_the_platform_says(where):
-    for name, value in (("MLOPS_LOCAL_CRASH_AFTER", "approved"), ("MLOPS_LOCAL_EVENT_CHAOS", '{"drop": 0.1}')):
-        with pytest.raises(SettingsError, match=f"{name}.*unset it on Azure"):
+    switches = (("MLOPS_LOCAL_CRASH_AFTER", "approved"), ("MLOPS_LOCAL_EVENT_CHAOS", '{"drop": 0.1}'),
+                ("MLOPS_LOCAL_FAULT", '{"deployments": "x", "bias": 1}'))  # fmt: skip
+    for name, value in switches:
+        with pytest.raises(SettingsError, match=f"{name} .*unset it on Azure"):
             Settings.from_env({**where, name: value})
 
 
