@@ -11,8 +11,8 @@ taken once the first release is live (everything warmed up); each figure is prin
 largest value and the ratio last / baseline. Targets: host memory ratio ≤ 1.5, file descriptors and
 threads within +10 of the baseline, and the home's processes bounded: in the second half of the run
 never more than the most of the first half (they rise from the baseline while a previous deployment is
-kept warm and a release stages beside production, then must stop rising). Prints PASS/MISS; always
-exits 0. Bounded in time and count.
+kept warm and a release stages beside production, then must stop rising; judged once 8 releases went
+live). Prints PASS/MISS; always exits 0. Bounded in time and count.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tests.crash_lab import HostProcess, live_traffic, new_release_id, run_to_th
 
 console = wide_console()
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+MIN_RELEASES_TO_JUDGE = 8  # releases live before the processes' bound is judged
 
 
 @dataclass(frozen=True)
@@ -157,13 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         ("host memory (MB)", "host_rss_mb", lambda b, end, top: end / b <= 1.5, "≤ 1.5×"),
         ("host file descriptors", "host_fds", lambda b, end, top: top - b <= 10, "≤ +10"),
         ("host threads", "host_threads", lambda b, end, top: top - b <= 10, "≤ +10"),
-        ("processes of the home", "children", lambda b, end, top: no_growth("children"), "2nd half ≤ 1st"),
+        # The count climbs for the first few releases (a deployment kept warm, one staging beside): a run
+        # too short to leave that behind in its first half cannot show whether it stops.
+        (
+            "processes of the home",
+            "children",
+            lambda b, end, top: no_growth("children"),
+            "2nd half ≤ 1st" if live >= MIN_RELEASES_TO_JUDGE else "—",
+        ),
         ("their memory (MB)", "children_rss_mb", lambda b, end, top: True, "—"),
     ]
     passed_all = failed == 0
     for label, name, check, target in checks:
         b, end, top = getattr(base, name), getattr(last, name), max(getattr(s, name) for s in warmed)
-        passed = check(b, end, top)
+        passed = check(b, end, top) if target != "—" else True
         passed_all &= passed
         table.add_row(label, f"{b:.1f}", f"{end:.1f}", f"{top:.1f}", f"{end / b:.2f}" if b else "—", target,
                       verdict(passed) if target != "—" else "—")  # fmt: skip
